@@ -1,0 +1,64 @@
+"""Append a benchmark result block to benchmarks/RESULTS.md with machine, versions and date."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+
+
+def machine_line() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return f"{cpu}, {cores} cores, Python {platform.python_version()}, {platform.system()}"
+
+
+def versions_line() -> str:
+    parts = []
+    try:
+        import torch
+
+        parts.append(f"torch {torch.__version__}")
+        if torch.cuda.is_available():
+            parts.append(f"GPU {torch.cuda.get_device_name(0)}")
+    except ImportError:
+        pass
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=RESULTS.parent).stdout.strip()
+        if rev:
+            parts.append(f"commit {rev}")
+    except OSError:
+        pass
+    return ", ".join(parts)
+
+
+def append_results(title: str, rows: list[tuple[str, str]], notes: str = "") -> str:
+    """Append a titled table of (measure, value) rows; returns the markdown written."""
+    now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    lines = [f"## {title} ({now})", "", f"- machine: {machine_line()}",
+             f"- versions: {versions_line()}", "", "| measure | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in rows]
+    if notes:
+        lines += ["", notes]
+    block = "\n".join(lines) + "\n\n"
+    if not RESULTS.exists():
+        RESULTS.write_text("# Benchmark results\n\nAppended by the scripts in this folder "
+                           "(run by hand). Newest at the bottom.\n\n")
+    with RESULTS.open("a") as fh:
+        fh.write(block)
+    return block

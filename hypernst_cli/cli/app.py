@@ -1,0 +1,107 @@
+"""The ``hypernst`` Typer app: global options, command registration, and error -> exit code.
+
+Command modules register themselves with ``app`` when imported below. Keep module-level imports
+light: no torch, numpy or PIL outside command bodies.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import typer
+
+from hypernst_cli import __version__
+from hypernst_cli.cli.state import STATE
+from hypernst_cli.errors import EXIT_DEVICE, EXIT_INTERNAL, HypernstError
+
+app = typer.Typer(
+    name="hypernst",
+    help=(
+        "Stylize portrait photos in the style of any example image with HyperNST: a hyper-network "
+        "predicts weight offsets for a StyleGAN2, steered by ALADIN style codes averaged per facial "
+        "region."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hypernst {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    device: str = typer.Option(
+        "auto", "--device", help="auto | cpu | cuda | cuda:N", envvar="HYPERNST_DEVICE"
+    ),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
+    from hypernst_cli.device import validate_device_spec
+
+    STATE.device = validate_device_spec(device)
+    STATE.debug = STATE.debug or debug
+    STATE.quiet = quiet
+
+
+# Command modules: each adds its commands to `app` on import.
+from hypernst_cli.cli import check as _check  # noqa: E402,F401
+from hypernst_cli.cli import info as _info  # noqa: E402,F401
+
+
+def _is_out_of_memory(exc: BaseException) -> bool:
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(exc, getattr(torch, "OutOfMemoryError", ())):
+        return True
+    return isinstance(exc, MemoryError)
+
+
+def _print_error(text: str) -> None:
+    from rich.markup import escape
+
+    STATE.err.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``hypernst`` console script: runs the app and exits with its code.
+
+    Usage errors are reported by Typer itself (exit 2); our own errors become one line on stderr
+    with their exit code; anything unexpected is an internal error (traceback with --debug).
+    """
+    try:
+        app(args=argv, prog_name="hypernst")  # standalone: raises SystemExit with the exit code
+        code = 0
+    except HypernstError as exc:
+        if STATE.debug:
+            traceback.print_exc()
+        _print_error(exc.one_line())
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        code = 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if STATE.debug:
+            traceback.print_exc()
+        if _is_out_of_memory(exc):
+            _print_error(
+                "out of memory (try a smaller --batch-size, a smaller --size, or --device cpu)"
+            )
+            code = EXIT_DEVICE
+        else:
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            _print_error(
+                f"internal error: {type(exc).__name__}: {detail} "
+                "(this is a bug; run with --debug and report the traceback)"
+            )
+            code = EXIT_INTERNAL
+    sys.exit(code)

@@ -1,0 +1,219 @@
+"""Named model configs (``tiny``, ``compact``, ``paper``): one code path, several sizes.
+
+A config describes every network of the pipeline. It travels with weights as JSON
+(``ModelConfig.to_dict`` / ``ModelConfig.from_dict``), so a checkpoint folder is self-describing.
+This module is import-light (no torch) so the CLI can list configs instantly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypernst_cli.errors import UsageError
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """StyleGAN2 generator (rosinality layout)."""
+
+    resolution: int = 256
+    style_dim: int = 512
+    n_mlp: int = 8
+    channel_multiplier: int = 2
+    lr_mlp: float = 0.01
+    # Caps the per-resolution channel count (StyleGAN2 uses 512); smaller configs lower it.
+    max_channels: int = 512
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """e4e encoder: IR-SE trunk + feature-pyramid map-to-style heads."""
+
+    depth: int = 50  # IR-SE depth: 50, 100, 152, or 0 for a custom ``blocks`` layout
+    blocks: tuple[int, ...] = ()  # units per stage when depth == 0
+    width: int = 64  # channels of the first stage (x2 per stage up to 512)
+    input_size: int = 256
+
+
+@dataclass(frozen=True)
+class AladinConfig:
+    """ALADIN-ViT style encoder."""
+
+    image_size: int = 224
+    patch_size: int = 16
+    dim: int = 768
+    depth: int = 12
+    heads: int = 12
+    mlp_dim: int = 3072
+    code_dim: int = 256
+
+
+@dataclass(frozen=True)
+class HyperNetConfig:
+    """HyperNST hyper-network."""
+
+    backbone: str = "resnet34"  # content encoder trunk on the 6-channel (content, output) input
+    feature_channels: int = 256  # content encoder output: 16x16xfeature_channels
+    mask_channels: int = 256  # E_mask output: 16x16xmask_channels
+    feature_size: int = 16
+    layers: str = "all"  # which generator layers get offsets ("all" or comma-separated indices)
+    start_layer: int = 13  # first layer trained in stage 2 (the paper's "layer 13")
+    shared_heads: bool = True
+    iterations: int = 3
+    head_hidden: int = 256
+
+
+@dataclass(frozen=True)
+class StyleCodeConfig:
+    """Region-averaged ALADIN codes (paper 3.2, Eq. 1)."""
+
+    patches_per_region: int = 16  # P random patches drawn per region
+    patch_min: float = 0.15  # patch side as a fraction of the image side
+    patch_max: float = 0.35
+    coverage: float = 0.8  # fraction of a patch's pixels that must lie in the region
+    max_tries: int = 64  # draws per region before falling back
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PatchDiscConfig:
+    """Patch co-occurrence discriminator (Swapping Autoencoder style), region matched."""
+
+    patch_size: int = 32
+    patches_per_region: int = 3
+    channels: int = 64
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    aladin: AladinConfig = field(default_factory=AladinConfig)
+    hypernet: HyperNetConfig = field(default_factory=HyperNetConfig)
+    style_codes: StyleCodeConfig = field(default_factory=StyleCodeConfig)
+    patch_disc: PatchDiscConfig = field(default_factory=PatchDiscConfig)
+    description: str = ""
+
+    @property
+    def resolution(self) -> int:
+        return self.generator.resolution
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build from JSON; unknown keys are rejected so a typo never passes silently."""
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in data:
+                continue
+            value = data[f.name]
+            sub = _SECTIONS.get(f.name)
+            kwargs[f.name] = _build(sub, value, f.name) if sub else value
+        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise UsageError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        return cls(**kwargs)
+
+    def replace(self, **sections: Any) -> ModelConfig:
+        return dataclasses.replace(self, **sections)
+
+
+_SECTIONS: dict[str, type] = {
+    "generator": GeneratorConfig,
+    "encoder": EncoderConfig,
+    "aladin": AladinConfig,
+    "hypernet": HyperNetConfig,
+    "style_codes": StyleCodeConfig,
+    "patch_disc": PatchDiscConfig,
+}
+
+
+def _build(kind: type, value: dict[str, Any], section: str) -> Any:
+    names = {f.name for f in dataclasses.fields(kind)}
+    unknown = set(value) - names
+    if unknown:
+        raise UsageError(f"unknown keys in config section '{section}': {', '.join(sorted(unknown))}")
+    fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    return kind(**fixed)
+
+
+_REGISTRY: dict[str, ModelConfig] = {}
+
+
+def register_config(config: ModelConfig) -> ModelConfig:
+    _REGISTRY[config.name] = config
+    return config
+
+
+def config_names() -> list[str]:
+    return list(_REGISTRY)
+
+
+def get_config(name: str) -> ModelConfig:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown model config '{name}'", hint=f"choose one of: {', '.join(_REGISTRY)}"
+        ) from None
+
+
+register_config(
+    ModelConfig(
+        name="tiny",
+        description="unit tests: random init, forward in well under a second on a CPU",
+        generator=GeneratorConfig(
+            resolution=64, style_dim=64, n_mlp=2, channel_multiplier=1, max_channels=64
+        ),
+        encoder=EncoderConfig(depth=0, blocks=(1, 1, 1, 1), width=16, input_size=64),
+        aladin=AladinConfig(
+            image_size=64, patch_size=16, dim=64, depth=2, heads=2, mlp_dim=128, code_dim=32
+        ),
+        hypernet=HyperNetConfig(
+            backbone="tiny",
+            feature_channels=32,
+            mask_channels=32,
+            feature_size=8,
+            start_layer=5,
+            head_hidden=32,
+        ),
+        style_codes=StyleCodeConfig(patches_per_region=4),
+        patch_disc=PatchDiscConfig(patch_size=16, channels=16),
+    )
+)
+
+register_config(
+    ModelConfig(
+        name="compact",
+        description="the embedded default: 128 px, small enough to ship and run on a CPU",
+        generator=GeneratorConfig(
+            resolution=128, style_dim=256, n_mlp=4, channel_multiplier=1, max_channels=256
+        ),
+        encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=32, input_size=128),
+        aladin=AladinConfig(
+            image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
+        ),
+        hypernet=HyperNetConfig(
+            backbone="resnet18",
+            feature_channels=128,
+            mask_channels=128,
+            feature_size=8,
+            start_layer=9,
+            head_hidden=128,
+        ),
+        style_codes=StyleCodeConfig(patches_per_region=8),
+        patch_disc=PatchDiscConfig(patch_size=32, channels=32),
+    )
+)
+
+register_config(
+    ModelConfig(
+        name="paper",
+        description="the paper: 256 px StyleGAN2 (x2 channels), e4e IR-SE50, ALADIN-ViT, ResNet34",
+    )
+)

@@ -1,0 +1,1 @@
+"""Face detection, FFHQ alignment, 3-region parsing and paste-back."""

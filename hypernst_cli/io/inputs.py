@@ -1,0 +1,56 @@
+"""Expanding command-line inputs (files, folders, globs) into image paths."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from hypernst_cli.errors import InputError
+from hypernst_cli.io.images import IMAGE_SUFFIXES
+
+_GLOB_CHARS = set("*?[")
+
+
+def is_image_path(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def collect_images(specs: Iterable[str | Path], *, recursive: bool = False) -> list[Path]:
+    """Files are kept as given (a bad one fails later, visibly); folders give their images in
+    sorted order; globs are expanded and sorted. Duplicates are dropped, order is kept."""
+    found: list[Path] = []
+    for spec in specs:
+        s = str(spec)
+        p = Path(s).expanduser()
+        if p.is_dir():
+            pattern = "**/*" if recursive else "*"
+            found.extend(sorted(q for q in p.glob(pattern) if q.is_file() and is_image_path(q)))
+        elif p.exists():
+            found.append(p)
+        elif _GLOB_CHARS & set(s):
+            matches = sorted(Path(m) for m in glob.glob(s, recursive=True))
+            files = [m for m in matches if m.is_file() and is_image_path(m)]
+            if not files:
+                raise InputError(s, "the pattern matches no image files")
+            found.extend(files)
+        else:
+            raise InputError(s, "no such file or folder")
+    seen: set[Path] = set()
+    unique = []
+    for f in found:
+        key = f.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique
+
+
+def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file's bytes (cache keys, weight verification)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -1,0 +1,1 @@
+"""Pipelines compose models: align -> parse -> invert -> codes -> hyper-network -> generator."""

@@ -1,0 +1,1 @@
+"""Training stages (generator, encoder, reconstruct, stylize)."""

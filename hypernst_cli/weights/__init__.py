@@ -1,0 +1,1 @@
+"""The weights registry (weights.toml), checkpoint loading, downloads and converters."""

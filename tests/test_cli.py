@@ -1,0 +1,134 @@
+"""The CLI shell: help without torch, info, and the error model (one line, exit codes)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from hypernst_cli.cli.app import app
+
+
+def _commands() -> list[str]:
+    import typer.main
+
+    return sorted(typer.main.get_command(app).commands)
+
+
+def test_help_lists_commands(run_cli):
+    r = run_cli("--help")
+    assert r.exit_code == 0
+    for name in _commands():
+        assert name in r.stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in ["info", "check"]]])
+def test_help_does_not_import_torch(argv):
+    code = (
+        "import sys\n"
+        "from hypernst_cli.cli.app import main\n"
+        "try:\n"
+        f"    main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    assert e.code == 0, e.code\n"
+        "heavy = [m for m in ('torch', 'numpy', 'PIL', 'cv2', 'dlib') if m in sys.modules]\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY=\n" in out.stdout, out.stdout
+
+
+def test_every_command_help_works(run_cli):
+    for name in _commands():
+        r = run_cli(name, "--help")
+        assert r.exit_code == 0, (name, r.stderr)
+
+
+def test_info_and_json(run_cli):
+    r = run_cli("--device", "cpu", "info")
+    assert r.exit_code == 0
+    assert "torch" in r.stdout and "device: cpu" in r.stdout
+    r = run_cli("--device", "cpu", "info", "--json")
+    data = json.loads(r.stdout)
+    assert data["device"].startswith("cpu")
+    assert {c["name"] for c in data["configs"]} >= {"tiny", "compact", "paper"}
+    assert "cuda" in data["environment"]
+
+
+def test_unavailable_cuda_is_exit_4(run_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    r = run_cli("--device", "cuda", "info")
+    assert r.exit_code == 4
+    assert r.stderr.strip().count("\n") == 0 and "CUDA is not available" in r.stderr
+
+
+def test_bad_device_spec_is_exit_2(run_cli):
+    r = run_cli("--device", "gpu7", "info")
+    assert r.exit_code == 2 and "invalid --device" in r.stderr
+
+
+def _bad_files(tmp_path):
+    import io
+
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    text = tmp_path / "text.jpg"
+    text.write_text("hello")
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 32), (9, 9, 9)).save(buf, "PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(buf.getvalue()[:40])
+    big = tmp_path / "big.png"
+    Image.new("RGB", (40, 40)).save(big)
+    return [empty, text, cut, big]
+
+
+def test_bad_inputs_give_one_line_and_exit_2(run_cli, tmp_path, monkeypatch):
+    monkeypatch.setenv("HYPERNST_MAX_PIXELS", "1000")
+    for path in _bad_files(tmp_path):
+        r = run_cli("check", path)
+        assert r.exit_code == 2, (path, r.stderr)
+        lines = r.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        assert path.name in lines[0]
+        assert "Traceback" not in r.stderr
+
+
+def test_batch_with_some_bad_files_is_exit_1(run_cli, tmp_path):
+    good = tmp_path / "good.png"
+    Image.new("RGB", (8, 8)).save(good)
+    (tmp_path / "bad.png").write_bytes(b"nope")
+    r = run_cli("check", tmp_path, "--json")
+    assert r.exit_code == 1
+    rows = [json.loads(line) for line in r.stdout.splitlines()]
+    assert {(row["input"].split("/")[-1], row["ok"]) for row in rows} == {
+        ("good.png", True),
+        ("bad.png", False),
+    }
+
+
+def test_debug_shows_traceback_in_a_real_process(tmp_path):
+    bad = tmp_path / "bad.jpg"
+    bad.write_text("x")
+    plain = subprocess.run(
+        [sys.executable, "-m", "hypernst_cli", "check", str(bad)], capture_output=True, text=True
+    )
+    assert plain.returncode == 2 and "Traceback" not in plain.stderr
+    debug = subprocess.run(
+        [sys.executable, "-m", "hypernst_cli", "--debug", "check", str(bad)],
+        capture_output=True,
+        text=True,
+    )
+    assert debug.returncode == 2 and "Traceback" in debug.stderr
+
+
+def test_shared_photos_are_readable(run_cli, shared_data):
+    r = run_cli("check", shared_data / "photos")
+    assert r.exit_code == 0
+    assert r.stdout.count("ok ") == 3
