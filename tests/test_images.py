@@ -192,3 +192,17 @@ def test_failed_write_leaves_nothing(tmp_path):
             raise RuntimeError("crash mid-write")
     assert not dest.exists()
     assert not [f for f in os.listdir(tmp_path) if TEMP_INFIX in f]
+
+
+def test_contact_sheet_layout():
+    from hypernst_cli.io.contact_sheet import contact_sheet
+
+    red = np.zeros((10, 20, 3), np.uint8)
+    red[..., 0] = 255
+    sheet = contact_sheet([[red, None], [red, red]], cell=32, pad=2,
+                          row_labels=["a", "b"], col_labels=["x", "y"])
+    assert sheet.dtype == np.uint8 and sheet.ndim == 3
+    h, w, _ = sheet.shape
+    assert h > 2 * 32 and w > 2 * 32
+    # The empty cell stays background; the others hold red pixels.
+    assert (sheet == [255, 0, 0]).all(axis=2).sum() >= 3 * 32 * 16 * 0.9
