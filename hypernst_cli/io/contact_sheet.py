@@ -45,7 +45,9 @@ def contact_sheet(
                 continue
             x = label_w + pad + c * (cell + pad)
             tile = Image.fromarray(np.asarray(img, dtype=np.uint8))
-            tile.thumbnail((cell, cell), Image.Resampling.LANCZOS)
+            scale = cell / max(tile.width, tile.height)  # fit the cell, up or down
+            size = (max(1, round(tile.width * scale)), max(1, round(tile.height * scale)))
+            tile = tile.resize(size, Image.Resampling.LANCZOS)
             sheet.paste(tile, (x + (cell - tile.width) // 2, y + (cell - tile.height) // 2))
     return np.asarray(sheet)
 
