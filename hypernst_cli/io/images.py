@@ -125,10 +125,10 @@ def _to_rgb_array(img: Image.Image) -> np.ndarray:
         out = Image.fromarray(_high_depth_to_uint8(img), mode="L").convert("RGB")
     else:  # L, 1, P, CMYK, YCbCr, LAB, HSV, ...
         out = img.convert("RGB")
-    arr = np.asarray(out, dtype=np.uint8)
+    arr = np.array(out, dtype=np.uint8)  # a writable copy
     if arr.ndim != 3 or arr.shape[2] != 3:
         raise ValueError(f"unsupported image mode {mode}")
-    return np.ascontiguousarray(arr)
+    return arr
 
 
 def _high_depth_to_uint8(img: Image.Image) -> np.ndarray:
