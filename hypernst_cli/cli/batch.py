@@ -1,0 +1,230 @@
+"""The batch runner every multi-item command uses: resumable, safe, scriptable.
+
+- a finished item (all its outputs exist) is skipped unless ``overwrite``;
+- outputs are written atomically by the item's worker; temp files left by a killed run are swept
+  from the output folder at start;
+- one bad item (unreadable, no face, too small) is reported and skipped; errors that doom every
+  item (missing weights, device failure) stop the batch at once;
+- ``--json`` prints one JSON line per item and a final summary line; otherwise a progress bar on
+  stderr and a summary table at the end;
+- exit code: 0 all succeeded (or were already done), 1 some failed, 2 nothing valid was given;
+- ``--shard K/N`` (or the environment of a cluster array job / torchrun) takes every N-th item.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hypernst_cli.cli.state import STATE
+from hypernst_cli.errors import (
+    EXIT_INPUT,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    DeviceError,
+    HypernstError,
+    UsageError,
+    WeightsError,
+)
+
+
+@dataclass
+class WorkItem:
+    """One unit of work: a label for people, its inputs and the outputs it promises."""
+
+    label: str
+    inputs: dict[str, str]
+    outputs: list[Path]
+    payload: Any = None  # whatever the worker needs (not printed)
+
+
+@dataclass
+class ItemResult:
+    item: WorkItem
+    status: str  # "ok" | "skipped" | "failed"
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: list[Path] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.item.inputs,
+            "outputs": [str(p) for p in (self.outputs or self.item.outputs)],
+            "status": self.status,
+            "error": self.error,
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+        }
+
+
+@dataclass
+class BatchSummary:
+    results: list[ItemResult]
+    seconds: float
+
+    def count(self, status: str) -> int:
+        return sum(r.status == status for r in self.results)
+
+    @property
+    def exit_code(self) -> int:
+        failed = self.count("failed")
+        if failed and failed == len(self.results):
+            return EXIT_INPUT
+        return EXIT_PARTIAL if failed else EXIT_OK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "summary": {
+                "total": len(self.results),
+                "ok": self.count("ok"),
+                "skipped": self.count("skipped"),
+                "failed": self.count("failed"),
+                "seconds": round(self.seconds, 3),
+                "failures": [
+                    {"item": r.item.label, "error": r.error}
+                    for r in self.results
+                    if r.status == "failed"
+                ],
+            }
+        }
+
+
+# Errors that would fail every remaining item the same way: stop instead of repeating them.
+FATAL_ERRORS: tuple[type[HypernstError], ...] = (WeightsError, DeviceError, UsageError)
+
+
+def parse_shard(spec: str | None) -> tuple[int, int] | None:
+    """``K/N`` (1-based K) from the option, else from the environment, else None.
+
+    Environment: SLURM array jobs (SLURM_ARRAY_TASK_ID / SLURM_ARRAY_TASK_COUNT, with
+    SLURM_ARRAY_TASK_MIN), and torchrun (RANK / WORLD_SIZE).
+    """
+    if spec:
+        try:
+            k, n = (int(x) for x in spec.split("/"))
+        except ValueError:
+            raise UsageError(f"invalid --shard '{spec}'", hint="use K/N, e.g. 2/8") from None
+        if not (n >= 1 and 1 <= k <= n):
+            raise UsageError(f"invalid --shard '{spec}'", hint="K must be between 1 and N")
+        return k, n
+    env = os.environ
+    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
+        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
+        return int(env["SLURM_ARRAY_TASK_ID"]) - first + 1, int(env["SLURM_ARRAY_TASK_COUNT"])
+    if "WORLD_SIZE" in env and "RANK" in env and int(env["WORLD_SIZE"]) > 1:
+        return int(env["RANK"]) + 1, int(env["WORLD_SIZE"])
+    return None
+
+
+def take_shard(items: Sequence[WorkItem], shard: tuple[int, int] | None) -> list[WorkItem]:
+    """Every N-th item starting at K-1: deterministic, disjoint, and together complete."""
+    if shard is None:
+        return list(items)
+    k, n = shard
+    return [it for i, it in enumerate(items) if i % n == k - 1]
+
+
+def _sweep(outputs: Iterable[Path]) -> None:
+    from hypernst_cli.io.atomic import sweep_temp_files
+
+    for folder in {p.parent for p in outputs}:
+        sweep_temp_files(folder)
+
+
+def run_batch(
+    items: Sequence[WorkItem],
+    worker: Callable[[WorkItem], dict[str, float] | None],
+    *,
+    overwrite: bool = False,
+    as_json: bool = False,
+    description: str = "working",
+    raise_single: bool = True,
+) -> BatchSummary:
+    """Run ``worker`` on each item; see the module docstring for the rules.
+
+    ``worker`` writes the item's outputs (atomically) and returns optional timings. With
+    ``raise_single`` a batch of exactly one item re-raises that item's error (so a single bad
+    input gives its own one-line error and exit code).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+
+    start = time.perf_counter()
+    _sweep(p for it in items for p in it.outputs)
+    results: list[ItemResult] = []
+    show_bar = not (STATE.quiet or as_json) and len(items) > 1
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=STATE.err,
+        disable=not show_bar,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(description, total=len(items))
+        for item in items:
+            if not overwrite and item.outputs and all(p.exists() for p in item.outputs):
+                result = ItemResult(item, "skipped")
+            else:
+                t0 = time.perf_counter()
+                try:
+                    timings = worker(item) or {}
+                except FATAL_ERRORS:
+                    raise
+                except HypernstError as exc:
+                    if raise_single and len(items) == 1:
+                        raise
+                    result = ItemResult(item, "failed", error=exc.one_line())
+                else:
+                    timings.setdefault("total", time.perf_counter() - t0)
+                    result = ItemResult(item, "ok", timings=timings)
+            results.append(result)
+            _emit(result, as_json, progress)
+            progress.advance(task)
+    summary = BatchSummary(results, time.perf_counter() - start)
+    _print_summary(summary, as_json)
+    return summary
+
+
+def _emit(result: ItemResult, as_json: bool, progress: Any) -> None:
+    if as_json:
+        STATE.out.print(json.dumps(result.to_json()), markup=False, highlight=False)
+    elif result.status == "failed":
+        from rich.markup import escape
+
+        progress.console.print(f"[red]failed[/] {escape(result.error or '')}", highlight=False)
+
+
+def _print_summary(summary: BatchSummary, as_json: bool) -> None:
+    if as_json:
+        STATE.out.print(json.dumps(summary.to_json()), markup=False, highlight=False)
+        return
+    if STATE.quiet and not summary.count("failed"):
+        return
+    from rich.table import Table
+
+    table = Table(title=f"done in {summary.seconds:.1f} s", title_justify="left")
+    for col in ("ok", "skipped", "failed", "total"):
+        table.add_column(col, justify="right")
+    table.add_row(*(str(summary.count(s)) for s in ("ok", "skipped", "failed")),
+                  str(len(summary.results)))
+    STATE.err.print(table)
+    for r in summary.results:
+        if r.status == "failed":
+            from rich.markup import escape
+
+            STATE.err.print(f"  [red]x[/] {escape(r.error or '')}", highlight=False)
+
+
+def exit_with(summary: BatchSummary) -> None:
+    import typer
+
+    if summary.exit_code:
+        raise typer.Exit(summary.exit_code)

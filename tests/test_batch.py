@@ -1,0 +1,103 @@
+"""The batch runner: skip finished work, report-and-skip bad items, exit codes, shards."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hypernst_cli.cli.batch import WorkItem, parse_shard, run_batch, take_shard
+from hypernst_cli.cli.state import STATE
+from hypernst_cli.errors import ImageReadError, UsageError, WeightsNotFoundError
+from hypernst_cli.io import atomic_write_text
+
+
+def _items(tmp_path, names):
+    return [WorkItem(n, {"input": n}, [tmp_path / f"{n}.txt"]) for n in names]
+
+
+def _worker(calls):
+    def work(item):
+        calls.append(item.label)
+        if item.label.startswith("bad"):
+            raise ImageReadError(item.label, "not a readable image file")
+        atomic_write_text(item.outputs[0], item.label)
+        return {"model": 0.01}
+
+    return work
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    old = STATE.quiet
+    STATE.quiet = True
+    yield
+    STATE.quiet = old
+
+
+def test_all_ok_then_resume_skips(tmp_path):
+    calls: list[str] = []
+    s = run_batch(_items(tmp_path, ["a", "b"]), _worker(calls))
+    assert s.exit_code == 0 and s.count("ok") == 2 and calls == ["a", "b"]
+    s = run_batch(_items(tmp_path, ["a", "b", "c"]), _worker(calls))
+    assert calls == ["a", "b", "c"] and s.count("skipped") == 2
+    s = run_batch(_items(tmp_path, ["a"]), _worker(calls), overwrite=True)
+    assert calls[-1] == "a" and s.count("ok") == 1
+
+
+def test_bad_items_are_reported_and_skipped(tmp_path, capsys):
+    calls: list[str] = []
+    s = run_batch(_items(tmp_path, ["a", "bad1", "b"]), _worker(calls), as_json=True)
+    assert s.exit_code == 1
+    assert (tmp_path / "a.txt").exists() and (tmp_path / "b.txt").exists()
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x.get("status") for x in lines[:3]] == ["ok", "failed", "ok"]
+    assert "not a readable image" in lines[1]["error"]
+    assert lines[-1]["summary"]["failed"] == 1 and lines[-1]["summary"]["ok"] == 2
+
+
+def test_everything_failed_is_exit_2_and_single_item_reraises(tmp_path):
+    s = run_batch(_items(tmp_path, ["bad1", "bad2"]), _worker([]))
+    assert s.exit_code == 2
+    with pytest.raises(ImageReadError):
+        run_batch(_items(tmp_path, ["bad1"]), _worker([]))
+
+
+def test_fatal_errors_stop_the_batch(tmp_path):
+    calls: list[str] = []
+
+    def work(item):
+        calls.append(item.label)
+        raise WeightsNotFoundError("no weights")
+
+    with pytest.raises(WeightsNotFoundError):
+        run_batch(_items(tmp_path, ["a", "b", "c"]), work)
+    assert calls == ["a"]
+
+
+def test_leftover_temp_files_are_swept(tmp_path):
+    leftover = tmp_path / ".a.tmp-xyz.txt"
+    leftover.write_text("half")
+    run_batch(_items(tmp_path, ["a"]), _worker([]))
+    assert not leftover.exists()
+
+
+def test_shards_are_disjoint_and_complete(tmp_path, monkeypatch):
+    items = _items(tmp_path, [str(i) for i in range(10)])
+    parts = [take_shard(items, (k, 3)) for k in (1, 2, 3)]
+    labels = [it.label for p in parts for it in p]
+    assert sorted(labels) == sorted(it.label for it in items) and len(set(labels)) == 10
+    assert parse_shard("2/3") == (2, 3)
+    for bad in ("0/3", "4/3", "x", "1/0"):
+        with pytest.raises(UsageError):
+            parse_shard(bad)
+    for var in ("SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "RANK", "WORLD_SIZE"):
+        monkeypatch.delenv(var, raising=False)
+    assert parse_shard(None) is None
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    assert parse_shard(None) == (2, 4)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "3")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
+    assert parse_shard(None) == (4, 4)
