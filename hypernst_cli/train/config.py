@@ -1,0 +1,126 @@
+"""Training configs: TOML files with the paper's defaults per stage, overridable from the CLI.
+
+``load_train_config(stage, file, overrides)`` starts from the stage's defaults
+(``hypernst_cli/train/defaults/STAGE.toml``), applies the user's TOML file, then ``key=value``
+overrides (dotted keys for tables: ``loss.style=2``; values parsed as TOML, bare words as
+strings). Unknown keys are errors, so a typo never trains the wrong thing silently.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+from typing import Any
+
+from hypernst_cli.errors import UsageError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+STAGES = ("generator", "encoder", "reconstruct", "stylize")
+DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
+
+
+def stage_defaults(stage: str) -> dict[str, Any]:
+    if stage not in STAGES:
+        raise UsageError(f"unknown training stage '{stage}'", hint=f"use one of: {', '.join(STAGES)}")
+    base = tomllib.loads((DEFAULTS_DIR / "common.toml").read_text())
+    specific = tomllib.loads((DEFAULTS_DIR / f"{stage}.toml").read_text())
+    return _merge(base, specific, allow_new=True, where="")
+
+
+def _merge(base: dict, update: dict, *, allow_new: bool, where: str) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        path = f"{where}{key}"
+        if key not in out and not allow_new:
+            raise UsageError(f"unknown training option '{path}'",
+                             hint="see `hypernst train STAGE --show-config` for the options")
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value, allow_new=allow_new, where=f"{path}.")
+        else:
+            if key in out and out[key] is not None and not _same_kind(out[key], value):
+                raise UsageError(
+                    f"training option '{path}' expects {type(out[key]).__name__}, "
+                    f"got {value!r}"
+                )
+            out[key] = value
+    return out
+
+
+def _same_kind(default: Any, value: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(default, bool) and isinstance(value, bool)
+    if isinstance(default, (int, float)):
+        return isinstance(value, (int, float))
+    return isinstance(value, type(default))
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b=3`` -> {"a": {"b": 3}}; the value is TOML, or a plain string if it isn't."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise UsageError(f"invalid override '{text}'", hint="use KEY=VALUE, e.g. steps=2000")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    node: dict[str, Any] = {}
+    cursor = node
+    parts = key.strip().split(".")
+    for part in parts[:-1]:
+        cursor = cursor.setdefault(part, {})
+    cursor[parts[-1]] = value
+    return node
+
+
+def load_train_config(
+    stage: str, file: Path | None = None, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    cfg = stage_defaults(stage)
+    if file is not None:
+        try:
+            user = tomllib.loads(Path(file).read_text())
+        except FileNotFoundError:
+            raise UsageError(f"{file}: config file not found") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UsageError(f"{file}: invalid TOML ({exc})") from None
+        user_stage = user.pop("stage", stage)
+        if user_stage != stage:
+            raise UsageError(f"{file} is a '{user_stage}' config, not '{stage}'")
+        cfg = _merge(cfg, user, allow_new=False, where="")
+    for text in overrides or []:
+        cfg = _merge(cfg, parse_override(text), allow_new=False, where="")
+    cfg["stage"] = stage
+    return cfg
+
+
+def dump_toml(cfg: dict[str, Any]) -> str:
+    """Write a config back as TOML (the effective config saved in the run dir)."""
+    lines: list[str] = []
+    tables: list[tuple[str, dict]] = []
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{key} = {_toml_value(value)}")
+    for name, table in tables:
+        lines.append(f"\n[{name}]")
+        for key, value in table.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
