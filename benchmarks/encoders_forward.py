@@ -84,7 +84,8 @@ def main() -> None:
         append_results(
             "Encoder forward (e4e, ALADIN-ViT)",
             rows,
-            f"Random weights, eval mode, inference_mode, 1 warm-up + {args.runs} timed runs; {where}.",
+            f"Random weights, eval mode, inference_mode, 1 warm-up + {args.runs} timed runs; "
+            f"{where}.",
         )
 
 

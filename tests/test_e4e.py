@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from hypernst_cli.configs import EncoderConfig, get_config
 from hypernst_cli.errors import UsageError, WeightsIntegrityError
-from hypernst_cli.models.e4e import Encoder4Editing, stage_layout
+from hypernst_cli.models.e4e import Encoder4Editing, IRSEUnit, stage_layout
 from hypernst_cli.models.official_encoders import e4e_to_ours, infer_e4e_config
 
 FIXTURE = Path(__file__).parent / "fixtures" / "official" / "e4e_ffhq_encode.json"
@@ -33,7 +34,7 @@ def tiny() -> tuple[Encoder4Editing, torch.Tensor]:
 def _meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
         return {
-            k: torch.empty(s, dtype=torch.long if k.endswith("num_batches_tracked") else torch.float)
+            k: torch.empty(s, dtype=torch.long if k.endswith("batches_tracked") else torch.float)
             for k, s in shapes.items()
         }
 
@@ -173,3 +174,47 @@ def test_e4e_to_ours_rejects_bad_input(tiny):
         e4e_to_ours(sd, torch.zeros(7, 64))
     with pytest.raises(WeightsIntegrityError, match="not an e4e encoder"):
         e4e_to_ours({"decoder.conv1.weight": torch.zeros(1)}, None)
+
+
+def test_features_and_wplus_follow_the_e4e_formula(tiny):
+    """c1/c2/c3 at 1/4, 1/8, 1/16; FPN merges p2 = up(c3) + lat1(c2), p1 = up(p2) + lat2(c1);
+    latent 0 = w0 = styles[0](c3), latent i = w0 + styles[i](c3 | p2 | p1) for i in 1-2 | 3-6 | 7+.
+    """
+    enc, x = tiny
+    layout = stage_layout(enc.cfg)
+    with torch.no_grad():
+        c1, c2, c3 = enc.features(x)
+        assert c1.shape[1:] == (layout[1][0], 16, 16)
+        assert c2.shape[1:] == (layout[2][0], 8, 8)
+        assert c3.shape[1:] == (layout[3][0], 4, 4)
+
+        def up(t, like):
+            return F.interpolate(t, size=like.shape[-2:], mode="bilinear", align_corners=True)
+
+        p2 = up(c3, c2) + enc.latlayer1(c2)
+        p1 = up(p2, c1) + enc.latlayer2(c1)
+        w0 = enc.styles[0](c3)
+        expected = [w0] + [
+            w0 + enc.styles[i](c3 if i < 3 else p2 if i < 7 else p1) for i in range(1, enc.n_latent)
+        ]
+        assert torch.allclose(enc(x), torch.stack(expected, 1), atol=1e-5)
+
+
+def test_ir_se_unit_formula():
+    """res = BN-conv-PReLU-conv(stride)-BN, gated by SE (sigmoid(fc2(relu(fc1(mean))))), plus a
+    shortcut: every stride-th pixel (as MaxPool2d(1, stride)) or a strided 1x1 conv + BN."""
+    torch.manual_seed(2)
+    x = torch.randn(2, 16, 8, 8)
+    for in_c, out_c in ((16, 16), (16, 32)):
+        unit = IRSEUnit(in_c, out_c, stride=2).eval()
+        r = unit.res_layer
+        with torch.no_grad():
+            res = r[4](r[3](r[2](r[1](r[0](x)))))
+            se = r[5]
+            gate = torch.sigmoid(se.fc2(F.relu(se.fc1(res.mean((2, 3), keepdim=True)))))
+            if in_c == out_c:
+                shortcut = F.max_pool2d(x, kernel_size=1, stride=2)
+            else:
+                shortcut = unit.shortcut_layer(x)
+            assert torch.allclose(unit(x), res * gate + shortcut, atol=1e-5)
+            assert unit(x).shape == (2, out_c, 4, 4)

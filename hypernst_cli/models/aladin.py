@@ -1,4 +1,4 @@
-"""ALADIN-ViT style encoder (Ruta et al.: ALADIN, ICCV 2021; ViT variant from StyleBabel, ECCV 2022).
+"""ALADIN-ViT style encoder (Ruta et al.: ALADIN, ICCV 2021; the ViT variant of StyleBabel, 2022).
 
 An image -> an L2-normalised style code; images of similar artistic style get nearby codes.
 The official model (DanRuta/ALADIN) is a ViT-B/16 at 224 px: 16x16 patch embedding conv, a class
@@ -92,7 +92,8 @@ class AladinViT(nn.Module):
         super().__init__()
         if cfg.image_size % cfg.patch_size:
             raise UsageError(
-                f"ALADIN image_size {cfg.image_size} is not a multiple of patch_size {cfg.patch_size}"
+                f"ALADIN image_size {cfg.image_size} is not a multiple of "
+                f"patch_size {cfg.patch_size}"
             )
         if cfg.dim % cfg.heads:
             raise UsageError(f"ALADIN dim {cfg.dim} is not divisible by heads {cfg.heads}")

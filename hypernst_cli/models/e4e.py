@@ -124,7 +124,7 @@ class EqualLinear(nn.Module):
 
 
 class GradualStyleBlock(nn.Module):
-    """Map a square feature map to one latent: log2(spatial) stride-2 convs to 1x1, then a linear."""
+    """A square feature map -> one latent: log2(spatial) stride-2 convs to 1x1, then a linear."""
 
     def __init__(self, in_channels: int, out_channels: int, spatial: int) -> None:
         super().__init__()
@@ -148,7 +148,8 @@ class GradualStyleBlock(nn.Module):
 
 def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
     """FPN merge: bilinearly resize the coarser map to the lateral one's size and add."""
-    return F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True) + lateral
+    up = F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True)
+    return up + lateral
 
 
 class Encoder4Editing(nn.Module):

@@ -51,7 +51,9 @@ def _count_indexed(sd: Mapping[str, Tensor], prefix: str) -> int:
     return len(found)
 
 
-def e4e_to_ours(ckpt_state_dict: Mapping[str, Tensor], latent_avg: Tensor | None) -> dict[str, Tensor]:
+def e4e_to_ours(
+    ckpt_state_dict: Mapping[str, Tensor], latent_avg: Tensor | None
+) -> dict[str, Tensor]:
     """Official e4e (pSp) state dict + its ``latent_avg`` -> a state dict for ``Encoder4Editing``.
 
     ``latent_avg`` may be [n_latent, style_dim] (the released checkpoints), [style_dim] or
@@ -84,7 +86,7 @@ def e4e_to_ours(ckpt_state_dict: Mapping[str, Tensor], latent_avg: Tensor | None
 
 
 def infer_e4e_config(sd: Mapping[str, Tensor]) -> tuple[EncoderConfig, int, int]:
-    """(EncoderConfig, n_latent, style_dim) that an e4e state dict (official or ours) was built with.
+    """(EncoderConfig, n_latent, style_dim) of an e4e state dict (official or ours).
 
     Stages are found where the unit's channel count changes, so a layout whose stages share a
     channel count (a width capped at 512 early) cannot be inferred and raises.
@@ -139,7 +141,8 @@ _ALADIN_RENAMES: list[tuple[str, str]] = [
     ("proj_head.fc2.", "head.fc2."),
 ]
 _ALADIN_PATTERNS = [
-    (re.compile("^" + re.escape(src).replace(r"\{i\}", r"(\d+)")), dst) for src, dst in _ALADIN_RENAMES
+    (re.compile("^" + re.escape(src).replace(r"\{i\}", r"(\d+)")), dst)
+    for src, dst in _ALADIN_RENAMES
 ]
 _ALADIN_WRAPPERS = ("module.", "enc_style.")  # DataParallel, then main.py's AViT
 
@@ -186,7 +189,9 @@ def infer_aladin_config(sd: Mapping[str, Tensor], heads: int | None = None) -> A
     n_tokens = ours["pos_embed"].shape[1]
     grid = round((n_tokens - 1) ** 0.5)
     if grid * grid != n_tokens - 1:
-        raise WeightsIntegrityError(f"ALADIN position embeddings of {n_tokens} tokens are not a square grid")
+        raise WeightsIntegrityError(
+            f"ALADIN position embeddings of {n_tokens} tokens are not a square grid"
+        )
     depth = _count_indexed(ours, "blocks.")
     if heads is None:
         if dim % 64:
