@@ -32,9 +32,9 @@ class EncoderConfig:
     """e4e encoder: IR-SE trunk + feature-pyramid map-to-style heads."""
 
     depth: int = 50  # IR-SE depth: 50, 100, 152, or 0 for a custom ``blocks`` layout
-    blocks: tuple[int, ...] = ()  # units per stage when depth == 0
+    blocks: tuple[int, ...] = ()  # units per stage when depth == 0 (four stages)
     width: int = 64  # channels of the first stage (x2 per stage up to 512)
-    input_size: int = 256
+    input_size: int = 256  # square input side; the trunk downsamples by 16 (e4e: 256)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,9 @@ class AladinConfig:
     heads: int = 12
     mlp_dim: int = 3072
     code_dim: int = 256
+    # Input normalisation after resizing to image_size (the official ALADIN-ViT: 0.5 / 0.5)
+    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
+    std: tuple[float, float, float] = (0.5, 0.5, 0.5)
 
 
 @dataclass(frozen=True)
