@@ -157,15 +157,28 @@ def _quarantine(entry: WeightsEntry, path: Path, digest: str) -> Path:
 # --- the Hub ---------------------------------------------------------------------------------------
 
 
-def _progress_context(progress: bool) -> contextlib.AbstractContextManager[Any]:
-    if progress:
-        return contextlib.nullcontext()
-    try:
-        from huggingface_hub.utils import disable_progress_bars
+@contextlib.contextmanager
+def _hub_quiet(progress: bool) -> Iterator[None]:
+    """huggingface_hub's own progress bars unless --quiet; its retry chatter only with --debug."""
+    from huggingface_hub.utils import disable_progress_bars, logging
 
-        return disable_progress_bars()
-    except Exception:  # noqa: BLE001 - HF_HUB_DISABLE_PROGRESS_BARS=0 forbids it; then show them
-        return contextlib.nullcontext()
+    from hypernst_cli.cli.state import STATE
+
+    logger = logging.get_logger()
+    level = logger.level
+    if not STATE.debug:
+        logger.setLevel(logging.ERROR)
+    bars: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if not progress:
+        try:
+            bars = disable_progress_bars()
+        except Exception:  # noqa: BLE001 - HF_HUB_DISABLE_PROGRESS_BARS=0 forbids it; then show them
+            pass
+    try:
+        with bars:
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _download_hub(
@@ -182,7 +195,7 @@ def _download_hub(
             hint="unset HF_HUB_OFFLINE",
         )
     try:
-        with _progress_context(progress):
+        with _hub_quiet(progress):
             found = hf_hub_download(
                 repo_id=entry.repo_id,
                 filename=entry.filename,
@@ -247,7 +260,7 @@ def _hub_error(entry: WeightsEntry, rev: str, exc: Exception, offline: bool) -> 
             )
         return DownloadError(
             f"{where}: cannot reach {endpoint} and the file is not in the local cache",
-            hint="check the network (and HF_ENDPOINT)",
+            hint="check the network and HF_ENDPOINT",
         )
     if isinstance(exc, hf.HfHubHTTPError):
         return DownloadError(f"{where}: download failed ({status or 'HTTP error'})")
