@@ -160,7 +160,7 @@ def _quarantine(entry: WeightsEntry, path: Path, digest: str) -> Path:
 @contextlib.contextmanager
 def _hub_quiet(progress: bool) -> Iterator[None]:
     """huggingface_hub's own progress bars unless --quiet; its retry chatter only with --debug."""
-    from huggingface_hub.utils import disable_progress_bars, logging
+    from huggingface_hub.utils import disable_progress_bars, enable_progress_bars, logging
 
     from hypernst_cli.cli.state import STATE
 
@@ -168,17 +168,20 @@ def _hub_quiet(progress: bool) -> Iterator[None]:
     level = logger.level
     if not STATE.debug:
         logger.setLevel(logging.ERROR)
-    bars: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    disabled = False
     if not progress:
         try:
-            bars = disable_progress_bars()
+            disable_progress_bars()  # a plain call works in every huggingface_hub version
+            disabled = True
         except Exception:  # noqa: BLE001 - HF_HUB_DISABLE_PROGRESS_BARS=0 forbids it; then show them
             pass
     try:
-        with bars:
-            yield
+        yield
     finally:
         logger.setLevel(level)
+        if disabled:
+            with contextlib.suppress(Exception):
+                enable_progress_bars()
 
 
 def _download_hub(
@@ -226,13 +229,44 @@ def _http_status(exc: BaseException) -> int | None:
     return None
 
 
+def _hf_error_classes() -> Any:
+    """The client's exception classes, by name, across huggingface_hub versions."""
+    import huggingface_hub.utils as hf_utils
+
+    try:
+        from huggingface_hub import errors as hf_errors
+    except ImportError:  # older clients keep them in huggingface_hub.utils
+        hf_errors = hf_utils
+
+    class Never(Exception):
+        pass
+
+    def cls(*names: str) -> type[BaseException]:
+        for name in names:
+            for module in (hf_errors, hf_utils):
+                found = getattr(module, name, None)
+                if isinstance(found, type):
+                    return found
+        return Never
+
+    return type("HfErrors", (), {
+        "GatedRepoError": cls("GatedRepoError"),
+        "RevisionNotFoundError": cls("RevisionNotFoundError"),
+        "RemoteEntryNotFoundError": cls("RemoteEntryNotFoundError", "EntryNotFoundError"),
+        "RepositoryNotFoundError": cls("RepositoryNotFoundError"),
+        "LocalEntryNotFoundError": cls("LocalEntryNotFoundError"),
+        "HfHubHTTPError": cls("HfHubHTTPError"),
+    })
+
+
 def _hub_error(entry: WeightsEntry, rev: str, exc: Exception, offline: bool) -> Exception:
-    from huggingface_hub import errors as hf
+    hf = _hf_error_classes()
 
     where = f"{entry.name} (hf://{entry.repo_id}/{entry.filename}@{rev})"
     endpoint = os.environ.get("HF_ENDPOINT") or "https://huggingface.co"
     if _is_disk_full(exc):
         return _disk_full(entry, hub_cache_dir())
+    status = _http_status(exc)
     if isinstance(exc, hf.GatedRepoError):
         return DownloadError(
             f"{where}: the repository is gated and this account has no access",
@@ -240,19 +274,8 @@ def _hub_error(entry: WeightsEntry, rev: str, exc: Exception, offline: bool) -> 
         )
     if isinstance(exc, hf.RevisionNotFoundError):
         return DownloadError(f"{where}: revision '{rev}' not found upstream")
-    if isinstance(exc, hf.RemoteEntryNotFoundError):
-        return DownloadError(f"{where}: file not found upstream (404)")
-    if isinstance(exc, hf.RepositoryNotFoundError):
-        return DownloadError(
-            f"{where}: repository not found, or private/gated",
-            hint="check the name; for a private or gated repository set HF_TOKEN",
-        )
-    status = _http_status(exc)
-    if status in (401, 403):
-        return DownloadError(
-            f"{where}: access denied ({status})", hint="set HF_TOKEN to a token with access"
-        )
-    if isinstance(exc, hf.LocalEntryNotFoundError):
+    # Checked before the 404 class: old clients derive LocalEntryNotFoundError from it.
+    if isinstance(exc, hf.LocalEntryNotFoundError) and status not in (401, 403):
         if offline:
             return DownloadError(
                 f"{where}: not in the local cache and HF_HUB_OFFLINE is set",
@@ -261,6 +284,17 @@ def _hub_error(entry: WeightsEntry, rev: str, exc: Exception, offline: bool) -> 
         return DownloadError(
             f"{where}: cannot reach {endpoint} and the file is not in the local cache",
             hint="check the network and HF_ENDPOINT",
+        )
+    if isinstance(exc, hf.RemoteEntryNotFoundError):
+        return DownloadError(f"{where}: file not found upstream (404)")
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return DownloadError(
+            f"{where}: repository not found, or private/gated",
+            hint="check the name; for a private or gated repository set HF_TOKEN",
+        )
+    if status in (401, 403):
+        return DownloadError(
+            f"{where}: access denied ({status})", hint="set HF_TOKEN to a token with access"
         )
     if isinstance(exc, hf.HfHubHTTPError):
         return DownloadError(f"{where}: download failed ({status or 'HTTP error'})")
