@@ -25,7 +25,7 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
 
     from hypernst_cli.configs import config_names, get_config
     from hypernst_cli.device import describe_device, resolve_device
-    from hypernst_cli.weights.registry import load_registry, locate
+    from hypernst_cli.weights.registry import RESOLUTION_ORDER, load_registry, locate
 
     try:
         import torchvision
@@ -63,6 +63,7 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
                 "path": str(path) if path else None,
                 "source": entry.source,
                 "pinned": entry.pinned,
+                "license": entry.license,
             }
         )
 
@@ -80,4 +81,5 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
         "cache_dir": str(cache_dir()),
         "configs": configs,
         "weights": weights,
+        "weights_resolution_order": list(RESOLUTION_ORDER),
     }

@@ -25,7 +25,15 @@ def test_help_lists_commands(run_cli):
         assert name in r.stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in ["info", "check"]]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        *[[c, "--help"] for c in ["info", "check", "download", "convert", "push", "weights"]],
+        ["weights", "list", "--help"],
+        ["weights", "verify", "--help"],
+    ],
+)
 def test_help_does_not_import_torch(argv):
     code = (
         "import sys\n"

@@ -48,14 +48,16 @@ def _print_report(report: dict) -> None:
         configs.add_row(c["name"], str(c["resolution"]), c["description"])
     out.print(configs)
 
-    weights = Table(title="weights (resolution order: --weights PATH, downloaded, embedded)",
-                    title_justify="left")
+    order = " > ".join(report.get("weights_resolution_order", []))
+    weights = Table(title=f"weights (resolution order: {order})", title_justify="left")
     for col in ("name", "kind", "configs", "status", "path or source"):
         weights.add_column(col)
     for w in report["weights"]:
-        status = {"downloaded": "[green]downloaded[/]", "embedded": "[green]embedded[/]"}.get(
-            w["status"], "[dim]missing[/]"
-        )
+        status = {
+            "downloaded": "[green]downloaded[/]",
+            "embedded": "[green]embedded[/]",
+            "bundled": "[cyan]bundled[/]",
+        }.get(w["status"], "[dim]missing[/]")
         weights.add_row(w["name"], w["kind"], ",".join(w["configs"]), status,
                         w["path"] or w["source"])
     if not report["weights"]:

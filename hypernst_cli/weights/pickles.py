@@ -1,0 +1,123 @@
+"""Reading official checkpoints that are pickles, without ever executing them.
+
+Only converters call this. ``torch.load(weights_only=True)`` restricts unpickling to tensors and
+plain containers; we extend it with a short explicit allow-list (``argparse.Namespace``, which
+rosinality's checkpoints store as ``args``, and numpy's scalar/dtype reconstructors that some
+checkpoints carry in their options). Every other global is refused with ``UnsafePickleError``
+naming it, before anything is unpickled. ``.npy`` files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from hypernst_cli.errors import InputError, UnsafePickleError, WeightsIntegrityError
+
+_GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL\s+([\w.]+)")
+
+
+def allowed_globals() -> list[Any]:
+    """The globals a checkpoint may name beyond torch's own weights-only set."""
+    import numpy as np
+
+    allowed: list[Any] = [argparse.Namespace, np.dtype]
+    # numpy scalars pickle through numpy.core.multiarray.scalar (numpy._core in numpy 2).
+    for module_name in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            module = __import__(module_name, fromlist=["scalar"])
+        except ImportError:
+            continue
+        allowed.append(module.scalar)
+        break
+    # the concrete dtype classes (numpy.dtypes.Float32DType, ...) numpy >= 1.25 pickles
+    dtypes = getattr(np, "dtypes", None)
+    if dtypes is not None:
+        allowed.extend(
+            getattr(dtypes, n) for n in dir(dtypes) if n.endswith("DType") and n[0].isupper()
+        )
+    return allowed
+
+
+def _allowed_names(allowed: list[Any]) -> set[str]:
+    names = set()
+    for obj in allowed:
+        module = getattr(obj, "__module__", "")
+        names.add(f"{module}.{obj.__qualname__}")
+        if module.startswith("numpy._core"):
+            names.add(f"numpy.core{module[len('numpy._core'):]}.{obj.__qualname__}")
+    return names
+
+
+def load_torch_pickle(path: str | Path) -> Any:
+    """Load a ``torch.save`` file (zip or legacy format) with the weights-only unpickler."""
+    import torch
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(file, "no such file")
+    allowed = allowed_globals()
+    allowed_names = _allowed_names(allowed)
+
+    # Zip checkpoints can be inspected before loading: refuse early, naming the global.
+    if zipfile.is_zipfile(file):
+        try:
+            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(file))
+        except Exception:  # noqa: BLE001 - inspection is a courtesy; torch.load below decides
+            unsafe = []
+        refused = [g for g in unsafe if g not in allowed_names]
+        if refused:
+            raise _unsafe(file, refused[0])
+
+    try:
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(str(file), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        match = _GLOBAL_IN_MESSAGE.search(str(exc))
+        if match:
+            raise _unsafe(file, match.group(1)) from None
+        raise WeightsIntegrityError(
+            f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        raise WeightsIntegrityError(
+            f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
+        ) from None
+
+
+def load_npy(path: str | Path) -> Any:
+    """A ``.npy`` array, never unpickling object arrays."""
+    import numpy as np
+
+    file = Path(path)
+    if not file.is_file():
+        raise InputError(file, "no such file")
+    try:
+        return np.load(file, allow_pickle=False)
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
+            raise UnsafePickleError(
+                f"{file}: refusing to load an object array (it would need unpickling)",
+                hint="only plain numeric .npy arrays are accepted",
+            ) from None
+        raise WeightsIntegrityError(f"{file}: not a readable .npy array ({_short(exc)})") from None
+    except (OSError, EOFError) as exc:
+        raise WeightsIntegrityError(f"{file}: not a readable .npy array ({_short(exc)})") from None
+
+
+def _unsafe(file: Path, global_name: str) -> UnsafePickleError:
+    return UnsafePickleError(
+        f"{file}: refusing to unpickle: it names the global '{global_name}', which is not on the "
+        "allow-list",
+        hint="only tensors, plain containers and argparse.Namespace are accepted; the file was not "
+        "executed",
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 200 else text[:200] + "..."
