@@ -25,7 +25,7 @@ def test_help_lists_commands(run_cli):
         assert name in r.stdout
 
 
-@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in ["info", "check"]]])
+@pytest.mark.parametrize("argv", [["--help"], *[[c, "--help"] for c in ["info", "check", "align", "segment"]]])
 def test_help_does_not_import_torch(argv):
     code = (
         "import sys\n"
