@@ -7,6 +7,7 @@ full resolution from the rescaled box.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import cv2
@@ -50,9 +51,7 @@ class DlibFaces:
     @property
     def predictor(self) -> Any:
         if self._predictor is None:
-            import dlib
-
-            self._predictor = dlib.shape_predictor(str(dlib_model_path("landmarks68")))
+            self._predictor = _shape_predictor(str(dlib_model_path("landmarks68")))
         return self._predictor
 
     def _run_detector(self, image: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float]]:
@@ -102,6 +101,14 @@ class DlibFaces:
         ]
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
+
+
+@functools.lru_cache(maxsize=2)
+def _shape_predictor(path: str) -> Any:
+    """dlib's predictor takes ~0.7 s to load: share it between processors of one process."""
+    import dlib
+
+    return dlib.shape_predictor(path)
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
