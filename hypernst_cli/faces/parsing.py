@@ -1,14 +1,17 @@
-"""Offline face parsing into the paper's three regions from 68 landmarks and two GrabCuts.
+"""Offline face parsing into the paper's three regions from 68 landmarks, GrabCut and colour models.
 
 1. Face: the jaw line closed by an estimated forehead (an elliptic arc above the brows).
-2. Person vs. background: GrabCut seeded by the landmarks (the face for sure; a head ellipse and the
-   shoulders below the chin probably; the rest probably background).
-3. Hair vs. the rest of the person: a second GrabCut inside the person, seeded with the person around
-   the upper head as probable hair and the face, neck and clothes as not hair. Bangs over the
-   estimated forehead may turn into hair; skin-coloured person pixels next to the face (ears, a
-   bald scalp) join the face; neck and clothes stay background.
+2. Person vs. background: GrabCut seeded by the landmarks (the face and the neck for sure; a head
+   ellipse and the shoulders below the chin probably; the rest probably background).
+3. Hair vs. the rest of the person: k-means colour centres learnt where each class surely is (hair:
+   a band of the person around the forehead, minus skin-like colours; skin: the face without eyes,
+   brows and mouth; clothes: the person well below the chin; background: GrabCut's background);
+   each person pixel outside the inner face goes to the nearest. Bangs over the estimated forehead
+   become hair; skin-coloured person pixels next to the face (ears) join the face; neck and
+   clothes stay background.
 
-The GrabCuts run on a small copy (``WORK_SIZE``): their cost grows fast with the pixel count.
+Everything but the face polygon runs on a small copy (``WORK_SIZE``): GrabCut's cost grows fast
+with the pixel count.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ from hypernst_cli.faces.regions import BACKGROUND, FACE, HAIR
 
 WORK_SIZE = 128
 PERSON_ITERATIONS = 4
-HAIR_ITERATIONS = 3
 
 
 class _Frame:
