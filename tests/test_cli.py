@@ -29,7 +29,8 @@ def test_help_lists_commands(run_cli):
     "argv",
     [
         ["--help"],
-        *[[c, "--help"] for c in ["info", "check", "download", "convert", "push", "weights"]],
+        *[[c, "--help"] for c in ["info", "check", "align", "segment", "download", "convert",
+                                   "push", "weights"]],
         ["weights", "list", "--help"],
         ["weights", "verify", "--help"],
     ],

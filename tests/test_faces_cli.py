@@ -1,0 +1,124 @@
+"""`hypernst align` and `hypernst segment`: outputs, batch rules, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+@pytest.fixture
+def inputs(tmp_path, shared_data):
+    """Two shared photos (downscaled, to keep the tests fast), a face-less gradient, a two-face image."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    a = Image.open(shared_data / "photos" / "iu.jpg").convert("RGB")
+    b = Image.open(shared_data / "photos" / "unsplash-rDEOVtE7vOs.jpg").convert("RGB")
+    a = a.resize((a.width // 2, a.height // 2))
+    b = b.resize((b.width * a.height // b.height, a.height))
+    a.save(folder / "one.jpg")
+    b.save(folder / "two.png")
+    gradient = np.repeat(np.linspace(0, 255, 160, dtype=np.uint8)[None, :, None], 3, axis=2)
+    Image.fromarray(np.repeat(gradient, 120, axis=0)).save(tmp_path / "gradient.png")
+    both = Image.new("RGB", (a.width + b.width, a.height))
+    both.paste(a, (0, 0))
+    both.paste(b, (a.width, 0))
+    both.save(tmp_path / "pair.png")
+    return tmp_path
+
+
+def _lines(stdout):
+    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+
+
+def test_align_writes_crops_and_records_then_skips(run_cli, inputs):
+    out = inputs / "out"
+    r = run_cli("--quiet", "align", inputs / "in", "-o", out, "--size", "64", "--json", "--contact-sheet")
+    assert r.exit_code == 0, r.stderr
+    recs = _lines(r.stdout)
+    assert [rec["ok"] for rec in recs] == [True, True]
+    crop = np.asarray(Image.open(out / "one.png"))
+    assert crop.shape == (64, 64, 3)
+    meta = json.loads((out / "one.json").read_text())
+    assert meta["size"] == 64 and meta["backend"] == "dlib" and meta["source"].endswith("one.jpg")
+    assert len(meta["landmarks"]) == 68 and len(meta["quad"]) == 4 and len(meta["transform"]) == 3
+    assert (out / "contact_sheet.png").exists()
+    # a second run keeps what is there; --overwrite redoes it
+    before = (out / "one.png").stat().st_mtime_ns
+    r = run_cli("--quiet", "align", inputs / "in", "-o", out, "--size", "64", "--json")
+    assert r.exit_code == 0 and all(rec["skipped"] for rec in _lines(r.stdout))
+    assert (out / "one.png").stat().st_mtime_ns == before
+    r = run_cli("--quiet", "align", inputs / "in" / "one.jpg", "-o", out, "--size", "64", "--overwrite")
+    assert r.exit_code == 0 and "wrote" in r.stdout
+
+
+def test_align_size_defaults_to_the_config(run_cli, inputs):
+    r = run_cli("--quiet", "align", inputs / "in" / "two.png", "-o", inputs / "o", "--config", "tiny")
+    assert r.exit_code == 0, r.stderr
+    assert Image.open(inputs / "o" / "two.png").size == (64, 64)
+
+
+def test_no_face_single_input_is_exit_2_with_one_line(run_cli, inputs):
+    r = run_cli("align", inputs / "gradient.png", "-o", inputs / "o")
+    assert r.exit_code == 2
+    assert "gradient.png" in r.stderr and "no face" in r.stderr
+    assert r.stderr.strip().count("\n") == 0
+
+
+def test_batch_with_a_bad_input_is_exit_1_and_all_bad_is_exit_2(run_cli, inputs):
+    r = run_cli("--quiet", "align", inputs / "in" / "one.jpg", inputs / "gradient.png", "-o", inputs / "o",
+                "--size", "32", "--json")
+    assert r.exit_code == 1
+    recs = _lines(r.stdout)
+    assert sorted(rec["ok"] for rec in recs) == [False, True]
+    assert "no face" in next(rec["error"] for rec in recs if not rec["ok"])
+    (inputs / "empty.png").write_bytes(b"")
+    r = run_cli("--quiet", "segment", inputs / "gradient.png", inputs / "empty.png", "-o", inputs / "s")
+    assert r.exit_code == 2 and r.stdout.count("FAILED") == 2
+
+
+def test_all_faces_gives_indexed_outputs(run_cli, inputs):
+    out = inputs / "o"
+    r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32")
+    assert r.exit_code == 0 and (out / "pair.png").exists() and not (out / "pair_1.png").exists()
+    r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32", "--all-faces", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [rec["face"] for rec in _lines(r.stdout)] == [0, 1]
+    first = json.loads((out / "pair_0.json").read_text())
+    second = json.loads((out / "pair_1.json").read_text())
+    assert first["index"] == 0 and second["index"] == 1
+    area = lambda m: (m["box"][2] - m["box"][0]) * (m["box"][3] - m["box"][1])  # noqa: E731
+    assert area(first) > area(second)
+    r = run_cli("--quiet", "segment", inputs / "pair.png", "-o", inputs / "s", "--all-faces", "--size", "64")
+    assert r.exit_code == 0
+    for i in (0, 1):
+        assert Image.open(inputs / "s" / f"pair_{i}_mask.png").size == (64, 64)
+        assert (inputs / "s" / f"pair_{i}_aligned.png").exists()
+
+
+def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, shared_data):
+    faces = sorted((shared_data / "faces").glob("*.png"))[:3]
+    out = inputs / "seg"
+    r = run_cli("--quiet", "segment", *faces, "-o", out, "--contact-sheet", "--json")
+    assert r.exit_code == 0, r.stderr
+    recs = _lines(r.stdout)
+    assert len(recs) == 3 and all(rec["fractions"]["face"] > 0.1 for rec in recs)
+    for face in faces:
+        mask = np.asarray(Image.open(out / f"{face.stem}_mask.png"))
+        assert mask.shape == (256, 256) and set(np.unique(mask)) <= {0, 1, 2}
+        assert np.asarray(Image.open(out / f"{face.stem}_overlay.png")).shape == (256, 256, 3)
+    assert (out / "contact_sheet.png").exists()
+    # skipped items still appear on the sheet
+    (out / "contact_sheet.png").unlink()
+    r = run_cli("--quiet", "segment", *faces, "-o", out, "--contact-sheet")
+    assert r.exit_code == 0 and r.stdout.count("skipped") == 3 and (out / "contact_sheet.png").exists()
+
+
+def test_grayscale_input_through_the_cli(run_cli, inputs):
+    gray = inputs / "gray.png"
+    Image.open(inputs / "in" / "one.jpg").convert("L").save(gray)
+    r = run_cli("--quiet", "align", gray, "-o", inputs / "o", "--size", "48")
+    assert r.exit_code == 0, r.stderr
+    assert np.asarray(Image.open(inputs / "o" / "gray.png")).shape == (48, 48, 3)
