@@ -52,3 +52,24 @@ def run_cli(capsys):
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A complete `tiny` model folder with random weights (what unit tests run on)."""
+    from hypernst_cli.configs import get_config
+    from hypernst_cli.pipeline.models import BUILDERS, init_networks, save_networks
+
+    cfg = get_config("tiny")
+    folder = tmp_path_factory.mktemp("models") / "tiny-random"
+    save_networks(folder, cfg, init_networks(cfg, BUILDERS, seed=0),
+                  note="random weights for tests")
+    return folder
+
+
+@pytest.fixture
+def isolated_cache(tmp_path, monkeypatch) -> Path:
+    """Point hypernst's cache (style codes) at a fresh folder."""
+    cache = tmp_path / "hypernst-cache"
+    monkeypatch.setenv("HYPERNST_CACHE", str(cache))
+    return cache

@@ -57,6 +57,7 @@ def _global_options(
 # Command modules: each adds its commands to `app` on import.
 from hypernst_cli.cli import align as _align  # noqa: E402,F401
 from hypernst_cli.cli import check as _check  # noqa: E402,F401
+from hypernst_cli.cli import codes as _codes  # noqa: E402,F401
 from hypernst_cli.cli import info as _info  # noqa: E402,F401
 from hypernst_cli.cli import segment as _segment  # noqa: E402,F401
 from hypernst_cli.cli import weights_cmds as _weights_cmds  # noqa: E402,F401

@@ -350,7 +350,8 @@ class StyleCodeProvider:
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata=meta)
         except OSError:
-            pass  # a read-only cache only costs speed
+            return  # a read-only cache only costs speed
+        codes.meta["cache"] = str(path)
 
     def _load(self, sha: str) -> StyleCodes | None:
         path = self.cache_path(sha)

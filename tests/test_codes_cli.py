@@ -1,0 +1,42 @@
+"""`hypernst codes` on real style images with the tiny model (random weights)."""
+
+from __future__ import annotations
+
+import json
+
+from hypernst_cli.weights.checkpoint import load_tensors
+
+
+def test_codes_on_shared_styles(run_cli, shared_data, tiny_model_dir, isolated_cache, tmp_path):
+    styles = sorted((shared_data / "styles").glob("*.png"))[:6]
+    out = tmp_path / "codes.safetensors"
+    r = run_cli("--device", "cpu", "codes", *styles, "--weights", tiny_model_dir, "--json",
+                "-o", out)
+    assert r.exit_code == 0, r.stderr
+    rows = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(rows) == len(styles)
+    for row in rows:
+        if row["face_found"]:
+            assert set(row["patches_kept"]) == {"background", "face", "hair"}
+            assert row["patches_kept"]["face"] > 0
+        else:
+            assert row["fallback_to_global"] == ["background", "face", "hair"]
+        assert row["cache"] and row["cache"].startswith(str(isolated_cache))
+    portraits = [r for r in rows if r["face_found"]]
+    assert portraits, "no portrait among the first styles was parsed"
+    assert any(sum(v > 0 for v in r["patches_kept"].values()) == 3 for r in portraits)
+    tensors, meta = load_tensors(out)
+    assert tensors[f"{styles[0].stem}.regions"].shape[0] == 3
+    # a second run reads the cache: the same codes
+    r2 = run_cli("--device", "cpu", "codes", styles[0], "--weights", tiny_model_dir, "--json")
+    assert json.loads(r2.stdout)["cosine"] == rows[0]["cosine"]
+
+
+def test_codes_without_weights_is_exit_3(run_cli, tmp_path, monkeypatch):
+    from PIL import Image
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    p = tmp_path / "s.png"
+    Image.new("RGB", (32, 32)).save(p)
+    r = run_cli("codes", p, "--config", "paper")
+    assert r.exit_code == 3 and "no weights found" in r.stderr
