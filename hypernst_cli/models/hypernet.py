@@ -259,26 +259,26 @@ class HyperNetwork(nn.Module):
         return deltas
 
     def stylization_modules(self) -> list[nn.Module]:
-        """Modules trained in stage 2: heads (and their outputs) of layers >= start_layer, and
-        E_mask."""
-        late = [i for i in self.tuned if i >= self.start_layer]
-        mods: list[nn.Module] = [self.mask_encoder]
-        for i in late:
-            mods.append(self.heads[str(i)])
-            mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
-                        else self.outputs[str(i)])
+        """Modules trained in stage 2: the heads (trunk and output layer) of layers >= start_layer."""
+        mods: list[nn.Module] = []
+        for i in self.tuned:
+            if i >= self.start_layer:
+                mods.append(self.heads[str(i)])
+                mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
+                            else self.outputs[str(i)])
         return mods
 
     def freeze_for_stylization(self) -> None:
-        """Stage 2 (paper 3.3/4.3): freeze the content encoder and the heads of layers below
-        ``start_layer``; only the heads of layers >= ``start_layer`` and E_mask keep training.
+        """Stage 2 (paper 3.3/4.3): only the heads of layers >= ``start_layer`` keep training.
 
-        E_mask stays trainable: the paper freezes "the content encoder" and trains "the
-        hypernetwork weight delta prediction modules"; E_mask is not the content encoder but the
-        style path into those modules, and stage 2 is where it first sees other images' style codes
-        (stage 1 only ever feeds the content's own codes), so freezing it would keep a projection
-        learnt for reconstruction only. The frozen content encoder also stays in eval mode for its
-        BatchNorm statistics (call :meth:`train` after this and it is put back to eval).
+        The content encoder and the heads of the earlier layers are frozen, and so is E_mask. The
+        paper freezes "the content encoder" and trains "only the hypernetwork weight delta
+        prediction modules"; E_mask is neither, and it feeds every head: left trainable, it would
+        change the offsets of the frozen early layers too (their heads read its features), so the
+        start layer would no longer bound what stage 2 changes, which is what the paper's
+        start-layer ablation (Table 3) varies. The late heads still see the style codes through
+        E_mask's (stage-1) projection and learn to turn them into stylization. The content
+        encoder also stays in eval mode for its BatchNorm statistics (see :meth:`train`).
         """
         self.requires_grad_(False)
         for m in self.stylization_modules():
