@@ -165,3 +165,21 @@ def test_parse_layers():
     for bad in ("1,x", "7", ""):
         with pytest.raises(ValueError):
             parse_layers(bad, 5)
+
+
+def test_info_models_lists_parameter_counts(run_cli):
+    import json
+
+    r = run_cli("--device", "cpu", "info", "--models", "--json")
+    assert r.exit_code == 0, r.stderr
+    counts = json.loads(r.stdout)["model_parameters"]
+    assert set(counts) >= {"tiny", "compact", "paper"}
+    for row in counts.values():
+        assert set(row) == {"generator", "hypernet", "discriminator", "patch_disc"}
+    tiny_g = build_generator(CFG.generator)
+    assert counts["tiny"]["generator"] == count_parameters(tiny_g)
+    assert counts["tiny"]["hypernet"] == count_parameters(build_hypernet(CFG, tiny_g))
+    # compact ships inside the package: generator + hyper-network within ~25 MB in fp16
+    assert (counts["compact"]["generator"] + counts["compact"]["hypernet"]) * 2 <= 25 * 2**20
+    r = run_cli("--device", "cpu", "info", "--models")
+    assert r.exit_code == 0 and "parameters per network" in r.stdout
