@@ -57,15 +57,19 @@ class AladinConfig:
 class HyperNetConfig:
     """HyperNST hyper-network."""
 
-    backbone: str = "resnet34"  # content encoder trunk on the 6-channel (content, output) input
+    # content encoder trunk on the 6-channel (content, output) input: resnet34, resnet18, convnet
+    backbone: str = "resnet34"
     feature_channels: int = 256  # content encoder output: 16x16xfeature_channels
     mask_channels: int = 256  # E_mask output: 16x16xmask_channels
     feature_size: int = 16
     layers: str = "all"  # which generator layers get offsets ("all" or comma-separated indices)
-    start_layer: int = 13  # first layer trained in stage 2 (the paper's "layer 13")
-    shared_heads: bool = True
+    # first layer trained in stage 2: the paper's "layer 13" (indexing: models/stylegan2.py);
+    # for 64/128 px the R/4 toRGB (7/10), see stylegan2.paper_start_layer
+    start_layer: int = 13
+    shared_heads: bool = True  # same-shaped conv layers share one output hyper-layer
     iterations: int = 3
-    head_hidden: int = 256
+    head_hidden: int = 256  # width of each refinement head
+    backbone_width: int = 32  # width of the "convnet"/"tiny" trunk (the ResNets have their own)
 
 
 @dataclass(frozen=True)
@@ -86,7 +90,9 @@ class PatchDiscConfig:
 
     patch_size: int = 32
     patches_per_region: int = 3
-    channels: int = 64
+    channels: int = 128  # encoder width at the patch resolution, doubled per downsample
+    max_channels: int = 384  # cap of the encoder width (Swapping Autoencoder's default)
+    hidden: int = 2048  # width of the pair classifier MLP
 
 
 @dataclass(frozen=True)
@@ -182,11 +188,12 @@ register_config(
             feature_channels=32,
             mask_channels=32,
             feature_size=8,
-            start_layer=5,
+            start_layer=7,  # R/4 toRGB of a 64 px generator (paper_start_layer(64))
             head_hidden=32,
+            backbone_width=16,
         ),
         style_codes=StyleCodeConfig(patches_per_region=4),
-        patch_disc=PatchDiscConfig(patch_size=16, channels=16),
+        patch_disc=PatchDiscConfig(patch_size=16, channels=16, max_channels=32, hidden=64),
     )
 )
 
@@ -195,22 +202,23 @@ register_config(
         name="compact",
         description="the embedded default: 128 px, small enough to ship and run on a CPU",
         generator=GeneratorConfig(
-            resolution=128, style_dim=256, n_mlp=4, channel_multiplier=1, max_channels=256
+            resolution=128, style_dim=256, n_mlp=4, channel_multiplier=1, max_channels=192
         ),
         encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=32, input_size=128),
         aladin=AladinConfig(
             image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
         ),
         hypernet=HyperNetConfig(
-            backbone="resnet18",
-            feature_channels=128,
-            mask_channels=128,
+            backbone="convnet",
+            backbone_width=32,
+            feature_channels=64,
+            mask_channels=64,
             feature_size=8,
-            start_layer=9,
-            head_hidden=128,
+            start_layer=10,  # R/4 toRGB of a 128 px generator (paper_start_layer(128))
+            head_hidden=64,
         ),
         style_codes=StyleCodeConfig(patches_per_region=8),
-        patch_disc=PatchDiscConfig(patch_size=32, channels=32),
+        patch_disc=PatchDiscConfig(patch_size=32, channels=32, max_channels=128, hidden=256),
     )
 )
 

@@ -13,11 +13,19 @@ from hypernst_cli.cli.state import STATE
 @app.command()
 def info(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of tables."),
+    models: bool = typer.Option(False, "--models", help="Also list each config's parameter counts."),
 ) -> None:
     """Show versions, the chosen device, model configs and which weights are found where."""
     from hypernst_cli.info import collect_info
 
     report = collect_info(STATE.device)
+    if models:
+        from hypernst_cli.configs import get_config
+        from hypernst_cli.models.counts import parameter_counts
+
+        report["model_parameters"] = {
+            c["name"]: parameter_counts(get_config(c["name"])) for c in report["configs"]
+        }
     if as_json:
         STATE.out.print_json(json.dumps(report))
         return
@@ -47,6 +55,18 @@ def _print_report(report: dict) -> None:
     for c in report["configs"]:
         configs.add_row(c["name"], str(c["resolution"]), c["description"])
     out.print(configs)
+
+    if "model_parameters" in report:
+        counts = report["model_parameters"]
+        nets = list(next(iter(counts.values()), {}))
+        table = Table(title="parameters per network (millions; fp16 size of generator + hypernet)",
+                      title_justify="left")
+        for col in ["config", *nets, "G+H fp16"]:
+            table.add_column(col, justify="left" if col == "config" else "right")
+        for name, row in counts.items():
+            shipped = (row.get("generator", 0) + row.get("hypernet", 0)) * 2 / 2**20
+            table.add_row(name, *[f"{row[n] / 1e6:.2f}" for n in nets], f"{shipped:.1f} MB")
+        out.print(table)
 
     order = " > ".join(report.get("weights_resolution_order", []))
     weights = Table(title=f"weights (resolution order: {order})", title_justify="left")

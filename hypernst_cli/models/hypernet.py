@@ -1,0 +1,376 @@
+"""The HyperNST hyper-network (paper 3.1-3.3): per-channel weight offsets for a frozen StyleGAN2.
+
+Inputs, for a generator of resolution R and a feature grid of F x F (16 x 16 in the paper):
+
+* content encoder E_c: a ResNet trunk (torchvision's resnet34/resnet18 layout, random init, no
+  download) on the 6-channel concat of the content image and the current output -> F x F x
+  ``feature_channels`` (the paper's 16x16x512 projected to 16x16x256);
+* mask encoder E_mask: the region-arranged ALADIN code map [B, code_dim, R, R] -> F x F x
+  ``mask_channels``;
+* the two are concatenated (16x16x512 in the paper) and read by one refinement head per tuned
+  generator layer (HyperStyle's RefinementBlock idea): stride-2 convs down to 1x1, a linear to a
+  head code, and an output that emits one offset per (out, in) channel pair of that layer's
+  kernel. With ``shared_heads``, layers of the same shape share the output hyper-layer
+  (HyperStyle's shared-weights variant), each head keeping its own conv trunk.
+
+:func:`refine` runs the iterative scheme of HyperStyle: start from G(w+) with no offsets; each
+iteration encodes (content, previous output), adds the predicted offsets to the accumulated ones
+and renders again.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from hypernst_cli.models.stylegan2 import Generator, LayerSpec, count_parameters  # noqa: F401
+
+if TYPE_CHECKING:
+    from hypernst_cli.configs import ModelConfig
+
+
+# --- content encoder ---------------------------------------------------------------------------
+
+
+class ContentEncoder(nn.Module):
+    """(content, current output) [B, 6, R, R] -> [B, feature_channels, F, F].
+
+    ``resnet34`` / ``resnet18``: HyperStyle's trunk (a 7x7 stride-2 stem with BatchNorm and PReLU,
+    then torchvision's layer1..layer4 without the max-pool: R/16 at 512 channels), then a 1x1
+    projection to ``feature_channels``. ``convnet`` (alias ``tiny``): a few stride-2 convs of width
+    ``width`` (doubling up to 4x), for the small configs.
+    """
+
+    def __init__(self, backbone: str, resolution: int, feature_channels: int, feature_size: int,
+                 width: int = 32, in_channels: int = 6) -> None:
+        super().__init__()
+        self.feature_size = feature_size
+        if backbone in ("resnet34", "resnet18"):
+            from torchvision.models import resnet18, resnet34
+
+            trunk = (resnet34 if backbone == "resnet34" else resnet18)(weights=None)
+            self.stem = nn.Sequential(
+                nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.PReLU(64),
+            )
+            self.body = nn.Sequential(trunk.layer1, trunk.layer2, trunk.layer3, trunk.layer4)
+            trunk_channels = 512
+        elif backbone in ("convnet", "tiny"):
+            n_down = max(1, int(math.log2(resolution // feature_size)))
+            layers: list[nn.Module] = []
+            c = in_channels
+            for i in range(n_down):
+                out = min(width * 2**i, 4 * width)
+                layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+                           nn.Conv2d(out, out, 3, padding=1), nn.LeakyReLU(0.2)]
+                c = out
+            self.stem = nn.Sequential(*layers)
+            self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.2))
+            trunk_channels = c
+        else:
+            raise ValueError(f"unknown content encoder backbone '{backbone}' "
+                             "(use resnet34, resnet18, convnet or tiny)")
+        self.project = nn.Conv2d(trunk_channels, feature_channels, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.body(self.stem(x))
+        if x.shape[-1] != self.feature_size:
+            x = F.adaptive_avg_pool2d(x, self.feature_size)
+        return self.project(x)
+
+
+# --- mask encoder ------------------------------------------------------------------------------
+
+
+class MaskEncoder(nn.Module):
+    """E_mask: region-arranged style codes [B, code_dim, R, R] -> [B, mask_channels, F, F].
+
+    The code map is piecewise constant (one ALADIN code per face region), so it is first
+    area-averaged to 4F x 4F: region boundaries survive as fractional mixtures at a quarter of a
+    feature cell, and the stride-2 convs that follow run on 1/16 of the pixels of a 256 px map.
+    """
+
+    def __init__(self, code_dim: int, mask_channels: int, feature_size: int, resolution: int) -> None:
+        super().__init__()
+        self.pooled_size = min(resolution, 4 * feature_size)
+        n_down = int(math.log2(self.pooled_size // feature_size))
+        hidden = mask_channels
+        layers: list[nn.Module] = [nn.Conv2d(code_dim, hidden, 1), nn.LeakyReLU(0.2)]
+        for _ in range(n_down):
+            layers += [nn.Conv2d(hidden, hidden, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(hidden, mask_channels, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, code_map: torch.Tensor) -> torch.Tensor:
+        if code_map.shape[-1] != self.pooled_size:
+            code_map = F.adaptive_avg_pool2d(code_map, self.pooled_size)
+        return self.net(code_map)
+
+
+# --- refinement heads --------------------------------------------------------------------------
+
+
+class HeadTrunk(nn.Module):
+    """Per-layer trunk: stride-2 convs from F x F down to 1 x 1, then a linear to a head code."""
+
+    def __init__(self, in_channels: int, hidden: int, feature_size: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c = in_channels
+        for _ in range(max(1, int(math.log2(feature_size)))):
+            layers += [nn.Conv2d(c, hidden, 3, stride=2, padding=1), nn.LeakyReLU(0.2)]
+            c = hidden
+        self.convs = nn.Sequential(*layers)
+        self.linear = nn.Linear(hidden, hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convs(x)
+        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+
+class DenseDelta(nn.Module):
+    """Head code -> [B, out, in] offsets with one linear (HyperStyle's per-layer output conv)."""
+
+    def __init__(self, hidden: int, out_channels: int, in_channels: int) -> None:
+        super().__init__()
+        self.shape = (out_channels, in_channels)
+        self.linear = nn.Linear(hidden, out_channels * in_channels)
+        # start at zero offsets: an untrained head leaves the generator unchanged
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        return self.linear(code).view(-1, *self.shape)
+
+
+class FactorizedDelta(nn.Module):
+    """Head code -> [B, out, in] through an [in, hidden] intermediate (HyperStyle's shared
+    hyper-layer, per channel): 2 small matrices instead of hidden x out x in weights."""
+
+    def __init__(self, hidden: int, out_channels: int, in_channels: int) -> None:
+        super().__init__()
+        self.shape = (out_channels, in_channels)
+        self.hidden = hidden
+        self.to_inputs = nn.Linear(hidden, in_channels * hidden)
+        self.to_outputs = nn.Linear(hidden, out_channels)
+        nn.init.zeros_(self.to_outputs.weight)
+        nn.init.zeros_(self.to_outputs.bias)
+
+    def forward(self, code: torch.Tensor) -> torch.Tensor:
+        per_input = self.to_inputs(code).view(-1, self.shape[1], self.hidden)  # [B, in, hidden]
+        return self.to_outputs(per_input).transpose(1, 2)  # [B, out, in]
+
+
+def _output_layer(hidden: int, out_channels: int, in_channels: int) -> nn.Module:
+    """Dense when small (toRGB layers: 3 outputs), factorized when that needs fewer weights."""
+    if out_channels > hidden:
+        return FactorizedDelta(hidden, out_channels, in_channels)
+    return DenseDelta(hidden, out_channels, in_channels)
+
+
+def parse_layers(spec: str | list[int] | tuple[int, ...], n_layers: int) -> list[int]:
+    """``"all"`` or comma-separated indices (or a list) -> sorted layer indices, validated."""
+    if isinstance(spec, str):
+        if spec.strip().lower() == "all":
+            return list(range(n_layers))
+        try:
+            idx = [int(s) for s in spec.split(",") if s.strip()]
+        except ValueError:
+            raise ValueError(f"layers must be 'all' or comma-separated integers, got '{spec}'") from None
+    else:
+        idx = [int(i) for i in spec]
+    bad = [i for i in idx if not 0 <= i < n_layers]
+    if bad or not idx:
+        raise ValueError(f"layer indices {bad or idx} outside 0..{n_layers - 1}")
+    return sorted(set(idx))
+
+
+class HyperNetwork(nn.Module):
+    """Predicts per-channel weight offsets for the tuned layers of a generator."""
+
+    def __init__(self, layer_specs: list[LayerSpec], *, resolution: int, code_dim: int,
+                 backbone: str = "resnet34", feature_channels: int = 256, mask_channels: int = 256,
+                 feature_size: int = 16, layers: str | list[int] = "all", start_layer: int = 13,
+                 shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32) -> None:
+        super().__init__()
+        self.specs = list(layer_specs)
+        self.n_layers = len(self.specs)
+        self.tuned = parse_layers(layers, self.n_layers)
+        if not 0 <= start_layer < self.n_layers:
+            raise ValueError(f"start_layer {start_layer} outside 0..{self.n_layers - 1}")
+        self.start_layer = start_layer
+        self.resolution = resolution
+        self.code_dim = code_dim
+        self.content_encoder = ContentEncoder(backbone, resolution, feature_channels, feature_size,
+                                              width=backbone_width)
+        self.mask_encoder = MaskEncoder(code_dim, mask_channels, feature_size, resolution)
+        in_channels = feature_channels + mask_channels
+
+        # Sharing groups: conv layers of the same shape on the same side of start_layer, so the
+        # stage-2 freeze never touches a module used by both frozen and trained layers.
+        groups: dict[str, list[int]] = {}
+        for i in self.tuned:
+            s = self.specs[i]
+            key = f"{s.kind}_{s.out_channels}x{s.in_channels}_{'late' if i >= start_layer else 'early'}"
+            groups.setdefault(key, []).append(i)
+        self.heads = nn.ModuleDict()
+        self.outputs = nn.ModuleDict()  # per-layer output layers (not shared)
+        self.shared = nn.ModuleDict()  # shared output layers, keyed by group
+        self.shared_key: dict[int, str] = {}
+        for key, members in groups.items():
+            s = self.specs[members[0]]
+            share = shared_heads and len(members) > 1 and s.kind == "conv"
+            if share:
+                self.shared[key] = FactorizedDelta(head_hidden, s.out_channels, s.in_channels)
+            for i in members:
+                self.heads[str(i)] = HeadTrunk(in_channels, head_hidden, feature_size)
+                if share:
+                    self.shared_key[i] = key
+                else:
+                    self.outputs[str(i)] = _output_layer(head_hidden, s.out_channels, s.in_channels)
+
+    def encode_mask(self, code_map: torch.Tensor) -> torch.Tensor:
+        return self.mask_encoder(code_map)
+
+    def forward(self, content: torch.Tensor, current: torch.Tensor, code_map: torch.Tensor | None = None,
+                *, mask_features: torch.Tensor | None = None) -> list[torch.Tensor | None]:
+        """Offsets [B, out, in] per generator layer (None for layers not tuned).
+
+        ``content`` and ``current`` are [B, 3, R, R] in [-1, 1]; ``code_map`` is
+        [B, code_dim, R, R] (or pass precomputed ``mask_features`` from :meth:`encode_mask`).
+        """
+        if mask_features is None:
+            if code_map is None:
+                raise ValueError("pass code_map or mask_features")
+            mask_features = self.encode_mask(code_map)
+        features = self.content_encoder(torch.cat([content, current], dim=1))
+        x = torch.cat([features, mask_features], dim=1)
+        deltas: list[torch.Tensor | None] = [None] * self.n_layers
+        for i in self.tuned:
+            code = self.heads[str(i)](x)
+            out = self.shared[self.shared_key[i]] if i in self.shared_key else self.outputs[str(i)]
+            deltas[i] = out(code)
+        return deltas
+
+    def stylization_modules(self) -> list[nn.Module]:
+        """Modules trained in stage 2: the heads (trunk and output layer) of layers >= start_layer."""
+        mods: list[nn.Module] = []
+        for i in self.tuned:
+            if i >= self.start_layer:
+                mods.append(self.heads[str(i)])
+                mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
+                            else self.outputs[str(i)])
+        return mods
+
+    def freeze_for_stylization(self) -> None:
+        """Stage 2 (paper 3.3/4.3): only the heads of layers >= ``start_layer`` keep training.
+
+        The content encoder and the heads of the earlier layers are frozen, and so is E_mask. The
+        paper freezes "the content encoder" and trains "only the hypernetwork weight delta
+        prediction modules"; E_mask is neither, and it feeds every head: left trainable, it would
+        change the offsets of the frozen early layers too (their heads read its features), so the
+        start layer would no longer bound what stage 2 changes, which is what the paper's
+        start-layer ablation (Table 3) varies. The late heads still see the style codes through
+        E_mask's (stage-1) projection and learn to turn them into stylization. The content
+        encoder also stays in eval mode for its BatchNorm statistics (see :meth:`train`).
+        """
+        self.requires_grad_(False)
+        for m in self.stylization_modules():
+            m.requires_grad_(True)
+        self._frozen_content = True
+        self.content_encoder.eval()
+
+    def train(self, mode: bool = True) -> HyperNetwork:
+        super().train(mode)
+        if getattr(self, "_frozen_content", False):
+            self.content_encoder.eval()
+        return self
+
+
+# --- the refinement loop -----------------------------------------------------------------------
+
+
+@dataclass
+class RefineResult:
+    images: list[torch.Tensor]  # the output after each iteration, [B, 3, R, R]
+    offsets: list[torch.Tensor | None]  # accumulated offsets per layer after the last iteration
+    initial: torch.Tensor  # G(w+) without offsets (the starting point)
+
+
+def add_offsets(acc: list[torch.Tensor | None] | None,
+                new: list[torch.Tensor | None]) -> list[torch.Tensor | None]:
+    if acc is None:
+        return list(new)
+    return [a if n is None else n if a is None else a + n for a, n in zip(acc, new)]
+
+
+def refine_step(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor,
+                content: torch.Tensor, previous: torch.Tensor,
+                offsets: list[torch.Tensor | None] | None, *, code_map: torch.Tensor | None = None,
+                mask_features: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+    """One iteration: predict offsets from (content, previous), accumulate, render."""
+    deltas = hypernet(content, previous, code_map, mask_features=mask_features)
+    offsets = add_offsets(offsets, deltas)
+    return generator(wplus, offsets=offsets), offsets
+
+
+def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, content: torch.Tensor,
+           code_map: torch.Tensor, iterations: int = 3, initial: torch.Tensor | None = None,
+           *, detach_between: bool = True) -> RefineResult:
+    """HyperStyle's iterative refinement, as a pure tensor function.
+
+    Iteration 1 starts from ``initial`` (default: G(w+) with no offsets, computed without
+    gradients as in HyperStyle); each iteration feeds (content, previous output) to the
+    hyper-network and adds its offsets to the accumulated ones. ``detach_between`` (HyperStyle's
+    training loop): the previous output and accumulated offsets enter the next iteration detached,
+    so the loss of iteration t trains the prediction of iteration t only; set False to
+    backpropagate through the whole chain. The generator's own parameters are never changed here:
+    freeze them with ``generator.requires_grad_(False)``; gradients still flow through it to the
+    hyper-network.
+    """
+    if iterations < 1:
+        raise ValueError("iterations must be >= 1")
+    if initial is None:
+        with torch.no_grad():
+            initial = generator(wplus)
+    # the code map does not change between iterations: encode it once unless each iteration is
+    # backpropagated on its own (a shared graph would be freed by the first backward)
+    shared_mask = None if (torch.is_grad_enabled() and detach_between) else hypernet.encode_mask(code_map)
+    images: list[torch.Tensor] = []
+    offsets: list[torch.Tensor | None] | None = None
+    previous = initial
+    for _ in range(iterations):
+        if detach_between and images:
+            previous = previous.detach()
+            offsets = [o.detach() if o is not None else None for o in offsets or []]
+        previous, offsets = refine_step(generator, hypernet, wplus, content, previous, offsets,
+                                        code_map=code_map, mask_features=shared_mask)
+        images.append(previous)
+    return RefineResult(images=images, offsets=offsets or [], initial=initial)
+
+
+# --- constructors ------------------------------------------------------------------------------
+
+
+def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> HyperNetwork:
+    """The hyper-network of a config, for ``generator`` (default: the config's generator layout)."""
+    if generator is None:
+        from hypernst_cli.models.stylegan2 import build_generator
+
+        with torch.device("meta"):
+            specs = build_generator(cfg.generator).layer_specs()
+    else:
+        specs = generator.layer_specs()
+    h = cfg.hypernet
+    return HyperNetwork(specs, resolution=cfg.generator.resolution, code_dim=cfg.aladin.code_dim,
+                        backbone=h.backbone, feature_channels=h.feature_channels,
+                        mask_channels=h.mask_channels, feature_size=h.feature_size, layers=h.layers,
+                        start_layer=h.start_layer, shared_heads=h.shared_heads,
+                        head_hidden=h.head_hidden, backbone_width=h.backbone_width)

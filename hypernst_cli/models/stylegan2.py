@@ -1,0 +1,575 @@
+"""StyleGAN2 generator and residual discriminator in plain PyTorch, with per-channel weight offsets.
+
+The module and parameter names are those of rosinality/stylegan2-pytorch (``Generator`` and
+``Discriminator``), so its ``g_ema`` and ``d`` checkpoints load with ``strict=True`` after
+:func:`hypernst_cli.models.official.stylegan2_generator_to_ours`. The fused CUDA ops of the
+original (``upfirdn2d``, ``fused_leaky_relu``) are written here with ordinary torch ops, so the same
+code runs on CPU and CUDA without building an extension.
+
+Weight offsets (HyperStyle's scheme)
+------------------------------------
+Every modulated conv and every toRGB layer takes an optional offset ``delta`` of shape
+``[B, out, in]`` (or ``[B, out, in, 1, 1]``, or a full ``[B, out, in, k, k]``): one value per
+(output channel, input channel) pair, shared by the k x k taps of the kernel. The effective weight
+of sample b is ``W * (1 + delta[b])``, applied before modulation and demodulation. Each sample of a
+batch has its own offsets: the grouped convolution of StyleGAN2 already builds one kernel per
+sample, so offsets cost no extra convolution.
+
+Layer indexing (synthesis order)
+--------------------------------
+``Generator.layer_specs()`` lists the layers that take offsets, in the order the image is built;
+the index is HyperStyle's ``weights_deltas`` index. The mapping network and the constant input are
+not counted (they have no kernel to offset)::
+
+    0  conv1      (4 px)          1  to_rgb1   (4 px)
+    then per resolution r = 8, 16, ..., R:  conv up (convs.2b), conv (convs.2b+1), toRGB (to_rgbs.b)
+    with b = log2(r) - 3 at indices 2 + 3b, 3 + 3b, 4 + 3b.
+
+So the index of a layer does not depend on the output resolution (it is anchored at 4 px): index
+13 is ``to_rgbs.3``, the 64 px toRGB, for every generator of 64 px or more. A generator of
+resolution R has ``3 * log2(R) - 4`` layers: 14 at 64 px, 17 at 128, 20 at 256, 26 at 1024.
+
+The paper's "layer 13" (section 4.3: "out of 25 layers", ablated starts 3, 7, 13, 17, 22, "toRGB
+layers") is read as an index into HyperStyle's 26-entry layer table (indices 0..25 of a 1024 px
+StyleGAN2, whose toRGB layers are 1, 4, 7, ..., 25): "25" is the last index, 7, 13 and 22 are
+toRGB layers there (16, 64 and 512 px); 3 and 17 are convs (``convs.1`` at 8 px, ``convs.11`` at
+256 px), so the paper's "toRGB" remark fits only some of its own numbers, and 22 lies beyond the
+20 layers of a 256 px generator (which matches its Table 3 row: best content, worst style). No
+count that includes the mapping network or the constant gives 25 for 256 px. Hence:
+
+==========  ======  ==========================================================================
+resolution  layers  paper's start "layer 13" in our indexing
+==========  ======  ==========================================================================
+1024        26      13 = ``to_rgbs.3`` (64 px toRGB); tuned in stage 2: 13..25
+256         20      13 = ``to_rgbs.3`` (64 px toRGB, i.e. R/4); tuned in stage 2: 13..19 (7 layers)
+128         17      10 = ``to_rgbs.2`` (32 px = R/4 toRGB): the same last 7 layers as at 256 px
+64          14      7 = ``to_rgbs.1`` (16 px = R/4 toRGB): the same last 7 layers as at 256 px
+==========  ======  ==========================================================================
+
+For 128 and 64 px (our ``compact`` and ``tiny`` configs) the literal index 13 would leave only the
+last toRGB (64 px) or the last block (128 px) to stylize, so those configs keep the paper's
+proportion instead: start at the R/4 toRGB, i.e. the last 7 layers (:func:`paper_start_layer`).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+if TYPE_CHECKING:
+    from hypernst_cli.configs import GeneratorConfig
+
+BLUR_KERNEL = (1, 3, 3, 1)
+SQRT2 = math.sqrt(2.0)
+
+
+# --- plain-torch versions of the fused ops -----------------------------------------------------
+
+
+def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
+                     negative_slope: float = 0.2, scale: float = SQRT2) -> torch.Tensor:
+    """Bias add + leaky ReLU + gain sqrt(2) (keeps the activations' variance, as in StyleGAN2)."""
+    if bias is not None:
+        x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
+    return F.leaky_relu(x, negative_slope) * scale
+
+
+def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
+              pad: tuple[int, int] = (0, 0)) -> torch.Tensor:
+    """Upsample (zero insertion), pad, FIR-filter with ``kernel``, downsample; per channel.
+
+    ``pad`` = (before, after), the same for both axes; negative values crop.
+    """
+    b, c, h, w = x.shape
+    kh, kw = kernel.shape
+    if up > 1:
+        x = x.reshape(b, c, h, 1, w, 1)
+        x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
+        x = x.reshape(b, c, h * up, w * up)
+    p0, p1 = pad
+    x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
+    if p0 < 0 or p1 < 0:
+        x = x[:, :, max(-p0, 0): x.shape[2] - max(-p1, 0), max(-p0, 0): x.shape[3] - max(-p1, 0)]
+    # conv2d is a correlation: flip to apply the filter as a convolution
+    weight = torch.flip(kernel, (0, 1)).to(x.dtype).view(1, 1, kh, kw).repeat(c, 1, 1, 1)
+    return F.conv2d(x, weight, stride=down, groups=c)
+
+
+def make_kernel(k: tuple[int, ...] | list[int]) -> torch.Tensor:
+    """Separable 2-D FIR kernel from a 1-D one, normalised to sum 1."""
+    t = torch.tensor(k, dtype=torch.float32)
+    if t.ndim == 1:
+        t = t[None, :] * t[:, None]
+    return t / t.sum()
+
+
+class FusedLeakyReLU(nn.Module):
+    def __init__(self, channel: int, bias: bool = True) -> None:
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channel)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fused_leaky_relu(x, self.bias)
+
+
+class PixelNorm(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(torch.mean(x * x, dim=1, keepdim=True) + 1e-8)
+
+
+class Upsample(nn.Module):
+    def __init__(self, kernel: tuple[int, ...] = BLUR_KERNEL, factor: int = 2) -> None:
+        super().__init__()
+        self.factor = factor
+        self.register_buffer("kernel", make_kernel(kernel) * factor**2)  # persistent, as upstream
+        p = len(kernel) - factor
+        self.pad = ((p + 1) // 2 + factor - 1, p // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, up=self.factor, pad=self.pad)
+
+
+class Blur(nn.Module):
+    def __init__(self, kernel: tuple[int, ...], pad: tuple[int, int], upsample_factor: int = 1) -> None:
+        super().__init__()
+        self.register_buffer("kernel", make_kernel(kernel) * upsample_factor**2)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return upfirdn2d(x, self.kernel, pad=self.pad)
+
+
+# --- equalized-learning-rate layers ------------------------------------------------------------
+
+
+class EqualConv2d(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, stride: int = 1,
+                 padding: int = 0, bias: bool = True) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channel, in_channel, kernel_size, kernel_size))
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.stride = stride
+        self.padding = padding
+        self.bias = nn.Parameter(torch.zeros(out_channel)) if bias else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight * self.scale, bias=self.bias, stride=self.stride,
+                        padding=self.padding)
+
+
+class EqualLinear(nn.Module):
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0,
+                 lr_mul: float = 1.0, activation: str | None = None) -> None:
+        super().__init__()
+        # weights stored divided by lr_mul and scaled back at run time: the learning rate of this
+        # layer is effectively multiplied by lr_mul (StyleGAN's mapping network uses 0.01)
+        self.weight = nn.Parameter(torch.randn(out_dim, in_dim).div_(lr_mul))
+        self.bias = nn.Parameter(torch.full((out_dim,), float(bias_init))) if bias else None
+        self.activation = activation
+        self.scale = lr_mul / math.sqrt(in_dim)
+        self.lr_mul = lr_mul
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = self.bias * self.lr_mul if self.bias is not None else None
+        if self.activation:
+            return fused_leaky_relu(F.linear(x, self.weight * self.scale), bias)
+        return F.linear(x, self.weight * self.scale, bias=bias)
+
+
+# --- synthesis layers --------------------------------------------------------------------------
+
+
+def _offset_factor(delta: torch.Tensor, batch: int, out_channel: int, in_channel: int,
+                   kernel_size: int) -> torch.Tensor:
+    """``1 + delta`` shaped [B, out, in, k|1, k|1] to multiply the [1, out, in, k, k] weight."""
+    if delta.ndim == 3:
+        delta = delta[..., None, None]
+    if (delta.ndim != 5 or delta.shape[1:3] != (out_channel, in_channel)
+            or delta.shape[3] not in (1, kernel_size) or delta.shape[4] not in (1, kernel_size)
+            or delta.shape[0] not in (1, batch)):
+        raise ValueError(
+            f"weight offset of shape {tuple(delta.shape)} does not fit a layer with "
+            f"{out_channel} outputs, {in_channel} inputs and batch {batch}: expected "
+            f"[{batch}, {out_channel}, {in_channel}] (optionally with 1x1 or "
+            f"{kernel_size}x{kernel_size} trailing dims)"
+        )
+    return 1 + delta
+
+
+class ModulatedConv2d(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 demodulate: bool = True, upsample: bool = False,
+                 blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.in_channel = in_channel
+        self.out_channel = out_channel
+        self.upsample = upsample
+        if upsample:
+            factor = 2
+            p = (len(blur_kernel) - factor) - (kernel_size - 1)
+            self.blur = Blur(blur_kernel, pad=((p + 1) // 2 + factor - 1, p // 2 + 1),
+                             upsample_factor=factor)
+        self.scale = 1 / math.sqrt(in_channel * kernel_size**2)
+        self.padding = kernel_size // 2
+        self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
+        self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
+        self.demodulate = demodulate
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor,
+                delta: torch.Tensor | None = None) -> torch.Tensor:
+        batch, in_channel, height, width = x.shape
+        style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
+        weight = self.weight
+        if delta is not None:
+            weight = weight * _offset_factor(delta, batch, self.out_channel, in_channel,
+                                             self.kernel_size)
+        weight = self.scale * weight * style  # [B, out, in, k, k]: one kernel per sample
+        if self.demodulate:
+            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
+            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+
+        k = self.kernel_size
+        x = x.reshape(1, batch * in_channel, height, width)
+        if self.upsample:
+            # transposed conv wants [in, out] per group
+            weight = weight.transpose(1, 2).reshape(batch * in_channel, self.out_channel, k, k)
+            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
+            out = out.view(batch, self.out_channel, out.shape[2], out.shape[3])
+            return self.blur(out)
+        weight = weight.reshape(batch * self.out_channel, in_channel, k, k)
+        out = F.conv2d(x, weight, padding=self.padding, groups=batch)
+        return out.view(batch, self.out_channel, out.shape[2], out.shape[3])
+
+
+class NoiseInjection(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(1))
+
+    def forward(self, x: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+        if noise is None:
+            noise = x.new_empty(x.shape[0], 1, x.shape[2], x.shape[3]).normal_()
+        return x + self.weight * noise
+
+
+class ConstantInput(nn.Module):
+    def __init__(self, channel: int, size: int = 4) -> None:
+        super().__init__()
+        self.input = nn.Parameter(torch.randn(1, channel, size, size))
+
+    def forward(self, batch: int) -> torch.Tensor:
+        return self.input.expand(batch, -1, -1, -1)
+
+
+class StyledConv(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int, style_dim: int,
+                 upsample: bool = False, blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        self.conv = ModulatedConv2d(in_channel, out_channel, kernel_size, style_dim,
+                                    upsample=upsample, blur_kernel=blur_kernel)
+        self.noise = NoiseInjection()
+        self.activate = FusedLeakyReLU(out_channel)
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None,
+                delta: torch.Tensor | None = None) -> torch.Tensor:
+        return self.activate(self.noise(self.conv(x, style, delta), noise=noise))
+
+
+class ToRGB(nn.Module):
+    def __init__(self, in_channel: int, style_dim: int, upsample: bool = True,
+                 blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        if upsample:
+            self.upsample = Upsample(blur_kernel)
+        self.conv = ModulatedConv2d(in_channel, 3, 1, style_dim, demodulate=False)
+        self.bias = nn.Parameter(torch.zeros(1, 3, 1, 1))
+
+    def forward(self, x: torch.Tensor, style: torch.Tensor, skip: torch.Tensor | None = None,
+                delta: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.conv(x, style, delta) + self.bias
+        if skip is not None:
+            out = out + self.upsample(skip)
+        return out
+
+
+def channel_table(channel_multiplier: int = 2, max_channels: int = 512) -> dict[int, int]:
+    """Channels per resolution (StyleGAN2's table), capped at ``max_channels``."""
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * channel_multiplier,
+             128: 128 * channel_multiplier, 256: 64 * channel_multiplier,
+             512: 32 * channel_multiplier, 1024: 16 * channel_multiplier}
+    return {r: min(c, max_channels) for r, c in table.items()}
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    """One layer that takes a weight offset, in synthesis order (see the module docstring)."""
+
+    index: int
+    name: str  # module path: "conv1", "to_rgb1", "convs.N", "to_rgbs.N"
+    kind: Literal["conv", "torgb"]
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    resolution: int  # output resolution of the layer
+
+    @property
+    def offset_shape(self) -> tuple[int, int]:
+        return (self.out_channels, self.in_channels)
+
+
+def layer_count(resolution: int) -> int:
+    return 3 * int(math.log2(resolution)) - 4
+
+
+def paper_start_layer(resolution: int) -> int:
+    """The paper's stylization start ("layer 13" at 256 px) for a generator of ``resolution``.
+
+    The R/4 toRGB layer (13 at 256 px), i.e. the last 7 layers; for 1024 px the literal index 13
+    of HyperStyle's table (which that table was written for). See the module docstring.
+    """
+    if resolution >= 256:
+        return 13
+    return layer_count(resolution) - 7
+
+
+class Generator(nn.Module):
+    """StyleGAN2 generator (rosinality layout) with per-sample, per-layer weight offsets."""
+
+    def __init__(self, resolution: int = 256, style_dim: int = 512, n_mlp: int = 8,
+                 channel_multiplier: int = 2, lr_mlp: float = 0.01, max_channels: int = 512,
+                 blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        log_size = int(math.log2(resolution))
+        if resolution < 8 or 2**log_size != resolution or resolution > 1024:
+            raise ValueError(f"StyleGAN2 resolution must be a power of two in 8..1024, got {resolution}")
+        self.size = resolution
+        self.style_dim = style_dim
+        self.log_size = log_size
+        self.style = nn.Sequential(
+            PixelNorm(),
+            *[EqualLinear(style_dim, style_dim, lr_mul=lr_mlp, activation="fused_lrelu")
+              for _ in range(n_mlp)],
+        )
+        self.channels = channel_table(channel_multiplier, max_channels)
+        self.input = ConstantInput(self.channels[4])
+        self.conv1 = StyledConv(self.channels[4], self.channels[4], 3, style_dim,
+                                blur_kernel=blur_kernel)
+        self.to_rgb1 = ToRGB(self.channels[4], style_dim, upsample=False)
+
+        self.num_layers = (log_size - 2) * 2 + 1  # noise inputs: one per StyledConv
+        self.convs = nn.ModuleList()
+        self.upsamples = nn.ModuleList()  # empty; kept for the upstream module layout
+        self.to_rgbs = nn.ModuleList()
+        self.noises = nn.Module()
+        for i in range(self.num_layers):
+            res = 2 ** ((i + 5) // 2)
+            self.noises.register_buffer(f"noise_{i}", torch.randn(1, 1, res, res))
+
+        in_channel = self.channels[4]
+        for i in range(3, log_size + 1):
+            out_channel = self.channels[2**i]
+            self.convs.append(StyledConv(in_channel, out_channel, 3, style_dim, upsample=True,
+                                         blur_kernel=blur_kernel))
+            self.convs.append(StyledConv(out_channel, out_channel, 3, style_dim,
+                                         blur_kernel=blur_kernel))
+            self.to_rgbs.append(ToRGB(out_channel, style_dim))
+            in_channel = out_channel
+        self.n_latent = log_size * 2 - 2
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def synthesis_layers(self) -> list[nn.Module]:
+        """The StyledConv / ToRGB modules in synthesis order (index = offset index)."""
+        layers: list[nn.Module] = [self.conv1, self.to_rgb1]
+        for b, to_rgb in enumerate(self.to_rgbs):
+            layers += [self.convs[2 * b], self.convs[2 * b + 1], to_rgb]
+        return layers
+
+    def layer_specs(self) -> list[LayerSpec]:
+        specs = [
+            LayerSpec(0, "conv1", "conv", self.channels[4], self.channels[4], 3, 4),
+            LayerSpec(1, "to_rgb1", "torgb", self.channels[4], 3, 1, 4),
+        ]
+        for b in range(len(self.to_rgbs)):
+            res = 2 ** (b + 3)
+            up, conv, rgb = self.convs[2 * b].conv, self.convs[2 * b + 1].conv, self.to_rgbs[b].conv
+            specs += [
+                LayerSpec(2 + 3 * b, f"convs.{2 * b}", "conv", up.in_channel, up.out_channel, 3, res),
+                LayerSpec(3 + 3 * b, f"convs.{2 * b + 1}", "conv", conv.in_channel,
+                          conv.out_channel, 3, res),
+                LayerSpec(4 + 3 * b, f"to_rgbs.{b}", "torgb", rgb.in_channel, 3, 1, res),
+            ]
+        return specs
+
+    # -- latents --------------------------------------------------------------------------------
+
+    def mapping(self, z: torch.Tensor) -> torch.Tensor:
+        """z [..., style_dim] -> w [..., style_dim] (e.g. [B, n_latent, D] for a mixed W+)."""
+        return self.style(z.reshape(-1, self.style_dim)).view(z.shape)
+
+    @torch.no_grad()
+    def mean_latent(self, n: int = 4096, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Mean of ``n`` mapped random z: [1, style_dim] (the truncation centre)."""
+        device = self.input.input.device
+        z = torch.randn(n, self.style_dim, generator=generator,
+                        device=generator.device if generator is not None else device)
+        return self.style(z.to(device)).mean(0, keepdim=True)
+
+    def make_noise(self, batch: int = 1, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+        device = self.input.input.device
+        out = []
+        for i in range(self.num_layers):
+            res = 2 ** ((i + 5) // 2)
+            out.append(torch.randn(batch, 1, res, res, generator=generator,
+                                   device=generator.device if generator is not None else device)
+                       .to(device))
+        return out
+
+    # -- synthesis ------------------------------------------------------------------------------
+
+    def forward(self, wplus: torch.Tensor, *, offsets: list[torch.Tensor | None] | None = None,
+                noise: list[torch.Tensor] | None = None, randomize_noise: bool = False,
+                return_layer_outputs: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        """W+ latents [B, n_latent, style_dim] (or W [B, style_dim]) -> image [B, 3, R, R].
+
+        ``offsets``: one entry per layer of :meth:`layer_specs` (None = no offset) or None.
+        ``noise``: one tensor per StyledConv; else the stored noise buffers, or fresh noise when
+        ``randomize_noise``. With ``return_layer_outputs`` also returns each layer's output
+        (features for a conv, the running RGB skip for a toRGB), in synthesis order.
+        The image is in [-1, 1] for a trained generator (it is not clamped).
+        """
+        if wplus.ndim == 2:
+            wplus = wplus.unsqueeze(1).expand(-1, self.n_latent, -1)
+        if wplus.ndim != 3 or wplus.shape[1:] != (self.n_latent, self.style_dim):
+            raise ValueError(f"expected W+ latents [B, {self.n_latent}, {self.style_dim}], "
+                             f"got {tuple(wplus.shape)}")
+        layers = self.synthesis_layers()
+        if offsets is None:
+            offsets = [None] * len(layers)
+        if len(offsets) != len(layers):
+            raise ValueError(f"expected {len(layers)} offset entries (one per layer), got {len(offsets)}")
+        if noise is None:
+            noise = ([None] * self.num_layers if randomize_noise else
+                     [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)])
+
+        outputs: list[torch.Tensor] = []
+        out = self.input(wplus.shape[0])
+        out = self.conv1(out, wplus[:, 0], noise=noise[0], delta=offsets[0])
+        outputs.append(out)
+        skip = self.to_rgb1(out, wplus[:, 1], delta=offsets[1])
+        outputs.append(skip)
+        i = 1  # latent index: a block uses latents i, i+1 for its convs and i+2 for its toRGB
+        for b, to_rgb in enumerate(self.to_rgbs):
+            k = 2 + 3 * b
+            out = self.convs[2 * b](out, wplus[:, i], noise=noise[2 * b + 1], delta=offsets[k])
+            outputs.append(out)
+            out = self.convs[2 * b + 1](out, wplus[:, i + 1], noise=noise[2 * b + 2],
+                                        delta=offsets[k + 1])
+            outputs.append(out)
+            skip = to_rgb(out, wplus[:, i + 2], skip, delta=offsets[k + 2])
+            outputs.append(skip)
+            i += 2
+        if return_layer_outputs:
+            return skip, outputs
+        return skip
+
+
+# --- discriminator -----------------------------------------------------------------------------
+
+
+class ConvLayer(nn.Sequential):
+    def __init__(self, in_channel: int, out_channel: int, kernel_size: int,
+                 downsample: bool = False, blur_kernel: tuple[int, ...] = BLUR_KERNEL,
+                 bias: bool = True, activate: bool = True, padding: int | None = None) -> None:
+        layers: list[nn.Module] = []
+        if downsample:
+            p = (len(blur_kernel) - 2) + (kernel_size - 1)
+            layers.append(Blur(blur_kernel, pad=((p + 1) // 2, p // 2)))
+            stride, pad = 2, 0
+        else:
+            stride, pad = 1, kernel_size // 2 if padding is None else padding
+        layers.append(EqualConv2d(in_channel, out_channel, kernel_size, padding=pad,
+                                  stride=stride, bias=bias and not activate))
+        if activate:
+            layers.append(FusedLeakyReLU(out_channel, bias=bias))
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, in_channel: int, out_channel: int,
+                 blur_kernel: tuple[int, ...] = BLUR_KERNEL, downsample: bool = True) -> None:
+        super().__init__()
+        self.conv1 = ConvLayer(in_channel, in_channel, 3)
+        self.conv2 = ConvLayer(in_channel, out_channel, 3, downsample=downsample,
+                               blur_kernel=blur_kernel)
+        self.skip = ConvLayer(in_channel, out_channel, 1, downsample=downsample,
+                              blur_kernel=blur_kernel, activate=False, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.conv2(self.conv1(x)) + self.skip(x)) / SQRT2
+
+
+class Discriminator(nn.Module):
+    """StyleGAN2 residual discriminator (rosinality layout): logits [B, 1]."""
+
+    def __init__(self, resolution: int = 256, channel_multiplier: int = 2, max_channels: int = 512,
+                 blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
+        super().__init__()
+        channels = channel_table(channel_multiplier, max_channels)
+        log_size = int(math.log2(resolution))
+        convs: list[nn.Module] = [ConvLayer(3, channels[resolution], 1)]
+        in_channel = channels[resolution]
+        for i in range(log_size, 2, -1):
+            out_channel = channels[2 ** (i - 1)]
+            convs.append(ResBlock(in_channel, out_channel, blur_kernel))
+            in_channel = out_channel
+        self.convs = nn.Sequential(*convs)
+        self.stddev_group = 4
+        self.stddev_feat = 1
+        self.final_conv = ConvLayer(in_channel + 1, channels[4], 3)
+        self.final_linear = nn.Sequential(
+            EqualLinear(channels[4] * 4 * 4, channels[4], activation="fused_lrelu"),
+            EqualLinear(channels[4], 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.convs(x)
+        batch, channel, height, width = out.shape
+        # minibatch standard deviation over groups of samples (a batch not divisible by the
+        # group size falls back to one group, so any batch size works)
+        group = min(batch, self.stddev_group)
+        if batch % group:
+            group = math.gcd(batch, self.stddev_group)
+        std = out.view(group, -1, self.stddev_feat, channel // self.stddev_feat, height, width)
+        std = torch.sqrt(std.var(0, unbiased=False) + 1e-8)
+        std = std.mean([2, 3, 4], keepdim=True).squeeze(2)
+        std = std.repeat(group, 1, height, width)
+        out = self.final_conv(torch.cat([out, std], 1))
+        return self.final_linear(out.view(batch, -1))
+
+
+# --- constructors ------------------------------------------------------------------------------
+
+
+def build_generator(cfg: GeneratorConfig) -> Generator:
+    return Generator(resolution=cfg.resolution, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp,
+                     channel_multiplier=cfg.channel_multiplier, lr_mlp=cfg.lr_mlp,
+                     max_channels=cfg.max_channels)
+
+
+def build_discriminator(cfg: GeneratorConfig) -> Discriminator:
+    """The image discriminator for images of the generator's resolution."""
+    return Discriminator(resolution=cfg.resolution, channel_multiplier=cfg.channel_multiplier,
+                         max_channels=cfg.max_channels)
+
+
+def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters (shared ones counted once); works on the meta device."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
