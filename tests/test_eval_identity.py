@@ -1,0 +1,63 @@
+"""dlib identity distance and face-detection rate on real faces (../shared/data)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hypernst_cli.eval.identity import DlibFaces, FaceDetectionMetric, IdentityMetric
+from hypernst_cli.io import load_image
+
+
+@pytest.fixture(scope="module")
+def faces(shared_data):
+    names = ["ffhq_000000.png", "ffhq_000001.png", "dsg_019706.png"]
+    return [load_image(shared_data / "faces" / n) for n in names]
+
+
+def _noisy(img: np.ndarray, sigma: float) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return np.clip(img + rng.normal(0, sigma, img.shape), 0, 255).astype(np.uint8)
+
+
+def test_models_load_once_per_process():
+    a, b = DlibFaces.shared(), DlibFaces.shared()
+    assert a is b
+    assert a._load() is a._load()
+    assert IdentityMetric().faces is a and FaceDetectionMetric().faces is a
+
+
+def test_identity_zero_for_same_image_and_grows_with_noise(faces):
+    metric = IdentityMetric()
+    face = faces[0]
+    assert metric(face, face) == pytest.approx(0.0, abs=1e-9)
+    values = [metric(face, _noisy(face, s)) for s in (8, 24, 48)]
+    assert all(v is not None for v in values), values
+    assert values[0] < 0.2 and values[0] < values[1] < values[2], values
+    # another person is further than the same person under mild noise
+    other = metric(face, faces[1])
+    assert other is not None and other > 0.6 > values[0]
+
+
+def test_no_face_is_na_and_counted_by_the_detection_rate(faces):
+    identity, detected = IdentityMetric(), FaceDetectionMetric()
+    blank = np.full((256, 256, 3), 127, np.uint8)
+    assert identity(faces[0], blank) is None
+    assert detected(faces[0], blank) == 0.0
+    assert detected(faces[0], faces[2]) == 1.0
+    rows = [
+        {"identity": identity(faces[0], faces[0]), "face_detected": 1.0},
+        {"identity": identity(faces[0], faces[1]), "face_detected": 1.0},
+        {"identity": None, "face_detected": 0.0},
+    ]
+    s = identity.summarize(rows)
+    assert s["identity_same_pct"] == pytest.approx(50.0)  # over the pairs with a distance
+    assert s["identity"] == pytest.approx((rows[0]["identity"] + rows[1]["identity"]) / 2)
+    assert detected.summarize(rows)["face_detected"] == pytest.approx(200 / 3)
+
+
+def test_results_are_cached_per_image(faces):
+    dlib_faces = DlibFaces()
+    first = dlib_faces.analyse(faces[0])
+    assert dlib_faces.analyse(faces[0].copy()) is first
+    assert first.n_faces == 1 and first.descriptor.shape == (128,)
