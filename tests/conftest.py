@@ -58,11 +58,11 @@ def python_exe() -> str:
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A complete `tiny` model folder with random weights (what unit tests run on)."""
     from hypernst_cli.configs import get_config
-    from hypernst_cli.pipeline.models import BUILDERS, init_networks, save_networks
+    from hypernst_cli.pipeline.models import INFERENCE_PARTS, init_networks, save_networks
 
     cfg = get_config("tiny")
     folder = tmp_path_factory.mktemp("models") / "tiny-random"
-    save_networks(folder, cfg, init_networks(cfg, BUILDERS, seed=0),
+    save_networks(folder, cfg, init_networks(cfg, INFERENCE_PARTS, seed=0),
                   note="random weights for tests")
     return folder
 

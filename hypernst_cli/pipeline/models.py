@@ -37,11 +37,42 @@ def _build_encoder(cfg: ModelConfig) -> Any:
     return Encoder4Editing(cfg.encoder, n_latent_for(cfg.resolution), cfg.generator.style_dim)
 
 
+def _build_generator(cfg: ModelConfig) -> Any:
+    from hypernst_cli.models.stylegan2 import build_generator
+
+    return build_generator(cfg.generator)
+
+
+def _build_hypernet(cfg: ModelConfig) -> Any:
+    from hypernst_cli.models.hypernet import build_hypernet
+
+    return build_hypernet(cfg)
+
+
+def _build_discriminator(cfg: ModelConfig) -> Any:
+    from hypernst_cli.models.stylegan2 import build_discriminator
+
+    return build_discriminator(cfg.generator)
+
+
+def _build_patch_disc(cfg: ModelConfig) -> Any:
+    from hypernst_cli.models.patch_disc import build_patch_disc
+
+    return build_patch_disc(cfg.patch_disc)
+
+
 #: network name (prefix in model.safetensors) -> builder from a ModelConfig
 BUILDERS: dict[str, Callable[[ModelConfig], Any]] = {
-    "aladin": _build_aladin,
+    "generator": _build_generator,
     "encoder": _build_encoder,
+    "aladin": _build_aladin,
+    "hypernet": _build_hypernet,
+    "discriminator": _build_discriminator,
+    "patch_disc": _build_patch_disc,
 }
+
+#: the networks inference needs (a shipped model holds these; training adds the discriminators)
+INFERENCE_PARTS = ("generator", "encoder", "aladin", "hypernet")
 
 
 def build_network(name: str, cfg: ModelConfig) -> Any:
