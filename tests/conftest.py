@@ -60,10 +60,18 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from hypernst_cli.configs import get_config
     from hypernst_cli.pipeline.models import INFERENCE_PARTS, init_networks, save_networks
 
+    import torch
+
     cfg = get_config("tiny")
     folder = tmp_path_factory.mktemp("models") / "tiny-random"
-    save_networks(folder, cfg, init_networks(cfg, INFERENCE_PARTS, seed=0),
-                  note="random weights for tests")
+    networks = init_networks(cfg, INFERENCE_PARTS, seed=0)
+    # The hyper-network's output layers start at zero (an untrained one changes nothing); give
+    # them small random weights so tests see style codes actually steer the generator.
+    with torch.no_grad():
+        for name, param in networks["hypernet"].named_parameters():
+            if not param.any():
+                param.normal_(0.0, 0.05 if name.endswith("weight") else 0.01)
+    save_networks(folder, cfg, networks, note="random weights for tests")
     return folder
 
 

@@ -25,16 +25,20 @@ def test_help_lists_commands(run_cli):
         assert name in r.stdout
 
 
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["--help"],
-        *[[c, "--help"] for c in ["info", "check", "align", "segment", "download", "convert",
-                                   "push", "weights"]],
-        ["weights", "list", "--help"],
-        ["weights", "verify", "--help"],
-    ],
-)
+def _all_help_invocations() -> list[list[str]]:
+    """`--help` of the app, of every command, and of every sub-command of a group."""
+    import typer.main
+
+    root = typer.main.get_command(app)
+    argvs = [["--help"]]
+    for name, cmd in sorted(root.commands.items()):
+        argvs.append([name, "--help"])
+        for sub in sorted(getattr(cmd, "commands", {}) or {}):
+            argvs.append([name, sub, "--help"])
+    return argvs
+
+
+@pytest.mark.parametrize("argv", _all_help_invocations(), ids=lambda a: " ".join(a))
 def test_help_does_not_import_torch(argv):
     code = (
         "import sys\n"

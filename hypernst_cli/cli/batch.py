@@ -206,7 +206,7 @@ def _print_summary(summary: BatchSummary, as_json: bool) -> None:
     if as_json:
         STATE.out.print(json.dumps(summary.to_json()), markup=False, highlight=False)
         return
-    if STATE.quiet and not summary.count("failed"):
+    if (STATE.quiet or len(summary.results) == 1) and not summary.count("failed"):
         return
     from rich.table import Table
 

@@ -92,6 +92,7 @@ class LoadedModels:
     origin: str
     networks: dict[str, Any] = field(default_factory=dict)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    directions: dict[str, torch.Tensor] = field(default_factory=dict)  # edit directions shipped with it
 
     def __getattr__(self, name: str) -> Any:
         networks = self.__dict__.get("networks", {})
@@ -133,7 +134,8 @@ def load_models(
     folder = load_model_folder(resolved.path)
     cfg = folder.model_config()  # the config travels with the weights
     models = LoadedModels(config=cfg, device=device, source=str(resolved.path),
-                          origin=resolved.origin)
+                          origin=resolved.origin,
+                          directions=dict(folder.networks.get("directions", {})))
     for name in parts:
         if name not in folder.networks:
             raise WeightsIntegrityError(

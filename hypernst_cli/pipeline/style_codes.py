@@ -313,10 +313,11 @@ class StyleCodeProvider:
         self._memory[sha] = codes
         return codes
 
-    def for_image(self, image: np.ndarray, *, sha: str | None = None) -> StyleCodes:
-        """Codes of an in-memory image (cached under ``sha`` when given)."""
-        mask = None
-        if self.parser is not None:
+    def for_image(self, image: np.ndarray, *, sha: str | None = None,
+                  mask: np.ndarray | None = None) -> StyleCodes:
+        """Codes of an in-memory image (cached under ``sha`` when given). ``mask``: its region
+        labels when already known (a parsed content face), else the parser runs."""
+        if mask is None and self.parser is not None:
             try:
                 mask = self.parser(image)
             except NoFaceError:

@@ -1,0 +1,68 @@
+"""``hypernst edit``: InterFaceGAN directions in W+, on the reconstruction or the stylized result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from hypernst_cli.cli import options as opt
+from hypernst_cli.cli.app import app
+from hypernst_cli.cli.state import STATE
+
+
+@app.command()
+def edit(
+    content: Path = typer.Argument(..., help="Content photo."),
+    direction: str = typer.Option(..., "--direction", "-d", help="age | smile | pose | FILE.safetensors"),
+    strength: str = typer.Option("-3..3", "--strength", help="Range A..B of edit strengths."),
+    steps: int = typer.Option(7, "--steps", min=1, help="Number of frames across the range."),
+    output: Path = opt.output_option("Output folder: frames and a strip image."),
+    style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
+    style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,
+                                         help="Style strength when --style is given."),
+    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a W+ latent from `hypernst invert`."),
+    size: Optional[int] = opt.SIZE,
+    iterations: int = opt.ITERATIONS,
+    seed: Optional[int] = opt.SEED,
+    weights: Optional[str] = opt.WEIGHTS,
+    config: str = opt.CONFIG,
+    backend: str = opt.BACKEND,
+) -> None:
+    """Edit age, smile or pose (InterFaceGAN directions in W+), optionally on a stylized face.
+
+    The hyper-network's offsets are predicted once for the unedited face and applied to every
+    edited latent (as in HyperStyle), so strength 0 is exactly the unedited result.
+    """
+    from hypernst_cli.cli.stylize import _read_latent
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.io import save_image
+    from hypernst_cli.io.contact_sheet import contact_sheet
+    from hypernst_cli.pipeline.core import edit_wplus
+    from hypernst_cli.pipeline.directions import resolve_direction
+    from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, resize_uint8, to_uint8
+
+    if output.suffix:
+        raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")
+    lo, hi = parse_strength_range(strength)
+    alphas = linspace(lo, hi, steps)
+    pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
+                             iterations=iterations)
+    name, vector = resolve_direction(direction, pipe.models)
+    face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
+    codes = pipe.region_codes(face, style, strength=style_strength)
+    base = pipe.generate([face], codes)
+    w = face.wplus[None]
+    frames = []
+    for alpha in alphas:
+        edited = edit_wplus(w, vector, alpha)
+        img = pipe.render(edited, base.offsets)
+        frames.append(resize_uint8(to_uint8(img)[0], size))
+    stem = f"{content.stem}_{name}"
+    for i, (alpha, frame) in enumerate(zip(alphas, frames)):
+        save_image(frame, output / f"{stem}_{i:02d}.png")
+    strip = contact_sheet([frames], cell=frames[0].shape[0],
+                          col_labels=[f"{name} {a:+.2f}" for a in alphas])
+    save_image(strip, output / f"{stem}_strip.png")
+    STATE.info(f"wrote {len(frames)} frames and {output / (stem + '_strip.png')}")

@@ -1,0 +1,49 @@
+"""Options shared by the inference commands (one definition, one meaning everywhere)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+WEIGHTS = typer.Option(
+    None, "--weights", "-w",
+    help="Model folder, .safetensors file or registry name (default: downloaded, then embedded).",
+)
+CONFIG = typer.Option("compact", "--config", help="Model config whose weights to use: tiny | compact | paper.")
+BACKEND = typer.Option("auto", "--backend", help="Face backend: auto | dlib | facexlib.")
+SEED = typer.Option(None, "--seed", help="Seed of the style-code patch sampling (config default).")
+ITERATIONS = typer.Option(3, "--iterations", min=1, help="Hyper-network refinement iterations.")
+SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")
+OVERWRITE = typer.Option(
+    False, "--overwrite/--skip-existing",
+    help="Redo outputs that already exist (default: skip them, so an interrupted batch resumes).",
+)
+JSON = typer.Option(False, "--json", help="One JSON line per output, and a summary line.")
+NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the style-code cache.")
+
+
+def output_option(help_text: str) -> Any:
+    return typer.Option(..., "--output", "-o", help=help_text)
+
+
+def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
+                  iterations: int = 3, no_cache: bool = False) -> Any:
+    """Load the models once for this process, with a status line."""
+    from hypernst_cli.cli.state import STATE
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    pipe = HyperNSTPipeline.load(weights=weights, config=config, device=STATE.device,
+                                 backend=backend, seed=seed, cache=not no_cache,
+                                 iterations=iterations)
+    m = pipe.models
+    STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
+               f"device {pipe.device}; faces: {pipe.faces.backend}")
+    return pipe
+
+
+def is_image_file(path: Path) -> bool:
+    from hypernst_cli.io.images import IMAGE_SUFFIXES
+
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.suffix.lower() != ".gif"

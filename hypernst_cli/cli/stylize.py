@@ -1,0 +1,245 @@
+"""``hypernst stylize``: content photos x style images -> stylized portraits."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+from hypernst_cli.cli import options as opt
+from hypernst_cli.cli.app import app
+from hypernst_cli.cli.state import STATE
+
+DEFAULT_NAME = "{content}__{style}"
+
+
+@app.command()
+def stylize(
+    inputs: list[str] = typer.Argument(
+        ..., metavar="CONTENT... STYLE",
+        help="Content photos (files, folders, globs) followed by ONE style (file, folder or glob). "
+             "With --style, every argument is content.",
+    ),
+    output: Path = opt.output_option("Output file (one result) or folder."),
+    style: Optional[list[str]] = typer.Option(
+        None, "--style", "-s", help="Style image(s), file/folder/glob; repeatable."),
+    strength: float = typer.Option(
+        1.0, "--strength", min=0.0, max=1.0,
+        help="0 = the content's own style (reconstruction), 1 = the style image's."),
+    region: Optional[str] = typer.Option(
+        None, "--region",
+        help="Per-region styles, e.g. hair=a.png,face=b.png,background=c.png (others: the style)."),
+    pairs: bool = typer.Option(False, "--pairs", help="Zip contents with styles instead of all pairs."),
+    paste_back: bool = typer.Option(False, "--paste-back", help="Paste the result into the full photo."),
+    all_faces: bool = typer.Option(False, "--all-faces", help="Every face of a photo, not only the largest."),
+    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a W+ latent from `hypernst invert` (one content)."),
+    name: str = typer.Option(
+        DEFAULT_NAME, "--name",
+        help="Output name template: {content} {style} {face} {strength}; suffix from --format."),
+    fmt: str = typer.Option("png", "--format", help="png | jpg | webp (folder outputs)."),
+    batch_size: int = typer.Option(4, "--batch-size", min=1, help="Faces per forward pass."),
+    shard: Optional[str] = typer.Option(
+        None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun)."),
+    size: Optional[int] = opt.SIZE,
+    iterations: int = opt.ITERATIONS,
+    seed: Optional[int] = opt.SEED,
+    weights: Optional[str] = opt.WEIGHTS,
+    config: str = opt.CONFIG,
+    backend: str = opt.BACKEND,
+    overwrite: bool = opt.OVERWRITE,
+    as_json: bool = opt.JSON,
+    no_cache: bool = opt.NO_CACHE,
+) -> None:
+    """Stylize portrait photos in the style of example images (HyperNST).
+
+    Examples: `hypernst stylize face.jpg style.png -o out.png`;
+    `hypernst stylize photos/ styles/ -o out/ --json` (every photo x every style, resumable).
+    """
+    from hypernst_cli.cli.batch import exit_with, parse_shard, run_batch, take_shard
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.io import collect_images
+    from hypernst_cli.pipeline.style_codes import parse_region_spec
+
+    if style:
+        content_specs, style_specs = inputs, style
+    elif len(inputs) >= 2:
+        content_specs, style_specs = inputs[:-1], inputs[-1:]
+    else:
+        raise UsageError("give content photos and a style image",
+                         hint="e.g. hypernst stylize face.jpg style.png -o out.png")
+    contents = collect_images(content_specs)
+    styles = collect_images(style_specs)
+    if not contents or not styles:
+        raise UsageError("no content or no style images found in the given inputs")
+    regions = {k: Path(v) for k, v in parse_region_spec(region).items()} if region else {}
+    for p in regions.values():
+        if not p.is_file():
+            raise UsageError(f"--region: {p}: no such file")
+    if pairs and len(contents) != len(styles):
+        raise UsageError(f"--pairs needs as many contents as styles ({len(contents)} vs {len(styles)})")
+    if latent is not None and len(contents) != 1:
+        raise UsageError("--latent goes with exactly one content photo")
+    if fmt not in ("png", "jpg", "webp"):
+        raise UsageError(f"unknown --format '{fmt}'", hint="use png, jpg or webp")
+
+    combos = list(zip(contents, styles)) if pairs else [(c, s) for s in styles for c in contents]
+    single_file = opt.is_image_file(output) and not all_faces
+    if single_file and len(combos) != 1:
+        raise UsageError(f"-o {output} is a file but there are {len(combos)} results",
+                         hint="give a folder with -o")
+    items = [_item(c, s, output, name, fmt, strength, all_faces, single_file) for c, s in combos]
+    items = take_shard(items, parse_shard(shard))
+
+    pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
+                             iterations=iterations, no_cache=no_cache)
+    latent_tensor = _read_latent(latent) if latent is not None else None
+    worker = _BatchedWorker(pipe, items, batch_size=batch_size, strength=strength, regions=regions,
+                            paste_back=paste_back, all_faces=all_faces, size=size,
+                            overwrite=overwrite, latent=latent_tensor, name=name, fmt=fmt)
+    summary = run_batch(items, worker, overwrite=overwrite, as_json=as_json,
+                        description="stylizing")
+    STATE.info(f"style codes: {pipe.provider.computed} image(s) encoded; the rest came from the cache")
+    exit_with(summary)
+
+
+def _fields(content: Path, style: Path, strength: float, face: int | str) -> dict[str, Any]:
+    return {"content": content.stem, "style": style.stem, "face": face, "strength": f"{strength:g}"}
+
+
+def _render_name(template: str, fields: dict[str, Any]) -> str:
+    from hypernst_cli.errors import UsageError
+
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise UsageError(f"invalid --name template '{template}' ({exc})",
+                         hint="fields: {content} {style} {face} {strength}") from None
+
+
+def _item(content: Path, style: Path, output: Path, template: str, fmt: str, strength: float,
+          all_faces: bool, single_file: bool) -> Any:
+    from hypernst_cli.cli.batch import WorkItem
+
+    if single_file:
+        out = output
+    else:
+        stem = _render_name(template, _fields(content, style, strength, 0))
+        if all_faces:
+            stem += "_face0"  # the first face marks the photo as done
+        out = output / f"{stem}.{fmt}"
+    return WorkItem(label=f"{content} x {style}", inputs={"input": str(content), "style": str(style)},
+                    outputs=[out], payload=(content, style))
+
+
+def _read_latent(path: Path) -> Any:
+    from hypernst_cli.weights.checkpoint import load_tensors
+
+    tensors, _ = load_tensors(path)
+    if "wplus" not in tensors:
+        from hypernst_cli.errors import UsageError
+
+        raise UsageError(f"{path}: not a latent written by `hypernst invert` (no 'wplus' tensor)")
+    return tensors["wplus"]
+
+
+class _BatchedWorker:
+    """Per-item worker that computes the next ``batch_size`` pending items in one forward pass.
+
+    The batch runner still sees one item at a time (per-item status, skip and failure rules); the
+    worker looks ahead so the generator runs on batches.
+    """
+
+    def __init__(self, pipe: Any, items: list, *, batch_size: int, strength: float, regions: dict,
+                 paste_back: bool, all_faces: bool, size: int | None, overwrite: bool,
+                 latent: Any, name: str, fmt: str) -> None:
+        self.pipe = pipe
+        self.items = items
+        self.order = {id(it): i for i, it in enumerate(items)}
+        self.batch_size = batch_size
+        self.strength = strength
+        self.regions = regions
+        self.paste_back = paste_back
+        self.all_faces = all_faces
+        self.size = size
+        self.overwrite = overwrite
+        self.latent = latent
+        self.name = name
+        self.fmt = fmt
+        self.done: dict[int, Any] = {}  # id(item) -> list of (path, image) or an exception
+
+    def _pending(self, start: int) -> list:
+        chosen = []
+        for it in self.items[start:]:
+            if id(it) in self.done:
+                continue
+            if not self.overwrite and all(p.exists() for p in it.outputs):
+                continue
+            chosen.append(it)
+            if len(chosen) == self.batch_size:
+                break
+        return chosen
+
+    def __call__(self, item: Any) -> dict[str, float]:
+        import time
+
+        if id(item) not in self.done:
+            self._compute(self._pending(self.order[id(item)]) or [item])
+        result = self.done.pop(id(item))
+        if isinstance(result, Exception):
+            raise result
+        outputs, timings = result
+        from hypernst_cli.io import save_image
+
+        t0 = time.perf_counter()
+        for path, image in outputs:
+            save_image(image, path)
+        timings["write"] = time.perf_counter() - t0
+        timings["total"] = sum(timings.values())  # this item's share, even when batched
+        return timings
+
+    def _compute(self, batch: list) -> None:
+        import time
+
+        from hypernst_cli.errors import HypernstError
+        from hypernst_cli.pipeline.stylize import resize_uint8, to_uint8
+
+        faces, codes, owners = [], [], []
+        for it in batch:
+            content, style = it.payload
+            try:
+                t0 = time.perf_counter()
+                prepared = self.pipe.prepare(content, all_faces=self.all_faces, latent=self.latent)
+                t1 = time.perf_counter()
+                for face in prepared:
+                    codes.append(self.pipe.region_codes(face, style, strength=self.strength,
+                                                        regions=self.regions))
+                    faces.append(face)
+                    owners.append(it)
+                self.done[id(it)] = ([], {"prepare": t1 - t0,
+                                          "style_codes": time.perf_counter() - t1})
+            except HypernstError as exc:
+                self.done[id(it)] = exc
+        if not faces:
+            return
+        t0 = time.perf_counter()
+        result = self.pipe.generate(faces, codes)
+        model_time = (time.perf_counter() - t0) / len(faces)
+        images = to_uint8(result.images)
+        for face, image, it in zip(faces, images, owners):
+            outputs, timings = self.done[id(it)]
+            timings["model"] = timings.get("model", 0.0) + model_time
+            image = resize_uint8(image, self.size)
+            if self.paste_back:
+                t1 = time.perf_counter()
+                image = self.pipe.faces.paste_back(face.photo, image, face.aligned)
+                timings["paste_back"] = time.perf_counter() - t1
+            outputs.append((self._path(it, face.index), image))
+
+    def _path(self, item: Any, face: int) -> Path:
+        out = item.outputs[0]
+        if not self.all_faces:
+            return out
+        content, style = item.payload
+        stem = _render_name(self.name, _fields(content, style, self.strength, face))
+        return out.with_name(f"{stem}_face{face}.{self.fmt}")

@@ -1,0 +1,231 @@
+"""The inference pipeline every command runs:
+
+    photo -> align -> parse -> invert (e4e) -> style codes -> hyper-network -> generator
+          -> (optional) paste-back
+
+Models load once per process (``HyperNSTPipeline.load``); each content photo is aligned, parsed,
+inverted and given its own region codes once (``prepare``), each style image's codes are computed
+once (the provider's cache), and the generator runs on batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hypernst_cli.errors import HypernstError, NoFaceError, UsageError
+from hypernst_cli.pipeline.core import StylizeResult, invert, stylize_tensors
+from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
+
+
+@dataclass
+class ContentFace:
+    """One aligned face of a content photo, ready for the generator."""
+
+    source: Path
+    index: int  # 0 = the largest face of the photo
+    aligned: Any  # hypernst_cli.faces.types.AlignedFace
+    image: torch.Tensor  # [3, R, R] in [-1, 1]
+    mask: torch.Tensor  # [R, R] long region labels
+    wplus: torch.Tensor  # [n_latent, style_dim]
+    own_codes: StyleCodes  # the content's own region codes (reconstruction)
+    photo: np.ndarray | None = None  # the original photo (for paste-back)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def to_unit(image: np.ndarray) -> torch.Tensor:
+    """uint8 (H, W, 3) -> float [3, H, W] in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """[B, 3, H, W] in [-1, 1] -> uint8 (B, H, W, 3)."""
+    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def resize_uint8(image: np.ndarray, size: int | None) -> np.ndarray:
+    if size is None or image.shape[0] == size:
+        return image
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
+
+
+class HyperNSTPipeline:
+    """Loaded models + face processor + style-code provider, with the operations commands need."""
+
+    def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3) -> None:
+        self.models = models
+        self.faces = faces
+        self.provider = provider
+        self.iterations = iterations
+        self.device = models.device
+        self.resolution = models.config.resolution
+        self._contents: dict[tuple[str, bool], list[ContentFace] | HypernstError] = {}
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        weights: str | None,
+        config: str,
+        device: str,
+        backend: str = "auto",
+        seed: int | None = None,
+        cache: bool = True,
+        iterations: int = 3,
+    ) -> HyperNSTPipeline:
+        from hypernst_cli.device import resolve_device
+        from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
+        from hypernst_cli.pipeline.session import face_processor, make_style_code_provider
+
+        if iterations < 1:
+            raise UsageError(f"--iterations must be at least 1, got {iterations}")
+        dev = resolve_device(device)
+        models = load_models(weights, config, dev, INFERENCE_PARTS)
+        faces = face_processor(backend, dev)
+        provider = make_style_code_provider(models, faces, seed=seed, cache=cache)
+        return cls(models, faces, provider, iterations=iterations)
+
+    # --- contents ------------------------------------------------------------------------------
+
+    def prepare(self, path: Path, *, all_faces: bool = False,
+                latent: torch.Tensor | None = None) -> list[ContentFace]:
+        """Align, parse, invert and encode the faces of a content photo (memoised per run)."""
+        key = (str(Path(path).resolve()), all_faces)
+        cached = self._contents.get(key)
+        if isinstance(cached, HypernstError):
+            raise cached
+        if cached is not None and latent is None:
+            return cached
+        try:
+            faces = self._prepare(Path(path), all_faces, latent)
+        except HypernstError as exc:
+            self._contents[key] = exc
+            raise
+        if latent is None:
+            self._contents[key] = faces
+        return faces
+
+    def _prepare(self, path: Path, all_faces: bool, latent: torch.Tensor | None) -> list[ContentFace]:
+        import time
+
+        from hypernst_cli.io import load_image
+
+        t0 = time.perf_counter()
+        photo = load_image(path)
+        try:
+            aligned_faces = (self.faces.align_all(photo, self.resolution) if all_faces
+                             else [self.faces.align_largest(photo, self.resolution)])
+        except NoFaceError as exc:
+            raise NoFaceError(path, exc.reason, hint=exc.hint) from None
+        t_align = time.perf_counter() - t0
+        out = []
+        for aligned in aligned_faces:
+            t1 = time.perf_counter()
+            mask = self.faces.parse(aligned)
+            t_parse = time.perf_counter() - t1
+            image = to_unit(aligned.image)
+            t2 = time.perf_counter()
+            if latent is not None:
+                wplus = latent.to(torch.float32)
+                if wplus.dim() == 3:
+                    wplus = wplus[0]
+                expected = (self.models.generator.n_latent, self.models.config.generator.style_dim)
+                if tuple(wplus.shape) != expected:
+                    raise UsageError(
+                        f"the latent has shape {tuple(wplus.shape)}, this model needs {expected}",
+                        hint="invert the photo with the same model (`hypernst invert`)",
+                    )
+            else:
+                with torch.inference_mode():
+                    wplus = invert(self.models.encoder, image[None].to(self.device))[0].cpu()
+            t_invert = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            own = self.provider.for_image(aligned.image, mask=mask)
+            out.append(ContentFace(
+                source=path, index=aligned.index, aligned=aligned, image=image,
+                mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
+                photo=photo,
+                timings={"align": t_align, "parse": t_parse, "invert": t_invert,
+                         "content_codes": time.perf_counter() - t3},
+            ))
+        return out
+
+    # --- style codes ---------------------------------------------------------------------------
+
+    def style_codes(self, style: Path) -> StyleCodes:
+        return self.provider.for_file(style)
+
+    def region_codes(
+        self,
+        content: ContentFace,
+        style: Path | None,
+        *,
+        strength: float = 1.0,
+        regions: Mapping[str, Path] | None = None,
+    ) -> torch.Tensor:
+        """The [3, D] codes that condition one output: the style's region codes (optionally taken
+        region by region from several images), blended with the content's own by ``strength``."""
+        own = content.own_codes
+        if style is None and not regions:
+            return own.region_codes
+        default = self.style_codes(style) if style is not None else own
+        target = mix_regions({k: self.style_codes(v) for k, v in (regions or {}).items()}, default)
+        return blend(own.region_codes, target, strength)
+
+    # --- generation ----------------------------------------------------------------------------
+
+    def generate(
+        self,
+        contents: Sequence[ContentFace],
+        codes: Sequence[torch.Tensor] | torch.Tensor,
+        *,
+        wplus: torch.Tensor | None = None,
+        offsets_from: torch.Tensor | None = None,
+    ) -> StylizeResult:
+        """One batched forward: contents [B] with codes [B, 3, D] (or one [3, D] for all)."""
+        dev = self.device
+        images = torch.stack([c.image for c in contents]).to(dev)
+        masks = torch.stack([c.mask for c in contents]).to(dev)
+        if isinstance(codes, torch.Tensor) and codes.dim() == 2:
+            codes = codes[None].expand(len(contents), -1, -1)
+        region_codes = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
+            else codes.to(dev)
+        w = wplus if wplus is not None else torch.stack([c.wplus for c in contents])
+        m = self.models
+        with torch.inference_mode():
+            return stylize_tensors(m.generator, m.hypernet, m.encoder, images, masks, region_codes,
+                                   iterations=self.iterations, wplus=w.to(dev))
+
+    def render(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None]) -> torch.Tensor:
+        """G(theta + offsets)(w+) for given latents and (already predicted) offsets."""
+        with torch.inference_mode():
+            return self.models.generator(wplus.to(self.device), offsets=offsets)
+
+
+def parse_strength_range(spec: str) -> tuple[float, float]:
+    """``A..B`` (or a single number) -> (A, B)."""
+    text = spec.strip()
+    try:
+        if ".." in text:
+            a, b = text.split("..", 1)
+            return float(a), float(b)
+        v = float(text)
+        return v, v
+    except ValueError:
+        raise UsageError(f"invalid strength range '{spec}'", hint="use A..B, e.g. -3..3") from None
+
+
+def linspace(a: float, b: float, steps: int) -> list[float]:
+    if steps < 1:
+        raise UsageError(f"--steps must be at least 1, got {steps}")
+    if steps == 1:
+        return [b]
+    return [a + (b - a) * i / (steps - 1) for i in range(steps)]
