@@ -59,6 +59,7 @@ from hypernst_cli.cli import align as _align  # noqa: E402,F401
 from hypernst_cli.cli import check as _check  # noqa: E402,F401
 from hypernst_cli.cli import codes as _codes  # noqa: E402,F401
 from hypernst_cli.cli import edit as _edit  # noqa: E402,F401
+from hypernst_cli.cli import evaluate as _evaluate  # noqa: E402,F401
 from hypernst_cli.cli import info as _info  # noqa: E402,F401
 from hypernst_cli.cli import interpolate as _interpolate  # noqa: E402,F401
 from hypernst_cli.cli import invert as _invert  # noqa: E402,F401

@@ -317,6 +317,13 @@ class StyleCodeProvider:
                   mask: np.ndarray | None = None) -> StyleCodes:
         """Codes of an in-memory image (cached under ``sha`` when given). ``mask``: its region
         labels when already known (a parsed content face), else the parser runs."""
+        if sha is not None:
+            if sha in self._memory:
+                return self._memory[sha]
+            cached = self._load(sha)
+            if cached is not None:
+                self._memory[sha] = cached
+                return cached
         if mask is None and self.parser is not None:
             try:
                 mask = self.parser(image)

@@ -114,12 +114,18 @@ class HyperNSTPipeline:
         return faces
 
     def _prepare(self, path: Path, all_faces: bool, latent: torch.Tensor | None) -> list[ContentFace]:
-        import time
-
         from hypernst_cli.io import load_image
 
+        return self.prepare_image(load_image(path), path, all_faces=all_faces, latent=latent)
+
+    def prepare_image(self, photo: np.ndarray, source: Path | str = "<image>", *,
+                      all_faces: bool = False,
+                      latent: torch.Tensor | None = None) -> list[ContentFace]:
+        """Align, parse, invert and encode the faces of an in-memory photo (not memoised)."""
+        import time
+
         t0 = time.perf_counter()
-        photo = load_image(path)
+        path = Path(source)
         try:
             aligned_faces = (self.faces.align_all(photo, self.resolution) if all_faces
                              else [self.faces.align_largest(photo, self.resolution)])
@@ -203,6 +209,24 @@ class HyperNSTPipeline:
         with torch.inference_mode():
             return stylize_tensors(m.generator, m.hypernet, m.encoder, images, masks, region_codes,
                                    iterations=self.iterations, wplus=w.to(dev))
+
+    def as_method(self, strength: float = 1.0) -> Any:
+        """A (content, style) -> output callable over arrays, for evaluation: content is an
+        aligned face, style any image (its codes cached by content hash)."""
+        import hashlib
+
+        def method(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+            face = self.prepare_image(content)[0]
+            sha = hashlib.sha256(np.ascontiguousarray(style).tobytes()).hexdigest()
+            target = self.provider.for_image(style, sha=f"array-{sha}").region_codes
+            codes = blend(face.own_codes.region_codes, target, strength)
+            return to_uint8(self.generate([face], codes).images)[0]
+
+        return method
+
+    def align_crop(self, image: np.ndarray) -> np.ndarray:
+        """The aligned face crop at the model's resolution (what outputs are compared with)."""
+        return self.faces.align_largest(image, self.resolution).image
 
     def render(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None]) -> torch.Tensor:
         """G(theta + offsets)(w+) for given latents and (already predicted) offsets."""
