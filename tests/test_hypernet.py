@@ -175,7 +175,8 @@ def test_info_models_lists_parameter_counts(run_cli):
     counts = json.loads(r.stdout)["model_parameters"]
     assert set(counts) >= {"tiny", "compact", "paper"}
     for row in counts.values():
-        assert set(row) == {"generator", "hypernet", "discriminator", "patch_disc"}
+        assert set(row) == {"generator", "encoder", "aladin", "hypernet", "discriminator",
+                            "patch_disc"}
     tiny_g = build_generator(CFG.generator)
     assert counts["tiny"]["generator"] == count_parameters(tiny_g)
     assert counts["tiny"]["hypernet"] == count_parameters(build_hypernet(CFG, tiny_g))

@@ -57,14 +57,16 @@ def _print_report(report: dict) -> None:
     out.print(configs)
 
     if "model_parameters" in report:
+        from hypernst_cli.pipeline.models import INFERENCE_PARTS
+
         counts = report["model_parameters"]
         nets = list(next(iter(counts.values()), {}))
-        table = Table(title="parameters per network (millions; fp16 size of generator + hypernet)",
-                      title_justify="left")
-        for col in ["config", *nets, "G+H fp16"]:
+        table = Table(title="parameters per network (millions; size of the inference networks "
+                            "in fp16: generator, encoder, aladin, hypernet)", title_justify="left")
+        for col in ["config", *nets, "inference fp16"]:
             table.add_column(col, justify="left" if col == "config" else "right")
         for name, row in counts.items():
-            shipped = (row.get("generator", 0) + row.get("hypernet", 0)) * 2 / 2**20
+            shipped = sum(row.get(n, 0) for n in INFERENCE_PARTS) * 2 / 2**20
             table.add_row(name, *[f"{row[n] / 1e6:.2f}" for n in nets], f"{shipped:.1f} MB")
         out.print(table)
 

@@ -9,19 +9,11 @@ if TYPE_CHECKING:
 
 
 def parameter_counts(cfg: ModelConfig) -> dict[str, int]:
-    """{network name: parameter count} for the networks of ``cfg`` defined in this package."""
+    """{network name: parameter count} for every network of ``cfg`` (see pipeline.models.BUILDERS)."""
     import torch
 
-    from hypernst_cli.models.hypernet import build_hypernet
-    from hypernst_cli.models.patch_disc import build_patch_disc
-    from hypernst_cli.models.stylegan2 import build_discriminator, build_generator, count_parameters
+    from hypernst_cli.pipeline.models import BUILDERS
 
     with torch.device("meta"):
-        generator = build_generator(cfg.generator)
-        nets = {
-            "generator": generator,
-            "hypernet": build_hypernet(cfg, generator),
-            "discriminator": build_discriminator(cfg.generator),
-            "patch_disc": build_patch_disc(cfg.patch_disc),
-        }
-        return {name: count_parameters(net) for name, net in nets.items()}
+        return {name: sum(p.numel() for p in build(cfg).parameters())
+                for name, build in BUILDERS.items()}
