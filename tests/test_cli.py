@@ -145,3 +145,27 @@ def test_shared_photos_are_readable(run_cli, shared_data):
     r = run_cli("check", shared_data / "photos")
     assert r.exit_code == 0
     assert r.stdout.count("ok ") == 3
+
+
+def test_info_reports_cuda_devices_when_present(run_cli, monkeypatch):
+    """The CUDA branch of `info` (this machine has no GPU: torch's CUDA queries are faked)."""
+    import torch
+
+    class Props:
+        name = "Fake GPU 80GB"
+        total_memory = 80 * 2**30
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i=0: "Fake GPU 80GB")
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda d: Props())
+    r = run_cli("--device", "cuda:0", "info", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["environment"]["cuda"]["available"] is True
+    assert data["environment"]["cuda"]["devices"] == ["Fake GPU 80GB"]
+    assert data["device"].startswith("cuda:0 (Fake GPU 80GB")
+    r = run_cli("--device", "cuda:1", "info")
+    assert r.exit_code == 4 and "only 1 CUDA device" in r.stderr
+    r = run_cli("info")
+    assert "CUDA" in r.stdout and "Fake GPU" in r.stdout
