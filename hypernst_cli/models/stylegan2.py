@@ -298,12 +298,13 @@ class ToRGB(nn.Module):
         return out
 
 
-def channel_table(channel_multiplier: int = 2, max_channels: int = 512) -> dict[int, int]:
-    """Channels per resolution (StyleGAN2's table), capped at ``max_channels``."""
-    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * channel_multiplier,
-             128: 128 * channel_multiplier, 256: 64 * channel_multiplier,
-             512: 32 * channel_multiplier, 1024: 16 * channel_multiplier}
-    return {r: min(c, max_channels) for r, c in table.items()}
+def channel_table(channel_multiplier: float = 2, max_channels: int = 512) -> dict[int, int]:
+    """Channels per resolution (StyleGAN2's table), capped at ``max_channels``. A fractional
+    multiplier (our small configs) narrows the high resolutions; official models use 1 or 2."""
+    cm = channel_multiplier
+    table = {4: 512, 8: 512, 16: 512, 32: 512, 64: 256 * cm, 128: 128 * cm, 256: 64 * cm,
+             512: 32 * cm, 1024: 16 * cm}
+    return {r: max(1, min(int(c), max_channels)) for r, c in table.items()}
 
 
 @dataclass(frozen=True)
@@ -342,7 +343,7 @@ class Generator(nn.Module):
     """StyleGAN2 generator (rosinality layout) with per-sample, per-layer weight offsets."""
 
     def __init__(self, resolution: int = 256, style_dim: int = 512, n_mlp: int = 8,
-                 channel_multiplier: int = 2, lr_mlp: float = 0.01, max_channels: int = 512,
+                 channel_multiplier: float = 2, lr_mlp: float = 0.01, max_channels: int = 512,
                  blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
         super().__init__()
         log_size = int(math.log2(resolution))
@@ -519,7 +520,7 @@ class ResBlock(nn.Module):
 class Discriminator(nn.Module):
     """StyleGAN2 residual discriminator (rosinality layout): logits [B, 1]."""
 
-    def __init__(self, resolution: int = 256, channel_multiplier: int = 2, max_channels: int = 512,
+    def __init__(self, resolution: int = 256, channel_multiplier: float = 2, max_channels: int = 512,
                  blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
         super().__init__()
         channels = channel_table(channel_multiplier, max_channels)
