@@ -8,24 +8,24 @@ from typing import Any
 
 import typer
 
+from hypernst_cli.cli import faces_batch as fo
 from hypernst_cli.cli import options as opt
 from hypernst_cli.cli.app import app
-from hypernst_cli.cli.faces_batch import BACKEND_HELP, DETECTOR_HELP
 from hypernst_cli.cli.state import STATE
 
 
 @app.command()
 def align(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+    output: Path = fo.OUTPUT,
     size: int | None = typer.Option(None, "--size", help="Crop size in pixels [default: the config's resolution]."),
-    config: str = typer.Option("compact", "--config", help="Model config whose resolution is the default size."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    detector: str = typer.Option("hog", "--detector", help=DETECTOR_HELP),
+    config: str = fo.CONFIG,
+    backend: str = fo.BACKEND,
+    detector: str = fo.DETECTOR,
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face (NAME_0, NAME_1, ...), not just the largest."),
     overwrite: bool = opt.OVERWRITE,
     sheet: bool = typer.Option(False, "--contact-sheet", help="Also write contact_sheet.png of all crops."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    recursive: bool = fo.RECURSIVE,
     shard: str | None = opt.SHARD,
     as_json: bool = opt.JSON,
 ) -> None:
@@ -34,42 +34,38 @@ def align(
 
     Exit code 0 when all inputs worked, 1 when some failed, 2 when none did.
     """
-    from hypernst_cli.cli.batch import Done, WorkItem, exit_with, parse_shard, run_batch
-    from hypernst_cli.cli.faces_batch import (
-        face_items, face_name, find_faces, marker_last, read_output, resolve_size, write_sheet,
-        written_faces,
-    )
-    from hypernst_cli.errors import UsageError
+    from hypernst_cli.cli.batch import Done, WorkItem, exit_with, run_batch
     from hypernst_cli.faces.processor import FaceProcessor
-    from hypernst_cli.io import collect_images, load_image
+    from hypernst_cli.io import load_image
 
-    crop_size = resolve_size(size, config)
-    paths = collect_images(inputs, recursive=recursive)
-    if not paths:
-        raise UsageError("no image files found in the given inputs")
-    shard_spec = parse_shard(shard)
-    items = face_items(paths, lambda name: [output / f"{name}.png", output / f"{name}.json"],
-                       all_faces=all_faces, shard=shard_spec)
+    crop_size = fo.resolve_size(size, config)
+    items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name),
+                                      recursive=recursive, all_faces=all_faces, shard=shard)
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)
 
     def work(item: WorkItem) -> Done:
         path, stem = item.payload
-        faces = find_faces(processor, load_image(path), crop_size, all_faces=all_faces, source=path)
-        names = [face_name(stem, i, all_faces) for i in range(len(faces))]
-        for i in marker_last(len(faces)):
-            _write_face(faces[i], path, output / f"{names[i]}.png", output / f"{names[i]}.json")
+        faces = fo.find_faces(processor, load_image(path), crop_size, all_faces=all_faces, source=path)
+        names = [fo.face_name(stem, i, all_faces) for i in range(len(faces))]
+        for i in fo.marker_last(len(faces)):
+            _write_face(faces[i], path, *_files(output, names[i]))
         return _done(output, names)
 
     def resume(item: WorkItem) -> Done:
         _, stem = item.payload
-        return _done(output, written_faces(output, stem, ".json", all_faces=all_faces))
+        return _done(output, fo.written_faces(output, stem, ".json", all_faces=all_faces))
 
     summary = run_batch(items, work, overwrite=overwrite, as_json=as_json, description="aligning",
                         resume=resume, list_outputs=True)
     if sheet:
-        crops = [read_output(Path(rec["output"])) for r in summary.done() for rec in r.records]
-        write_sheet([c for c in crops if c is not None], output, per_row=8, shard=shard_spec)
+        crops = [fo.read_output(Path(rec["output"])) for r in summary.done() for rec in r.records]
+        fo.write_sheet([c for c in crops if c is not None], output, per_row=8, shard=shard_spec)
     exit_with(summary)
+
+
+def _files(out_dir: Path, name: str) -> list[Path]:
+    """A face's crop and its JSON record, in writing order (the record marks the face done)."""
+    return [out_dir / f"{name}.png", out_dir / f"{name}.json"]
 
 
 def _write_face(face: Any, source: Path, png: Path, meta: Path) -> None:
@@ -87,7 +83,7 @@ def _done(out_dir: Path, names: list[str]) -> Any:
     """The batch record of a photo's faces ``names`` (face 0 first): crop and JSON of each."""
     from hypernst_cli.cli.batch import Done
 
-    files = [(out_dir / f"{name}.png", out_dir / f"{name}.json") for name in names]
+    files = [_files(out_dir, name) for name in names]
     return Done(outputs=[p for pair in files for p in pair],
                 records=[{"face": i, "output": str(png), "json": str(meta)}
                          for i, (png, meta) in enumerate(files)])

@@ -11,8 +11,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BACKEND_HELP = "auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib."
-DETECTOR_HELP = "dlib detector: hog (fast) or cnn (finds harder faces, slower)."
+import typer
+
+# options both commands take, with one meaning
+OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
+CONFIG = typer.Option("compact", "--config", help="Model config whose resolution is the default size.")
+BACKEND = typer.Option(
+    "auto", "--backend", help="auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
+DETECTOR = typer.Option(
+    "hog", "--detector", help="dlib detector: hog (fast) or cnn (finds harder faces, slower).")
+RECURSIVE = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders.")
 
 
 def output_stems(paths: list[Path]) -> dict[Path, str]:
@@ -45,23 +53,33 @@ def resolve_size(size: int | None, config: str) -> int:
 
 
 def face_items(
-    paths: list[Path],
+    inputs: list[Path],
     files: Callable[[str], list[Path]],
     *,
+    recursive: bool,
     all_faces: bool,
-    shard: tuple[int, int] | None,
-) -> list[Any]:
-    """One batch item per photo (this shard's share); ``files(name)`` are face 0's files, which
-    mark the photo as done. The payload is (photo path, output stem)."""
-    from hypernst_cli.cli.batch import WorkItem, take_shard
+    shard: str | None,
+) -> tuple[list[Any], tuple[int, int] | None]:
+    """One batch item per photo found in ``inputs`` (this shard's share), and the shard.
 
+    ``files(name)`` are face 0's files, which mark the photo as done. An item's payload is
+    (photo path, output stem).
+    """
+    from hypernst_cli.cli.batch import WorkItem, parse_shard, take_shard
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.io import collect_images
+
+    paths = collect_images(inputs, recursive=recursive)
+    if not paths:
+        raise UsageError("no image files found in the given inputs")
+    part = parse_shard(shard)
     stems = output_stems(paths)  # over all photos, so every shard names files the same way
     items = [
         WorkItem(str(p), {"input": str(p)}, files(f"{stems[p]}_0" if all_faces else stems[p]),
                  payload=(p, stems[p]))
         for p in paths
     ]
-    return take_shard(items, shard)
+    return take_shard(items, part), part
 
 
 def find_faces(processor: Any, image: Any, size: int, *, all_faces: bool, source: Path) -> list[Any]:

