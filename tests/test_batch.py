@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hypernst_cli.cli.batch import WorkItem, parse_shard, run_batch, take_shard
+from hypernst_cli.cli.batch import Done, WorkItem, parse_shard, run_batch, take_shard
 from hypernst_cli.cli.state import STATE
 from hypernst_cli.errors import ImageReadError, UsageError, WeightsNotFoundError
 from hypernst_cli.io import atomic_write_text
@@ -101,3 +101,47 @@ def test_shards_are_disjoint_and_complete(tmp_path, monkeypatch):
     monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "4")
     monkeypatch.setenv("SLURM_ARRAY_TASK_MIN", "0")
     assert parse_shard(None) == (4, 4)
+
+
+def _faces_worker(calls):
+    """A worker whose items make a variable number of products (like one crop per face)."""
+
+    def work(item):
+        calls.append(item.label)
+        n = int(item.label[-1])
+        paths = [item.outputs[0].with_name(f"{item.label}_{i}.txt") for i in range(n)]
+        for p in reversed(paths):  # the promised first output is written last
+            atomic_write_text(p, "x")
+        return Done(outputs=paths, records=[{"face": i, "output": str(p)} for i, p in enumerate(paths)])
+
+    return work
+
+
+def test_items_with_several_products_print_a_line_each_and_resume(tmp_path, capsys):
+    items = [WorkItem(n, {"input": n}, [tmp_path / f"{n}_0.txt"]) for n in ("p2", "q1")]
+    calls: list[str] = []
+    s = run_batch(items, _faces_worker(calls), as_json=True)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [(x["input"], x["face"], x["ok"], x["skipped"]) for x in lines[:-1]] == [
+        ("p2", 0, True, False), ("p2", 1, True, False), ("q1", 0, True, False)]
+    assert lines[-1]["summary"]["ok"] == 2
+    assert [p.name for p in s.results[0].outputs] == ["p2_0.txt", "p2_1.txt"]
+
+    def resume(item):
+        found = sorted(tmp_path.glob(f"{item.label}_*.txt"))
+        return Done(outputs=found, records=[{"face": i, "output": str(p)} for i, p in enumerate(found)])
+
+    s = run_batch(items, _faces_worker(calls), list_outputs=True, resume=resume)
+    assert calls == ["p2", "q1"] and s.count("skipped") == 2
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"skipped {tmp_path / name}  ({label})"
+                   for name, label in (("p2_0.txt", "p2"), ("p2_1.txt", "p2"), ("q1_0.txt", "q1"))]
+    assert [p.name for r in s.done() for p in r.files()] == ["p2_0.txt", "p2_1.txt", "q1_0.txt"]
+
+
+def test_listing_outputs_names_each_file_and_failure_on_stdout(tmp_path, capsys):
+    s = run_batch(_items(tmp_path, ["a", "bad1"]), _worker([]), list_outputs=True)
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == f"wrote   {tmp_path / 'a.txt'}  (a)"
+    assert out[1].startswith("FAILED bad1: not a readable image")
+    assert [r.item.label for r in s.done()] == ["a"]

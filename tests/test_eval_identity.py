@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hypernst_cli.eval.identity import DlibFaces, FaceDetectionMetric, IdentityMetric
+from hypernst_cli.eval.identity import FaceAnalyser, FaceDetectionMetric, IdentityMetric
+from hypernst_cli.faces.dlib_backend import dlib_model
 from hypernst_cli.io import load_image
 
 
@@ -21,9 +22,15 @@ def _noisy(img: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def test_models_load_once_per_process():
-    a, b = DlibFaces.shared(), DlibFaces.shared()
+    from hypernst_cli.faces.processor import FaceProcessor
+
+    a, b = FaceAnalyser.shared(), FaceAnalyser.shared()
     assert a is b
-    assert a._load() is a._load()
+    # the metrics and the face processor use the same dlib models
+    assert all(x is y for x, y in zip(a.load(), FaceAnalyser().load(), strict=True))
+    processor = FaceProcessor(backend="dlib").dlib
+    assert a.load()[0] is dlib_model("hog_detector") is processor.detector
+    assert processor.predictor is dlib_model("landmarks68") is FaceProcessor(backend="dlib").dlib.predictor
     assert IdentityMetric().faces is a and FaceDetectionMetric().faces is a
 
 
@@ -57,7 +64,7 @@ def test_no_face_is_na_and_counted_by_the_detection_rate(faces):
 
 
 def test_results_are_cached_per_image(faces):
-    dlib_faces = DlibFaces()
+    dlib_faces = FaceAnalyser()
     first = dlib_faces.analyse(faces[0])
     assert dlib_faces.analyse(faces[0].copy()) is first
     assert first.n_faces == 1 and first.descriptor.shape == (128,)

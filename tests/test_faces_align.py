@@ -119,6 +119,13 @@ def test_no_face_in_a_gradient_is_a_typed_error():
         fp.align_largest(gradient, 64)
     with pytest.raises(NoFaceError):
         fp.parse_image(gradient)
+    # errors name the file the image came from, when the caller says it
+    for call in (fp.align_largest, fp.align_all):
+        with pytest.raises(NoFaceError, match=r"^photos/g\.png: no face found") as exc:
+            call(gradient, 64, source="photos/g.png")
+        assert str(exc.value.path) == "photos/g.png"
+    with pytest.raises(NoFaceError, match=r"^g\.png: no face"):
+        fp.parse_image(gradient, source="g.png")
 
 
 # --- real photos (../shared/data) ----------------------------------------------------------------

@@ -30,7 +30,14 @@ def inputs(tmp_path, shared_data):
 
 
 def _lines(stdout):
-    return [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    """The per-output JSON records (the batch runner's final summary line is checked apart)."""
+    lines = [json.loads(line) for line in stdout.splitlines() if line.strip()]
+    assert "summary" in lines[-1], lines[-1]
+    return lines[:-1]
+
+
+def _summary(stdout):
+    return json.loads(stdout.splitlines()[-1])["summary"]
 
 
 def test_align_writes_crops_and_records_then_skips(run_cli, inputs):
@@ -74,6 +81,8 @@ def test_batch_with_a_bad_input_is_exit_1_and_all_bad_is_exit_2(run_cli, inputs)
     recs = _lines(r.stdout)
     assert sorted(rec["ok"] for rec in recs) == [False, True]
     assert "no face" in next(rec["error"] for rec in recs if not rec["ok"])
+    assert "gradient.png" in next(rec["error"] for rec in recs if not rec["ok"])
+    assert _summary(r.stdout)["ok"] == 1 and _summary(r.stdout)["failed"] == 1
     (inputs / "empty.png").write_bytes(b"")
     r = run_cli("--quiet", "segment", inputs / "gradient.png", inputs / "empty.png", "-o", inputs / "s")
     assert r.exit_code == 2 and r.stdout.count("FAILED") == 2
@@ -91,6 +100,10 @@ def test_all_faces_gives_indexed_outputs(run_cli, inputs):
     assert first["index"] == 0 and second["index"] == 1
     area = lambda m: (m["box"][2] - m["box"][0]) * (m["box"][3] - m["box"][1])  # noqa: E731
     assert area(first) > area(second)
+    # a finished photo is skipped, and its record still lists every face an earlier run wrote
+    r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32", "--all-faces", "--json")
+    assert [(rec["face"], rec["skipped"], rec["json"]) for rec in _lines(r.stdout)] == [
+        (0, True, str(out / "pair_0.json")), (1, True, str(out / "pair_1.json"))]
     r = run_cli("--quiet", "segment", inputs / "pair.png", "-o", inputs / "s", "--all-faces", "--size", "64")
     assert r.exit_code == 0
     for i in (0, 1):
@@ -122,3 +135,20 @@ def test_grayscale_input_through_the_cli(run_cli, inputs):
     r = run_cli("--quiet", "align", gray, "-o", inputs / "o", "--size", "48")
     assert r.exit_code == 0, r.stderr
     assert np.asarray(Image.open(inputs / "o" / "gray.png")).shape == (48, 48, 3)
+
+
+def test_shards_split_the_inputs(run_cli, inputs):
+    out = inputs / "o"
+    names = []
+    for k in (1, 2):
+        r = run_cli("--quiet", "segment", inputs / "in", "-o", out, "--shard", f"{k}/2", "--json",
+                    "--contact-sheet")
+        assert r.exit_code == 0, r.stderr
+        recs = _lines(r.stdout)
+        assert len(recs) == 1 and not recs[0]["skipped"]
+        names.append(recs[0]["input"])
+        assert (out / f"contact_sheet_{k}of2.png").exists()
+    assert sorted(names) == sorted(str(p) for p in (inputs / "in").iterdir())
+    assert not (out / "contact_sheet.png").exists()
+    r = run_cli("--quiet", "align", inputs / "in", "-o", out, "--shard", "3/2")
+    assert r.exit_code == 2 and "--shard" in r.stderr

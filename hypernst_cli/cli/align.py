@@ -8,92 +8,82 @@ from typing import Any
 
 import typer
 
+from hypernst_cli.cli import faces_batch as fo
+from hypernst_cli.cli import options as opt
 from hypernst_cli.cli.app import app
-from hypernst_cli.cli.faces_batch import BACKEND_HELP, DETECTOR_HELP
 from hypernst_cli.cli.state import STATE
 
 
 @app.command()
 def align(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
-    output: Path = typer.Option(..., "--output", "-o", help="Output folder."),
+    output: Path = fo.OUTPUT,
     size: int | None = typer.Option(None, "--size", help="Crop size in pixels [default: the config's resolution]."),
-    config: str = typer.Option("compact", "--config", help="Model config whose resolution is the default size."),
-    backend: str = typer.Option("auto", "--backend", help=BACKEND_HELP),
-    detector: str = typer.Option("hog", "--detector", help=DETECTOR_HELP),
+    config: str = fo.CONFIG,
+    backend: str = fo.BACKEND,
+    detector: str = fo.DETECTOR,
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face (NAME_0, NAME_1, ...), not just the largest."),
-    skip_existing: bool = typer.Option(True, "--skip-existing/--overwrite", help="Keep outputs that are already there."),
+    overwrite: bool = opt.OVERWRITE,
     sheet: bool = typer.Option(False, "--contact-sheet", help="Also write contact_sheet.png of all crops."),
-    recursive: bool = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON line per output."),
+    recursive: bool = fo.RECURSIVE,
+    shard: str | None = opt.SHARD,
+    as_json: bool = opt.JSON,
 ) -> None:
     """Detect faces and write FFHQ-aligned crops (PNG) with their landmarks, box, quad and the
     crop -> photo transform (JSON).
 
     Exit code 0 when all inputs worked, 1 when some failed, 2 when none did.
     """
-    from hypernst_cli.cli.faces_batch import finish, output_stems, resolve_size, run_batch, write_sheet
-    from hypernst_cli.errors import UsageError
+    from hypernst_cli.cli.batch import Done, WorkItem, exit_with, run_batch
     from hypernst_cli.faces.processor import FaceProcessor
-    from hypernst_cli.io import collect_images, load_image
+    from hypernst_cli.io import load_image
 
-    crop_size = resolve_size(size, config)
-    paths = collect_images(inputs, recursive=recursive)
-    if not paths:
-        raise UsageError("no image files found in the given inputs")
+    crop_size = fo.resolve_size(size, config)
+    items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name),
+                                      recursive=recursive, all_faces=all_faces, shard=shard)
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)
-    stems = output_stems(paths)
-    tiles: list[Any] = []
 
-    def work(path: Path) -> list[dict[str, Any]]:
-        stem = stems[path]
-        done = output / (f"{stem}_0.json" if all_faces else f"{stem}.json")
-        if skip_existing and done.exists():
-            return _skipped(path, output, stem, all_faces, tiles if sheet else None)
-        image = load_image(path)
-        faces = processor.align_all(image, crop_size) if all_faces else [
-            processor.align_largest(image, crop_size)
-        ]
-        # face 0's JSON is the completion marker: written last
-        order = list(range(1, len(faces))) + [0]
-        records = {}
-        for i in order:
-            records[i] = _write_face(faces[i], path, output, stem if not all_faces else f"{stem}_{i}")
-        if sheet:
-            tiles.extend(f.image for f in faces)
-        return [records[i] for i in range(len(faces))]
+    def work(item: WorkItem) -> Done:
+        path, stem = item.payload
+        faces = fo.find_faces(processor, load_image(path), crop_size, all_faces=all_faces, source=path)
+        names = [fo.face_name(stem, i, all_faces) for i in range(len(faces))]
+        for i in fo.marker_last(len(faces)):
+            _write_face(faces[i], path, *_files(output, names[i]))
+        return _done(output, names)
 
-    code = run_batch(paths, work, as_json=as_json, label="aligning")
-    if sheet and tiles:
-        write_sheet(tiles, output, per_row=8)
-    finish(code)
+    def resume(item: WorkItem) -> Done:
+        _, stem = item.payload
+        return _done(output, fo.written_faces(output, stem, ".json", all_faces=all_faces))
+
+    summary = run_batch(items, work, overwrite=overwrite, as_json=as_json, description="aligning",
+                        resume=resume, list_outputs=True)
+    if sheet:
+        crops = [fo.read_output(Path(rec["output"])) for r in summary.done() for rec in r.records]
+        fo.write_sheet([c for c in crops if c is not None], output, per_row=8, shard=shard_spec)
+    exit_with(summary)
 
 
-def _write_face(face: Any, source: Path, out_dir: Path, name: str) -> dict[str, Any]:
+def _files(out_dir: Path, name: str) -> list[Path]:
+    """A face's crop and its JSON record, in writing order (the record marks the face done)."""
+    return [out_dir / f"{name}.png", out_dir / f"{name}.json"]
+
+
+def _write_face(face: Any, source: Path, png: Path, meta: Path) -> None:
+    """One face's crop, then its JSON record (the record marks the face done)."""
     from hypernst_cli.io import atomic_write_text, save_image
 
-    png = out_dir / f"{name}.png"
-    meta = out_dir / f"{name}.json"
     save_image(face.image, png)
     record = {"source": str(source), "image": png.name, **face.to_dict()}
     # one key per line, each value on one line: readable and still plain JSON
     body = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in record.items())
     atomic_write_text(meta, "{\n" + body + "\n}\n")
-    return {"input": str(source), "ok": True, "face": face.index, "output": str(png), "json": str(meta)}
 
 
-def _skipped(path: Path, out_dir: Path, stem: str, all_faces: bool, tiles: list[Any] | None) -> list[dict[str, Any]]:
-    if all_faces:
-        found = [p for p in out_dir.glob(f"{stem}_*.json") if p.stem[len(stem) + 1 :].isdigit()]
-        names = sorted(found, key=lambda p: int(p.stem[len(stem) + 1 :]))
-    else:
-        names = [out_dir / f"{stem}.json"]
-    records = []
-    for i, meta in enumerate(names):
-        png = meta.with_suffix(".png")
-        records.append({"input": str(path), "ok": True, "skipped": True, "face": i, "output": str(png), "json": str(meta)})
-        if tiles is not None and png.exists():
-            from hypernst_cli.io.images import decode_image
+def _done(out_dir: Path, names: list[str]) -> Any:
+    """The batch record of a photo's faces ``names`` (face 0 first): crop and JSON of each."""
+    from hypernst_cli.cli.batch import Done
 
-            tiles.append(decode_image(png.read_bytes(), name=png))
-    return records
+    files = [_files(out_dir, name) for name in names]
+    return Done(outputs=[p for pair in files for p in pair],
+                records=[{"face": i, "output": str(png), "json": str(meta)}
+                         for i, (png, meta) in enumerate(files)])

@@ -5,8 +5,9 @@
   from the output folder at start;
 - one bad item (unreadable, no face, too small) is reported and skipped; errors that doom every
   item (missing weights, device failure) stop the batch at once;
-- ``--json`` prints one JSON line per item and a final summary line; otherwise a progress bar on
-  stderr and a summary table at the end;
+- ``--json`` prints one JSON line per item (or per record, when an item makes several products,
+  such as one crop per face) and a final summary line; otherwise a progress bar on stderr, with
+  ``list_outputs`` one line per output on stdout, and a summary table at the end;
 - exit code: 0 all succeeded (or were already done), 1 some failed, 2 nothing valid was given;
 - ``--shard K/N`` (or the environment of a cluster array job / torchrun) takes every N-th item.
 """
@@ -35,12 +36,29 @@ from hypernst_cli.errors import (
 
 @dataclass
 class WorkItem:
-    """One unit of work: a label for people, its inputs and the outputs it promises."""
+    """One unit of work: a label for people, its inputs and the outputs it promises.
+
+    ``outputs`` are the files whose existence means the item is done. An item whose number of
+    outputs is known only once it runs (one per face) promises the first one, written last.
+    """
 
     label: str
     inputs: dict[str, str]
     outputs: list[Path]
     payload: Any = None  # whatever the worker needs (not printed)
+
+
+@dataclass
+class Done:
+    """What a worker (or ``resume``) may return instead of bare timings.
+
+    ``outputs``: every file the item wrote. ``records``: one JSON record per product (e.g. per
+    face), each printed as its own line, its ``"output"`` naming its main file.
+    """
+
+    outputs: list[Path] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,15 +68,32 @@ class ItemResult:
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
+    records: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            **self.item.inputs,
-            "outputs": [str(p) for p in (self.outputs or self.item.outputs)],
+    def json_lines(self) -> list[dict[str, Any]]:
+        """The item's JSON lines: one per record, else one for the item."""
+        state = {
             "status": self.status,
+            "ok": self.status != "failed",
+            "skipped": self.status == "skipped",
             "error": self.error,
             "timings": {k: round(v, 4) for k, v in self.timings.items()},
         }
+        if self.records:
+            return [{**self.item.inputs, **rec, **state} for rec in self.records]
+        return [{**self.item.inputs, "outputs": [str(p) for p in self.files()], **state}]
+
+    def files(self) -> list[Path]:
+        """What the item wrote (or had written before, when skipped)."""
+        return self.outputs or self.item.outputs
+
+    def text_lines(self) -> list[str]:
+        """One line per output for people: wrote / skipped PATH (LABEL), or FAILED ERROR."""
+        if self.status == "failed":
+            return [f"FAILED {self.error}"]
+        word = "skipped" if self.status == "skipped" else "wrote  "
+        paths = [rec["output"] for rec in self.records if "output" in rec] or self.files()
+        return [f"{word} {p}  ({self.item.label})" for p in paths]
 
 
 @dataclass
@@ -68,6 +103,10 @@ class BatchSummary:
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
+
+    def done(self) -> list[ItemResult]:
+        """The items whose outputs exist now (written by this run or an earlier one)."""
+        return [r for r in self.results if r.status != "failed"]
 
     @property
     def exit_code(self) -> int:
@@ -137,18 +176,22 @@ def _sweep(outputs: Iterable[Path]) -> None:
 
 def run_batch(
     items: Sequence[WorkItem],
-    worker: Callable[[WorkItem], dict[str, float] | None],
+    worker: Callable[[WorkItem], Done | dict[str, float] | None],
     *,
     overwrite: bool = False,
     as_json: bool = False,
     description: str = "working",
     raise_single: bool = True,
+    resume: Callable[[WorkItem], Done] | None = None,
+    list_outputs: bool = False,
 ) -> BatchSummary:
     """Run ``worker`` on each item; see the module docstring for the rules.
 
-    ``worker`` writes the item's outputs (atomically) and returns optional timings. With
-    ``raise_single`` a batch of exactly one item re-raises that item's error (so a single bad
-    input gives its own one-line error and exit code).
+    ``worker`` writes the item's outputs (atomically) and returns optional timings, or a ``Done``
+    when it has more to say. With ``raise_single`` a batch of exactly one item re-raises that
+    item's error (so a single bad input gives its own one-line error and exit code). ``resume``
+    says what an earlier run wrote for an item that is skipped (default: its promised outputs).
+    ``list_outputs`` prints a line per output on stdout (text mode, even with --quiet).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn, TimeRemainingColumn
@@ -171,11 +214,12 @@ def run_batch(
         task = progress.add_task(description, total=len(items))
         for item in items:
             if not overwrite and item.outputs and all(p.exists() for p in item.outputs):
-                result = ItemResult(item, "skipped")
+                before = resume(item) if resume is not None else Done()
+                result = ItemResult(item, "skipped", outputs=before.outputs, records=before.records)
             else:
                 t0 = time.perf_counter()
                 try:
-                    timings = worker(item) or {}
+                    done = worker(item)
                 except FATAL_ERRORS:
                     raise
                 except HypernstError as exc:
@@ -183,19 +227,26 @@ def run_batch(
                         raise
                     result = ItemResult(item, "failed", error=exc.one_line())
                 else:
-                    timings.setdefault("total", time.perf_counter() - t0)
-                    result = ItemResult(item, "ok", timings=timings)
+                    if not isinstance(done, Done):
+                        done = Done(timings=done or {})
+                    done.timings.setdefault("total", time.perf_counter() - t0)
+                    result = ItemResult(item, "ok", timings=done.timings, outputs=done.outputs,
+                                        records=done.records)
             results.append(result)
-            _emit(result, as_json, progress)
+            _emit(result, as_json, list_outputs, progress)
             progress.advance(task)
     summary = BatchSummary(results, time.perf_counter() - start)
     _print_summary(summary, as_json)
     return summary
 
 
-def _emit(result: ItemResult, as_json: bool, progress: Any) -> None:
+def _emit(result: ItemResult, as_json: bool, list_outputs: bool, progress: Any) -> None:
     if as_json:
-        STATE.out.print(json.dumps(result.to_json()), markup=False, highlight=False)
+        for line in result.json_lines():
+            STATE.out.print(json.dumps(line), markup=False, highlight=False)
+    elif list_outputs:
+        for line in result.text_lines():
+            STATE.out.print(line, markup=False, highlight=False)
     elif result.status == "failed":
         from rich.markup import escape
 

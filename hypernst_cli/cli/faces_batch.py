@@ -1,23 +1,26 @@
-"""What ``hypernst align`` and ``hypernst segment`` share: the batch loop, output names, reports.
+"""What ``hypernst align`` and ``hypernst segment`` share on top of the batch runner (cli/batch.py).
 
-Batch rules: a finished output is not redone unless --overwrite; one bad input is reported and
-skipped; exit 0 when all are fine, 1 when some failed, 2 when none was (a single input's error is
-raised as it is: one line, its own exit code). Heavy imports stay inside functions.
+Both turn each input photo into one set of files per face, named ``NAME`` (the largest face) or
+``NAME_0``, ``NAME_1``, ... (``--all-faces``, largest first). Face 0's files are written last, so
+they mark the photo as done for the runner's skip rule. Heavy imports stay inside functions.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import typer
 
-from hypernst_cli.cli.state import STATE
-
-BACKEND_HELP = "auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib."
-DETECTOR_HELP = "dlib detector: hog (fast) or cnn (finds harder faces, slower)."
+# options both commands take, with one meaning
+OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
+CONFIG = typer.Option("compact", "--config", help="Model config whose resolution is the default size.")
+BACKEND = typer.Option(
+    "auto", "--backend", help="auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
+DETECTOR = typer.Option(
+    "hog", "--detector", help="dlib detector: hog (fast) or cnn (finds harder faces, slower).")
+RECURSIVE = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders.")
 
 
 def output_stems(paths: list[Path]) -> dict[Path, str]:
@@ -49,93 +52,83 @@ def resolve_size(size: int | None, config: str) -> int:
     return size
 
 
-def with_path(exc: Exception, path: Path) -> Exception:
-    """A face error raised by the library (which does not know file names) re-made for ``path``."""
-    from hypernst_cli.errors import InputError
-
-    if isinstance(exc, InputError) and str(exc.path) == "<image>":
-        return type(exc)(path, exc.reason, hint=exc.hint)
-    return exc
-
-
-def run_batch(
-    paths: list[Path],
-    work: Callable[[Path], list[dict[str, Any]]],
+def face_items(
+    inputs: list[Path],
+    files: Callable[[str], list[Path]],
     *,
-    as_json: bool,
-    label: str,
-) -> int:
-    """Run ``work`` on every input; it returns one record per output written (or skipped).
+    recursive: bool,
+    all_faces: bool,
+    shard: str | None,
+) -> tuple[list[Any], tuple[int, int] | None]:
+    """One batch item per photo found in ``inputs`` (this shard's share), and the shard.
 
-    Prints one line (or JSON line) per output; returns the batch exit code.
+    ``files(name)`` are face 0's files, which mark the photo as done. An item's payload is
+    (photo path, output stem).
     """
-    from hypernst_cli.errors import EXIT_INPUT, EXIT_OK, EXIT_PARTIAL, HypernstError
+    from hypernst_cli.cli.batch import WorkItem, parse_shard, take_shard
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.io import collect_images
 
-    if len(paths) == 1:
-        try:
-            records = work(paths[0])
-        except HypernstError as exc:
-            raise with_path(exc, paths[0]) from exc
-        for rec in records:
-            report(rec, as_json)
-        return EXIT_OK
-
-    failures = 0
-    progress = None
-    if not STATE.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        progress = Progress(
-            TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-            console=STATE.err, transient=True,
-        )
-        progress.start()
-        task = progress.add_task(label, total=len(paths))
-    try:
-        for path in paths:
-            try:
-                records = work(path)
-            except HypernstError as exc:
-                failures += 1
-                report({"input": str(path), "ok": False, "error": with_path(exc, path).one_line()},
-                       as_json)
-            else:
-                for rec in records:
-                    report(rec, as_json)
-            if progress is not None:
-                progress.advance(task)
-    finally:
-        if progress is not None:
-            progress.stop()
-    if not as_json:
-        STATE.info(f"{len(paths) - failures} of {len(paths)} inputs done")
-    if failures == len(paths):
-        return EXIT_INPUT
-    return EXIT_PARTIAL if failures else EXIT_OK
+    paths = collect_images(inputs, recursive=recursive)
+    if not paths:
+        raise UsageError("no image files found in the given inputs")
+    part = parse_shard(shard)
+    stems = output_stems(paths)  # over all photos, so every shard names files the same way
+    items = [
+        WorkItem(str(p), {"input": str(p)}, files(f"{stems[p]}_0" if all_faces else stems[p]),
+                 payload=(p, stems[p]))
+        for p in paths
+    ]
+    return take_shard(items, part), part
 
 
-def report(rec: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        STATE.out.print(json.dumps(rec), markup=False)
-    elif not rec.get("ok", True):
-        STATE.out.print(f"FAILED {rec['error']}", markup=False)
-    else:
-        word = "skipped" if rec.get("skipped") else "wrote  "
-        STATE.out.print(f"{word} {rec['output']}  ({rec['input']})", markup=False)
+def find_faces(processor: Any, image: Any, size: int, *, all_faces: bool, source: Path) -> list[Any]:
+    """The aligned faces of a photo: every face, or only the largest."""
+    if all_faces:
+        return processor.align_all(image, size, source=source)
+    return [processor.align_largest(image, size, source=source)]
 
 
-def finish(code: int) -> None:
-    if code:
-        raise typer.Exit(code)
+def face_name(stem: str, index: int, all_faces: bool) -> str:
+    return f"{stem}_{index}" if all_faces else stem
 
 
-def write_sheet(tiles: list[Any], out_dir: Path, *, per_row: int, col_labels: list[str] | None = None) -> Path:
-    """One contact sheet (``contact_sheet.png``) of ``tiles`` for the output folder."""
+def marker_last(n_faces: int) -> list[int]:
+    """Face indices in writing order: face 0, whose files mark the photo done, comes last."""
+    return list(range(1, n_faces)) + [0]
+
+
+def written_faces(out_dir: Path, stem: str, suffix: str, *, all_faces: bool) -> list[str]:
+    """Names of the faces an earlier run wrote for ``stem`` (files ``NAME + suffix``), in order."""
+    if not all_faces:
+        return [stem]
+    indices = []
+    for p in out_dir.glob(f"{stem}_*{suffix}"):
+        index = p.name[len(stem) + 1 : -len(suffix)]
+        if index.isdigit():
+            indices.append(int(index))
+    return [f"{stem}_{i}" for i in sorted(indices)]
+
+
+def read_output(path: Path) -> Any:
+    """An image this command wrote (or None when it is gone), without marking it as an input."""
+    from hypernst_cli.io.images import decode_image
+
+    return decode_image(path.read_bytes(), name=path) if path.is_file() else None
+
+
+def write_sheet(tiles: list[Any], out_dir: Path, *, per_row: int, col_labels: list[str] | None = None,
+                shard: tuple[int, int] | None = None) -> Path | None:
+    """One contact sheet of ``tiles`` for the output folder: ``contact_sheet.png``, or
+    ``contact_sheet_KofN.png`` for shard K of N (shards share the folder). None without tiles."""
     from hypernst_cli.io import save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
 
+    if not tiles:
+        return None
     rows = [tiles[i : i + per_row] for i in range(0, len(tiles), per_row)]
     labels = (col_labels * per_row)[:per_row] if col_labels else None
-    path = out_dir / "contact_sheet.png"
+    name = "contact_sheet.png" if shard is None else f"contact_sheet_{shard[0]}of{shard[1]}.png"
+    path = out_dir / name
     save_image(contact_sheet(rows, cell=160, col_labels=labels), path)
     return path

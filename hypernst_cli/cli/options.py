@@ -22,6 +22,8 @@ OVERWRITE = typer.Option(
 )
 JSON = typer.Option(False, "--json", help="One JSON line per output, and a summary line.")
 NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the style-code cache.")
+SHARD = typer.Option(
+    None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
 
 def output_option(help_text: str) -> Any:

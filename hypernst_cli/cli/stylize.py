@@ -39,8 +39,7 @@ def stylize(
         help="Output name template: {content} {style} {face} {strength}; suffix from --format."),
     fmt: str = typer.Option("png", "--format", help="png | jpg | webp (folder outputs)."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Faces per forward pass."),
-    shard: Optional[str] = typer.Option(
-        None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun)."),
+    shard: Optional[str] = opt.SHARD,
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
     seed: Optional[int] = opt.SEED,

@@ -23,7 +23,7 @@ _EXPORTS = {
     "rgb_to_lab": "colour",
     "lab_to_rgb": "colour",
     "ColourMetric": "colour",
-    "DlibFaces": "identity",
+    "FaceAnalyser": "identity",
     "IdentityMetric": "identity",
     "FaceDetectionMetric": "identity",
     "LPIPSMetric": "lpips_metric",

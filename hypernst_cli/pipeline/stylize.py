@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypernst_cli.errors import HypernstError, NoFaceError, UsageError
+from hypernst_cli.errors import HypernstError, UsageError
 from hypernst_cli.pipeline.core import StylizeResult, invert, stylize_tensors
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
 
@@ -126,11 +126,8 @@ class HyperNSTPipeline:
 
         t0 = time.perf_counter()
         path = Path(source)
-        try:
-            aligned_faces = (self.faces.align_all(photo, self.resolution) if all_faces
-                             else [self.faces.align_largest(photo, self.resolution)])
-        except NoFaceError as exc:
-            raise NoFaceError(path, exc.reason, hint=exc.hint) from None
+        aligned_faces = (self.faces.align_all(photo, self.resolution, source=path) if all_faces
+                         else [self.faces.align_largest(photo, self.resolution, source=path)])
         t_align = time.perf_counter() - t0
         out = []
         for aligned in aligned_faces:
