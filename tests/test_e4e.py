@@ -117,7 +117,7 @@ def test_stage_layouts():
     assert [n for _, n in stage_layout(EncoderConfig(depth=50))] == [3, 4, 14, 3]
     assert [c for c, _ in stage_layout(EncoderConfig(depth=100))] == [64, 128, 256, 512]
     assert sum(n for _, n in stage_layout(EncoderConfig(depth=152))) == 50
-    assert stage_layout(get_config("compact").encoder) == [(32, 2), (64, 2), (128, 2), (256, 2)]
+    assert stage_layout(get_config("compact").encoder) == [(16, 2), (32, 2), (64, 2), (128, 2)]
     with pytest.raises(UsageError):
         stage_layout(EncoderConfig(depth=34))
     with pytest.raises(UsageError):

@@ -76,7 +76,7 @@ def infer_generator_config(sd: dict[str, torch.Tensor]) -> GeneratorConfig:
     for b in range(n_rgb):
         found[2 ** (b + 3)] = int(sd[f"to_rgbs.{b}.conv.weight"].shape[2])
     max_channels = max(found.values())
-    for cm in (1, 2, 4, 8):
+    for cm in (1, 2, 4, 8, 0.5, 0.25, 0.125):  # official: 1 or 2; ours may be fractional
         table = channel_table(cm, max_channels)
         if all(table[r] == c for r, c in found.items()):
             return GeneratorConfig(resolution=resolution, style_dim=style_dim, n_mlp=n_mlp,
