@@ -30,7 +30,7 @@ def test_help_lists_commands(run_cli):
     [
         ["--help"],
         *[[c, "--help"] for c in ["info", "check", "align", "segment", "download", "convert",
-                                   "push", "weights"]],
+                                   "push", "weights", "prepare", "train"]],
         ["weights", "list", "--help"],
         ["weights", "verify", "--help"],
     ],

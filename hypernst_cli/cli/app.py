@@ -60,6 +60,7 @@ from hypernst_cli.cli import check as _check  # noqa: E402,F401
 from hypernst_cli.cli import codes as _codes  # noqa: E402,F401
 from hypernst_cli.cli import info as _info  # noqa: E402,F401
 from hypernst_cli.cli import segment as _segment  # noqa: E402,F401
+from hypernst_cli.cli import train as _train  # noqa: E402,F401
 from hypernst_cli.cli import weights_cmds as _weights_cmds  # noqa: E402,F401
 
 
