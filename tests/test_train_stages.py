@@ -243,3 +243,23 @@ def test_torchrun_two_processes_gloo(prepared, tiny_model_dir, tmp_path):
     # rank 0 alone writes: one metrics line per logged step, not two
     lines = (run_dir / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 1
+
+
+@pytest.mark.parametrize("stage", ["reconstruct", "encoder"])
+def test_gradient_checkpointing_gives_the_same_losses(stage, tiny_data, tiny_model_dir, tmp_path,
+                                                     monkeypatch):
+    import torch.utils.checkpoint as tuc
+
+    from hypernst_cli.train.run import run_training
+
+    calls = []
+    real = tuc.checkpoint
+    monkeypatch.setattr(tuc, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    losses = []
+    for flag in (False, True):
+        ctx = TrainContext(device=torch.device("cpu"), grad_checkpointing=flag)
+        cfg = cfg_for(stage, tiny_data, init=str(tiny_model_dir), steps=2, grad_checkpointing=flag)
+        run_training(cfg, tmp_path / f"gc-{flag}", progress=False, ctx=ctx)
+        losses.append([r["loss"] for r in read_metrics(tmp_path / f"gc-{flag}")])
+    assert calls  # the second run recomputed activations
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
