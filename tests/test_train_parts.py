@@ -91,3 +91,19 @@ def test_lpips_found_is_used(monkeypatch, tmp_path):
     loss.backward()
     assert out.grad.abs().sum() > 0
     assert not any(p.requires_grad for p in module.parameters())
+
+
+def test_train_cli_show_config_and_run_dir_guard(run_cli, tmp_path):
+    import tomllib
+
+    res = run_cli("train", "stylize", "loss.style=3", "steps=7", "--show-config")
+    assert res.exit_code == 0, res.stderr
+    cfg = tomllib.loads(res.stdout)
+    assert cfg["stage"] == "stylize" and cfg["loss"]["style"] == 3 and cfg["steps"] == 7
+    assert run_cli("train", "stylize", "loss.stlye=3", "--show-config").exit_code == 2
+    assert run_cli("train", "painting", "--show-config").exit_code == 2
+    assert run_cli("train", "stylize").exit_code == 2  # no -o RUN_DIR
+    (tmp_path / "run" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "run" / "checkpoints" / "step-00000001.safetensors").write_bytes(b"x")
+    res = run_cli("train", "stylize", "-o", tmp_path / "run")
+    assert res.exit_code == 2 and "--resume" in res.stderr
