@@ -65,6 +65,7 @@ from hypernst_cli.cli import interpolate as _interpolate  # noqa: E402,F401
 from hypernst_cli.cli import invert as _invert  # noqa: E402,F401
 from hypernst_cli.cli import segment as _segment  # noqa: E402,F401
 from hypernst_cli.cli import stylize as _stylize  # noqa: E402,F401
+from hypernst_cli.cli import train as _train  # noqa: E402,F401
 from hypernst_cli.cli import weights_cmds as _weights_cmds  # noqa: E402,F401
 
 

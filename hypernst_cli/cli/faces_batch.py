@@ -13,11 +13,12 @@ from typing import Any
 
 import typer
 
+from hypernst_cli.cli import options as opt
+
 # options both commands take, with one meaning
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
 CONFIG = typer.Option("compact", "--config", help="Model config whose resolution is the default size.")
-BACKEND = typer.Option(
-    "auto", "--backend", help="auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
+BACKEND = opt.BACKEND
 DETECTOR = typer.Option(
     "hog", "--detector", help="dlib detector: hog (fast) or cnn (finds harder faces, slower).")
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders.")

@@ -12,7 +12,9 @@ WEIGHTS = typer.Option(
     help="Model folder, .safetensors file or registry name (default: downloaded, then embedded).",
 )
 CONFIG = typer.Option("compact", "--config", help="Model config whose weights to use: tiny | compact | paper.")
-BACKEND = typer.Option("auto", "--backend", help="Face backend: auto | dlib | facexlib.")
+BACKEND = typer.Option(
+    "auto", "--backend",
+    help="Face backend: auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
 SEED = typer.Option(None, "--seed", help="Seed of the style-code patch sampling (config default).")
 ITERATIONS = typer.Option(3, "--iterations", min=1, help="Hyper-network refinement iterations.")
 SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")

@@ -1,0 +1,328 @@
+"""Stages ``reconstruct`` (stage 1) and ``stylize`` (stage 2): the HyperNST hyper-network.
+
+Both start from ``init``: a model folder holding the generator, e4e and ALADIN (all frozen here)
+and, for stage 2, the stage-1 hyper-network. Each image is conditioned on region-averaged ALADIN
+codes arranged on the content image's mask (paper Eq. 1); codes are computed once per image with
+the prepared masks and cached under DATA/codes.
+
+Refinement follows HyperStyle's training loop: ``iterations`` passes per batch, each predicting
+offsets from (content, previous output), each with its own loss and backward (the previous output
+and the accumulated offsets enter the next pass detached); one optimizer step per batch.
+
+Stage 1 (paper 3.4): every image reconstructs itself with its own codes, all layers incl. toRGB.
+
+Stage 2 (paper 3.3-3.5): ``hypernet.freeze_for_stylization()`` (content encoder, E_mask and the
+heads below ``start_layer`` frozen). Per batch, content images c and style images s:
+  (B) reconstruction: y(c, c) with c's own codes, L_rec = l2 * MSE + lpips * LPIPS;
+  (A) stylization: y(c, s) with s's codes arranged on c's mask, judged by the image discriminator
+      (y(c, s) fake, s real) and by the patch co-occurrence discriminator region by region
+      (patches of y(c, s) in region r against patches of s in region r; a region missing on
+      either side is skipped);
+  L = rec * L_rec + style * (L_disc + L_pcd) with non-saturating -log D terms; the
+  discriminators are trained with y(c, s) as fake, s as real, and R1 on reals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from hypernst_cli.models.hypernet import add_offsets
+from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
+from hypernst_cli.pipeline.core import invert
+from hypernst_cli.pipeline.style_codes import N_REGIONS, arrange
+from hypernst_cli.train.common import (
+    ImageUnion,
+    ModelStage,
+    region_code_table,
+    sample_sheet,
+    style_code_provider,
+)
+from hypernst_cli.train.losses import d_logistic, g_nonsaturating, r1_penalty, reconstruction_loss
+
+
+@dataclass
+class HyperStage(ModelStage):
+    """The frozen networks, the codes and the refinement loop both stages share."""
+
+    def setup_frozen(self) -> None:
+        self.G = self.frozen(self.network("generator", required=True))
+        self.E = self.frozen(self.network("encoder", required=True))
+        self.aladin = self.frozen(self.network("aladin", required=True))
+        self.H = self.network("hypernet")
+        self.networks = {"generator": self.G, "encoder": self.E, "aladin": self.aladin,
+                         "hypernet": self.H}
+        self.origin["hypernet"] = "trained"
+        self.sets = {split: self.image_set(split) for split in self.splits()}
+        samples = [s for d in self.sets.values() for s in d.samples]
+        provider = style_code_provider(self.aladin, self.model_cfg, self.data_dir(), samples,
+                                       self.device)
+        self.codes = {split: region_code_table(provider, d.samples).to(self.device)
+                      for split, d in self.sets.items()}
+        self.lpips_loss = self.lpips()
+
+    def splits(self) -> list[str]:
+        return ["content", "style"]
+
+    def hyper_optimizer(self) -> torch.optim.Optimizer:
+        params = [p for p in self.H.parameters() if p.requires_grad]
+        return torch.optim.Adam(params, lr=float(self.cfg["lr"]), betas=(0.9, 0.999))
+
+    @torch.no_grad()
+    def start(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(W+ from e4e, G(W+) without offsets): where refinement starts."""
+        wplus = invert(self.E, x)
+        return wplus, self.G(wplus)
+
+    def refine(self, content: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor,
+               wplus: torch.Tensor, initial: torch.Tensor,
+               loss_fn: Callable[[torch.Tensor, int], torch.Tensor]) -> list[torch.Tensor]:
+        """HyperStyle's training iterations; ``loss_fn(output, t)`` is backpropagated per pass.
+        Returns the (detached) output of every pass."""
+        code_map = arrange(codes.to(content.dtype), mask)
+        previous, offsets = initial, None
+        outputs = []
+        for t in range(int(self.cfg["iterations"])):
+            kept = None if offsets is None else [o.detach() if o is not None else None for o in offsets]
+            with self.ctx.autocast():
+                deltas = self.call(self.H_train, content, previous.detach(), code_map)
+                offsets = add_offsets(kept, deltas)
+                y = self.call(self.G, wplus, offsets=offsets)
+            self.ctx.backward(loss_fn(y.float(), t))
+            previous = y.detach()
+            outputs.append(previous)
+        return outputs
+
+    @torch.no_grad()
+    def preview(self, x: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        from hypernst_cli.pipeline.core import stylize_tensors
+
+        was = self.H.training
+        self.H.eval()
+        out = stylize_tensors(self.G, self.H, self.E, x, mask, codes,
+                              iterations=int(self.cfg["iterations"])).images
+        self.H.train(was)
+        return out
+
+
+@dataclass
+class ReconstructStage(HyperStage):
+    def setup(self) -> None:
+        self.setup_frozen()
+        self.H.train()
+        self.H_train = self.ctx.wrap(self.H)
+        self.modules = {"hypernet": self.H}
+        self.optimizers = {"hypernet": self.hyper_optimizer()}
+        # AAHQ and FFHQ both (paper 3.4): the union of the splits, each image with its own codes
+        self.data = ImageUnion(list(self.sets.values()))
+        self.all_codes = torch.cat(list(self.codes.values()))
+        self.sampler = self.make_sampler(len(self.data))
+
+    def splits(self) -> list[str]:
+        from hypernst_cli.errors import UsageError
+
+        splits = list(self.cfg["splits"])
+        if not splits or any(s not in ("content", "style") for s in splits):
+            raise UsageError(f"splits must name content and/or style, got {splits}")
+        return splits
+
+    def data_state(self) -> dict[str, Any]:
+        return {"position": self.sampler.position}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.sampler.position = int(state["position"])
+
+    def train_step(self, step: int) -> dict[str, float]:
+        loss_cfg = self.cfg["loss"]
+        batch = self.batch(self.data, self.sampler)
+        x, mask = batch["image"], batch["mask"]
+        codes = self.all_codes[batch["index"].to(self.device)]
+        wplus, initial = self.start(x)
+        logs: dict[str, float] = {}
+
+        def loss_fn(y: torch.Tensor, t: int) -> torch.Tensor:
+            loss, parts = reconstruction_loss(y, x, l2=loss_cfg["l2"], lpips_weight=loss_cfg["lpips"],
+                                              lpips=self.lpips_loss)
+            logs[f"loss_{t + 1}"] = float(loss.detach())
+            for k, v in parts.items():
+                logs[f"{k}_{t + 1}"] = float(v)
+            return loss
+
+        opt = self.optimizers["hypernet"]
+        opt.zero_grad(set_to_none=True)
+        self.refine(x, mask, codes, wplus, initial, loss_fn)
+        self.ctx.step(opt)
+        if self.ctx.scaler is not None:
+            self.ctx.scaler.update()
+        logs["loss"] = logs[f"loss_{int(self.cfg['iterations'])}"]
+        logs["initial_mse"] = float(torch.mean((initial - x) ** 2))
+        return logs
+
+    def sample_grid(self) -> np.ndarray:
+        from hypernst_cli.train.data import make_batch
+
+        idx = list(range(min(4, len(self.data))))
+        b = make_batch(self.data, idx)
+        x, mask = b["image"].to(self.device), b["mask"].to(self.device)
+        with torch.no_grad():
+            initial = self.G(invert(self.E, x))
+        y = self.preview(x, mask, self.all_codes[idx])
+        return sample_sheet({"input": x, "e4e": initial, "hypernet": y})
+
+
+@dataclass
+class StylizeStage(HyperStage):
+    def setup(self) -> None:
+        self.setup_frozen()
+        self.content, self.style = self.sets["content"], self.sets["style"]
+        self.content_codes, self.style_codes = self.codes["content"], self.codes["style"]
+        if not self.has_init("hypernet"):
+            self.log_once("hypernet", "init has no hyper-network: stage 2 starts from a random one "
+                          "(train stage 1, `hypernst train reconstruct`, first)")
+        self.H.freeze_for_stylization()
+        self.H.train()
+        self.H_train = self.ctx.wrap(self.H)
+        self.D = self.network("discriminator").train()
+        self.PD = self.network("patch_disc").train()
+        self.origin.update(discriminator="trained", patch_disc="trained")
+        self.networks.update(discriminator=self.D, patch_disc=self.PD)
+        self.D_train = self.ctx.wrap(self.D)
+        self.PD_train = self.ctx.wrap(self.PD)
+        self.modules = {"hypernet": self.H, "discriminator": self.D, "patch_disc": self.PD}
+        lr_d = float(self.cfg["lr_d"])
+        self.optimizers = {
+            "hypernet": self.hyper_optimizer(),
+            "discriminators": torch.optim.Adam(list(self.D.parameters()) + list(self.PD.parameters()),
+                                               lr=lr_d, betas=(0.0, 0.99)),
+        }
+        self.content_sampler = self.make_sampler(len(self.content))
+        self.style_sampler = self.make_sampler(len(self.style), salt=1)
+        pd_cfg = self.model_cfg.patch_disc
+        self.patch_size = pd_cfg.patch_size
+        self.patch_count = pd_cfg.patches_per_region
+
+    def data_state(self) -> dict[str, Any]:
+        return {"content": self.content_sampler.position, "style": self.style_sampler.position}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.content_sampler.position = int(state["content"])
+        self.style_sampler.position = int(state["style"])
+
+    # --- region-matched patches ------------------------------------------------------------------
+    def patches(self, image: torch.Tensor, mask: torch.Tensor, region: int, count: int,
+                gen: torch.Generator) -> torch.Tensor | None:
+        boxes = region_patch_boxes(mask.cpu(), region, count, self.patch_size,
+                                   float(self.cfg["loss"]["patch_coverage"]), generator=gen)
+        if boxes.shape[0] == 0:
+            return None
+        return crop_patches(image, boxes, self.patch_size)
+
+    def patch_pairs(self, stylized: torch.Tensor, content_mask: torch.Tensor, style: torch.Tensor,
+                    style_mask: torch.Tensor, gen: torch.Generator
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """Per (sample, region) present on both sides: patches of y(c, s) in the region of c's mask
+        (query), patches of s in the same region of s's mask (reference), and other patches of s
+        in that region (the real query). Stacked as [n, count, 3, p, p]; None when no pair."""
+        fake_q, ref, real_q = [], [], []
+        k = self.patch_count
+        for b in range(stylized.shape[0]):
+            for region in range(N_REGIONS):
+                q = self.patches(stylized[b], content_mask[b], region, k, gen)
+                s = self.patches(style[b], style_mask[b], region, 2 * k, gen)
+                if q is None or s is None:
+                    continue  # the region is missing on one side: nothing to match
+                fake_q.append(q)
+                ref.append(s[:k])
+                real_q.append(s[k:])
+        if not fake_q:
+            return None
+        return torch.stack(fake_q), torch.stack(ref), torch.stack(real_q)
+
+    def train_step(self, step: int) -> dict[str, float]:
+        loss_cfg = self.cfg["loss"]
+        cb = self.batch(self.content, self.content_sampler)
+        sb = self.batch(self.style, self.style_sampler)
+        c, c_mask = cb["image"], cb["mask"]
+        s, s_mask = sb["image"], sb["mask"]
+        own = self.content_codes[cb["index"].to(self.device)]
+        swapped = self.style_codes[sb["index"].to(self.device)]
+        gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
+        wplus, initial = self.start(c)
+        logs: dict[str, float] = {}
+        n_iter = int(self.cfg["iterations"])
+        opt_h, opt_d = self.optimizers["hypernet"], self.optimizers["discriminators"]
+        opt_h.zero_grad(set_to_none=True)
+        self.D.requires_grad_(False)
+        self.PD.requires_grad_(False)
+
+        # (B) reconstruction with the content's own codes
+        def rec_fn(y: torch.Tensor, t: int) -> torch.Tensor:
+            loss, parts = reconstruction_loss(y, c, l2=loss_cfg["l2"], lpips_weight=loss_cfg["lpips"],
+                                              lpips=self.lpips_loss)
+            if t == n_iter - 1:
+                logs["loss_rec"] = float(loss.detach())
+                logs.update({f"rec_{k}": float(v) for k, v in parts.items()})
+            return loss_cfg["rec"] * loss
+
+        self.refine(c, c_mask, own, wplus, initial, rec_fn)
+
+        # (A) stylization with the style image's codes on the content's mask
+        def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
+            l_disc = g_nonsaturating(self.D(y))
+            pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
+            l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
+            if t == n_iter - 1:
+                logs.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
+                            patch_pairs=float(0 if pairs is None else pairs[0].shape[0]))
+            return loss_cfg["style"] * (l_disc + l_pcd)
+
+        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn)[-1]
+        self.ctx.step(opt_h)
+
+        # discriminators: y(c, s) fake, s real; R1 on reals every r1_every steps
+        self.D.requires_grad_(True)
+        self.PD.requires_grad_(True)
+        opt_d.zero_grad(set_to_none=True)
+        d_loss = d_logistic(self.D_train(s), self.D_train(stylized))
+        pairs = self.patch_pairs(stylized, c_mask, s, s_mask, gen)
+        pd_loss = s.new_zeros(())
+        if pairs is not None:
+            fake_q, ref, real_q = pairs
+            pd_loss = d_logistic(self.PD_train(real_q, ref), self.PD_train(fake_q, ref))
+        self.ctx.backward(d_loss + pd_loss)
+        self.ctx.step(opt_d)
+        logs.update(d_loss=float(d_loss.detach()), d_patch_loss=float(pd_loss.detach()))
+        r1_every = max(1, int(loss_cfg["r1_every"]))
+        if loss_cfg["r1"] > 0 and step % r1_every == 0:
+            opt_d.zero_grad(set_to_none=True)
+            real = s.detach().requires_grad_(True)
+            logits = self.D_train(real)
+            penalty = r1_penalty(logits, real)
+            total = penalty + 0 * logits.sum()
+            if pairs is not None:
+                real_q = pairs[2].detach().requires_grad_(True)
+                plogits = self.PD_train(real_q, pairs[1])
+                total = total + r1_penalty(plogits, real_q) + 0 * plogits.sum()
+            (loss_cfg["r1"] / 2 * r1_every * total).backward()
+            opt_d.step()
+            logs["r1"] = float(penalty.detach())
+        if self.ctx.scaler is not None:
+            self.ctx.scaler.update()
+        logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + loss_cfg["style"] * (
+            logs["loss_disc"] + logs["loss_pcd"])
+        return logs
+
+    def sample_grid(self) -> np.ndarray:
+        from hypernst_cli.train.data import make_batch
+
+        n = min(4, len(self.content))
+        cb = make_batch(self.content, list(range(n)))
+        sb = make_batch(self.style, [i % len(self.style) for i in range(n)])
+        c, mask = cb["image"].to(self.device), cb["mask"].to(self.device)
+        styled = self.preview(c, mask, self.style_codes[[i % len(self.style) for i in range(n)]])
+        rec = self.preview(c, mask, self.content_codes[:n])
+        return sample_sheet({"content": c, "style": sb["image"], "stylized": styled,
+                             "reconstructed": rec})

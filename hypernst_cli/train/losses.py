@@ -1,0 +1,106 @@
+"""Losses shared by the training stages: GAN terms, R1, path length, EMA, reconstruction, LPIPS.
+
+GAN losses are the non-saturating logistic ones of StyleGAN2 (and of the paper's Eqs. 4-5):
+the generator side minimises -log D(fake) = softplus(-D(fake)); the discriminator minimises
+softplus(D(fake)) + softplus(-D(real)).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(D(fake)), averaged."""
+    return F.softplus(-fake_logits).mean()
+
+
+def d_logistic(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+    """-log sigmoid(D(real)) - log(1 - sigmoid(D(fake))), averaged."""
+    return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+
+def r1_penalty(real_logits: torch.Tensor, real_inputs: torch.Tensor) -> torch.Tensor:
+    """Squared gradient norm of D at the real inputs (Mescheder et al. 2018), per sample mean.
+
+    ``real_inputs`` must have had ``requires_grad_(True)`` before D saw them.
+    """
+    (grad,) = torch.autograd.grad(real_logits.sum(), real_inputs, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean()
+
+
+def path_length_penalty(images: torch.Tensor, latents: torch.Tensor, mean_length: float,
+                        decay: float = 0.01) -> tuple[torch.Tensor, float]:
+    """StyleGAN2's path-length regulariser: the Jacobian norm of G at w, pulled to its running
+    mean. Returns (penalty, updated running mean)."""
+    noise = torch.randn_like(images) / math.sqrt(images.shape[2] * images.shape[3])
+    (grad,) = torch.autograd.grad((images * noise).sum(), latents, create_graph=True)
+    lengths = torch.sqrt(grad.pow(2).sum(2).mean(1))
+    new_mean = mean_length + decay * (float(lengths.mean().detach()) - mean_length)
+    return (lengths - new_mean).pow(2).mean(), new_mean
+
+
+@torch.no_grad()
+def ema_update(target: nn.Module, source: nn.Module, decay: float) -> None:
+    """target <- decay * target + (1 - decay) * source (parameters); buffers copied."""
+    src = dict(source.named_parameters())
+    for name, p in target.named_parameters():
+        p.lerp_(src[name].detach(), 1.0 - decay)
+    src_buffers = dict(source.named_buffers())
+    for name, b in target.named_buffers():
+        b.copy_(src_buffers[name])
+
+
+def ema_decay(batch_images: int, half_life_kimg: float) -> float:
+    """Per-step decay for an EMA whose weight halves every ``half_life_kimg`` thousand images."""
+    if half_life_kimg <= 0:
+        return 0.0
+    return 0.5 ** (batch_images / (half_life_kimg * 1000.0))
+
+
+class LPIPSLoss(nn.Module):
+    """Differentiable LPIPS (v0.1) on images in [-1, 1], with the backbone found locally.
+
+    Built from :class:`hypernst_cli.eval.lpips_metric.LPIPSMetric` (which never downloads). Frozen;
+    gradients flow to the inputs only.
+    """
+
+    def __init__(self, model: nn.Module, source: str) -> None:
+        super().__init__()
+        self.model = model
+        self.source = source
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.model(a.float(), b.float()).mean()
+
+
+def find_lpips(net: str = "alex", device: torch.device | str = "cpu") -> tuple[LPIPSLoss | None, str]:
+    """(loss module, "") when the backbone is found locally, else (None, why it is missing)."""
+    from hypernst_cli.eval.lpips_metric import LPIPSMetric
+
+    metric = LPIPSMetric(net)
+    if not metric.available:
+        return None, getattr(metric, "missing_hint", "") or "LPIPS backbone not found"
+    metric.to(device)
+    metric.prepare()
+    model = metric._model  # the lpips.LPIPS module it built around the local backbone
+    assert model is not None
+    return LPIPSLoss(model, metric.source).to(device), ""
+
+
+def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, *, l2: float, lpips_weight: float,
+                        lpips: LPIPSLoss | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """l2 * MSE (+ lpips * LPIPS when the loss module exists); returns (loss, its parts)."""
+    mse = F.mse_loss(output.float(), target.float())
+    loss = l2 * mse
+    parts: dict[str, Any] = {"mse": mse.detach()}
+    if lpips is not None and lpips_weight > 0:
+        lp = lpips(output, target)
+        loss = loss + lpips_weight * lp
+        parts["lpips"] = lp.detach()
+    return loss, parts

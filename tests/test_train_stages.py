@@ -1,0 +1,265 @@
+"""The training stages on real prepared images (tiny config, CPU): run, export, resume, freeze."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
+from hypernst_cli.train.config import load_train_config
+from hypernst_cli.train.trainer import TrainContext, read_metrics
+
+FACES = ["ffhq_000000.png", "ffhq_000001.png", "ffhq_000015.png", "dsg_006750.png"]
+STYLES = ["aahq_100000.png", "aahq_100001.png", "jojo_sketch.png", "dsg_anime_16031200.png"]
+CPU = TrainContext(device=torch.device("cpu"))
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run_cli_args(*args: str) -> int:
+    from hypernst_cli.cli.app import main
+
+    with pytest.raises(SystemExit) as exc:
+        main([str(a) for a in args])
+    return int(exc.value.code or 0)
+
+
+@pytest.fixture(scope="session")
+def prepared(shared_data, tmp_path_factory) -> Path:
+    """4 faces + 4 styles (one anime style without a detectable face) through `hypernst prepare`."""
+    root = tmp_path_factory.mktemp("prepare")
+    (root / "content").mkdir()
+    (root / "style").mkdir()
+    for name in FACES:
+        shutil.copy(shared_data / "faces" / name, root / "content" / name)
+    for name in STYLES:
+        shutil.copy(shared_data / "styles" / name, root / "style" / name)
+    data = root / "data"
+    code = run_cli_args("-q", "prepare", root / "content", root / "style", "-o", data,
+                        "--size", "64", "--backend", "dlib")
+    assert code == 0
+    return data
+
+
+def cfg_for(stage: str, data: Path, **options: object) -> dict:
+    base = {"model": "tiny", "data": str(data), "steps": 20, "batch_size": 2, "log_every": 1,
+            "sample_every": 0, "checkpoint_every": 0}
+    base.update(options)
+    overrides = [f"{k}={json.dumps(v)}" for k, v in base.items()]
+    return load_train_config(stage, overrides=overrides)
+
+
+def train(stage: str, data: Path, run_dir: Path, **options: object) -> Path:
+    from hypernst_cli.train.run import run_training
+
+    return run_training(cfg_for(stage, data, **options), run_dir, progress=False, ctx=CPU)
+
+
+def test_prepare_report_and_resume(prepared, run_cli, tmp_path):
+    rows = [json.loads(line) for line in (prepared / "report.jsonl").read_text().splitlines()]
+    by_name = {r["name"]: r for r in rows}
+    assert all(by_name[Path(n).stem]["status"] == "ok" for n in FACES)
+    anime = by_name["dsg_anime_16031200"]
+    assert anime["status"] == "kept_no_face" and not anime["mask"]
+    assert (prepared / "style" / "dsg_anime_16031200.png").exists()
+    assert not (prepared / "style" / "dsg_anime_16031200.mask.png").exists()
+    mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
+        prepared / "content" / "ffhq_000000.mask.png"))
+    assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2} and (mask == 1).any()
+
+    # resumable: a second run over a copy skips everything; an unreadable content file is rejected
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data)
+    src = Path(json.loads((prepared / "prepare.json").read_text())["content_dir"])
+    content = tmp_path / "content"
+    shutil.copytree(src, content)
+    (content / "broken.png").write_bytes(b"not an image")
+    style = Path(json.loads((prepared / "prepare.json").read_text())["style_dir"])
+    res = run_cli("-q", "prepare", content, style, "-o", data, "--size", "64", "--backend", "dlib")
+    assert res.exit_code == 1, res.stderr
+    rows = [json.loads(line) for line in (data / "report.jsonl").read_text().splitlines()]
+    broken = [r for r in rows if r["name"] == "broken"]
+    assert broken and broken[0]["status"] == "rejected" and broken[0]["reason"]
+    assert all(r["skipped"] for r in rows if r["status"] != "rejected")
+
+
+def _finite_losses(run_dir: Path) -> list[dict]:
+    rows = read_metrics(run_dir)
+    assert len(rows) == 20
+    for row in rows:
+        for key, value in row.items():
+            assert math.isfinite(value), (run_dir.name, key, value)
+    return rows
+
+
+def test_every_stage_runs_and_exports_a_loadable_model(prepared, tmp_path):
+    """generator (scratch) -> encoder -> reconstruct -> stylize, 20 steps each."""
+    t0 = time.perf_counter()
+    runs = tmp_path / "runs"
+    gen = train("generator", prepared, runs / "gen", **{"augment.kind": "ada", "loss.r1_every": 4,
+                                                         "loss.path_length": 2.0})
+    enc = train("encoder", prepared, runs / "enc", init=str(gen), progressive_every=4,
+                **{"loss.latent_disc": 0.1})
+    rec = train("reconstruct", prepared, runs / "rec", init=str(enc))
+    sty = train("stylize", prepared, runs / "sty", init=str(rec), **{"loss.r1_every": 4})
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 120, f"the four stages took {elapsed:.0f} s"
+
+    for run, final in (("gen", gen), ("enc", enc), ("rec", rec), ("sty", sty)):
+        assert final == runs / run / "final"
+        rows = _finite_losses(runs / run)
+        models = load_models(str(final), None, torch.device("cpu"), INFERENCE_PARTS)
+        assert set(models.networks) == set(INFERENCE_PARTS)
+        meta = json.loads((final / "metrics.json").read_text())
+        assert meta["steps"] == 20 and meta["final"]
+        assert "## Recipe" in (final / "README.md").read_text()
+        assert len(list((runs / run / "checkpoints").iterdir())) == 1
+        assert list((runs / run / "samples").glob("*.png"))
+    origins = {run: json.loads((runs / run / "final" / "metrics.json").read_text())["networks"]
+               for run in ("gen", "enc", "rec", "sty")}
+    assert origins["gen"]["generator"] == "trained" and origins["gen"]["encoder"] == "random"
+    assert origins["enc"] == {"generator": "init", "encoder": "trained", "aladin": "init",
+                              "hypernet": "init"}
+    assert origins["rec"]["hypernet"] == "trained" and origins["rec"]["encoder"] == "init"
+    assert origins["sty"]["patch_disc"] == "trained" and origins["sty"]["discriminator"] == "trained"
+    # stage exports carry forward what they got: stage 1's generator is the encoder run's
+    a = load_models(str(enc), None, torch.device("cpu"), ["generator"]).fingerprints["generator"]
+    b = load_models(str(rec), None, torch.device("cpu"), ["generator"]).fingerprints["generator"]
+    assert a == b
+    gen_rows = read_metrics(runs / "gen")
+    assert any("path_length" in r for r in gen_rows) and any("r1" in r for r in gen_rows)
+    assert "ada_p" in gen_rows[-1]
+    sty_rows = read_metrics(runs / "sty")
+    assert all(r["patch_pairs"] > 0 for r in sty_rows)
+    # LPIPS: no backbone here, so the term is dropped, said once and recorded
+    import tomllib
+
+    eff = tomllib.loads((runs / "rec" / "config.toml").read_text())
+    if "notes" in eff:
+        assert eff["loss"]["lpips"] == 0.0 and "LPIPS" in eff["notes"]["lpips"]
+        assert not any(k.startswith("lpips") for k in rows[0])
+
+
+@pytest.fixture
+def tiny_data(prepared, tmp_path) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(prepared, data)
+    return data
+
+
+@pytest.mark.parametrize("stage,options", [
+    ("stylize", {"loss.r1_every": 2}),
+    ("generator", {"augment.kind": "ada", "loss.r1_every": 2, "loss.path_length": 2.0,
+                   "loss.path_length_every": 2}),
+])
+def test_resume_gives_the_same_losses(stage, options, tiny_data, tiny_model_dir, tmp_path):
+    opts = dict(init=str(tiny_model_dir), steps=6, checkpoint_every=3, **options)
+    train(stage, tiny_data, tmp_path / "full", **opts)
+    reference = read_metrics(tmp_path / "full")
+
+    from hypernst_cli.train.run import run_training
+
+    cfg = cfg_for(stage, tiny_data, **{**opts, "steps": 3})
+    run_training(cfg, tmp_path / "part", progress=False, ctx=CPU)  # stops after step 3
+    torch.manual_seed(999)  # a new process: other random state
+    np.random.seed(999)
+    run_training(cfg_for(stage, tiny_data, **opts), tmp_path / "part", resume=True,
+                 progress=False, ctx=CPU)
+    resumed = read_metrics(tmp_path / "part")
+    assert [r["step"] for r in resumed] == [1, 2, 3, 4, 5, 6]
+    for ref, got in zip(reference[3:], resumed[3:]):
+        for key in ref:
+            if key not in ("time", "seconds"):
+                assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6), (key, ref, got)
+
+
+def test_stage2_trains_only_the_late_heads(tiny_data, tiny_model_dir):
+    from hypernst_cli.train.run import build_stage
+
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU)
+    H = stage.H
+    late = {id(p) for m in H.stylization_modules() for p in m.parameters()}
+    assert late and len(late) < len(list(H.parameters()))
+    stage.train_step(0)
+    got = {n for n, p in H.named_parameters() if p.grad is not None and p.grad.abs().sum() > 0}
+    allowed = {n for n, p in H.named_parameters() if id(p) in late}
+    assert got and got <= allowed, sorted(got - allowed)[:5]
+    for name, p in H.named_parameters():
+        if name.startswith(("content_encoder.", "mask_encoder.")):
+            assert p.grad is None and not p.requires_grad
+        if name.startswith("heads."):
+            layer = int(name.split(".")[1])
+            assert (layer >= H.start_layer) == p.requires_grad, name
+    # the output layers of the late heads got a signal (the trunks get theirs once the
+    # zero-initialised output layers have moved)
+    assert any(n.startswith(("outputs.", "shared.")) for n in got)
+
+
+@pytest.mark.slow
+def test_stage1_overfits_four_images(tiny_data, tiny_model_dir, tmp_path):
+    train("reconstruct", tiny_data, tmp_path / "of", init=str(tiny_model_dir), steps=25,
+          batch_size=4, lr=0.001, splits=["content"])
+    losses = [r["loss"] for r in read_metrics(tmp_path / "of")]
+    first, last = losses[0], float(np.mean(losses[-3:]))
+    assert last <= 0.5 * first, (first, last)
+
+
+def test_missing_init_network_is_a_clear_error(tiny_data, tmp_path):
+    from hypernst_cli.errors import UsageError
+
+    with pytest.raises(UsageError, match="needs a 'generator' network in init"):
+        train("reconstruct", tiny_data, tmp_path / "x")
+    with pytest.raises(UsageError, match="no training data"):
+        from hypernst_cli.train.run import run_training
+
+        cfg = load_train_config("generator", overrides=["model=tiny"])
+        run_training(cfg, tmp_path / "y", progress=False, ctx=CPU)
+
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_gloo(prepared, tiny_model_dir, tmp_path):
+    run_dir = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+           "HYPERNST_CACHE": str(tmp_path / "cache")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--standalone", "-m", "hypernst_cli", "-q", "train", "reconstruct",
+           f"init={tiny_model_dir}", f"data={prepared}", "steps=2", "batch_size=1",
+           "device=cpu", "sample_every=0", "-o", str(run_dir)]
+    proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ckpts = sorted((run_dir / "checkpoints").iterdir())
+    assert [p.name for p in ckpts] == ["step-00000002.safetensors"]
+    assert (run_dir / "final" / "model.safetensors").exists()
+    # rank 0 alone writes: one metrics line per logged step, not two
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 1
+
+
+@pytest.mark.parametrize("stage", ["reconstruct", "encoder"])
+def test_gradient_checkpointing_gives_the_same_losses(stage, tiny_data, tiny_model_dir, tmp_path,
+                                                     monkeypatch):
+    import torch.utils.checkpoint as tuc
+
+    from hypernst_cli.train.run import run_training
+
+    calls = []
+    real = tuc.checkpoint
+    monkeypatch.setattr(tuc, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    losses = []
+    for flag in (False, True):
+        ctx = TrainContext(device=torch.device("cpu"), grad_checkpointing=flag)
+        cfg = cfg_for(stage, tiny_data, init=str(tiny_model_dir), steps=2, grad_checkpointing=flag)
+        run_training(cfg, tmp_path / f"gc-{flag}", progress=False, ctx=ctx)
+        losses.append([r["loss"] for r in read_metrics(tmp_path / f"gc-{flag}")])
+    assert calls  # the second run recomputed activations
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)
