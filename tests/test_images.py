@@ -206,3 +206,25 @@ def test_contact_sheet_layout():
     assert h > 2 * 32 and w > 2 * 32
     # The empty cell stays background; the others hold red pixels.
     assert (sheet == [255, 0, 0]).all(axis=2).sum() >= 3 * 32 * 16 * 0.9
+
+
+def test_sweep_spares_live_writers_and_removes_dead_ones(tmp_path):
+    import subprocess
+    import sys
+
+    from hypernst_cli.io.atomic import _HOST, sweep_temp_files
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    live = tmp_path / f".a{TEMP_INFIX}{_HOST}-{os.getpid()}-xyz.png"
+    gone = tmp_path / f".b{TEMP_INFIX}{_HOST}-{dead}-xyz.png"
+    old_style = tmp_path / f".c{TEMP_INFIX}xyz.png"
+    foreign = tmp_path / f".d{TEMP_INFIX}otherhost-1-xyz.png"
+    for p in (live, gone, old_style, foreign):
+        p.write_bytes(b"x")
+    assert sweep_temp_files(tmp_path) == 2
+    assert live.exists() and foreign.exists()  # a concurrent writer, another machine's (recent)
+    assert not gone.exists() and not old_style.exists()
+    with atomic_path(tmp_path / "out.png") as tmp:
+        assert _HOST in tmp.name and str(os.getpid()) in tmp.name
+        tmp.write_bytes(b"ok")

@@ -164,3 +164,16 @@ def test_invert_and_edit(run_cli, photos, style, tiny_model_dir, isolated_cache,
     r = run_cli("--device", "cpu", "edit", photos[2], "-d", "age", "-o", tmp_path / "e2",
                 "-w", tiny_model_dir)
     assert r.exit_code == 3 and "no 'age' edit direction" in r.stderr
+
+
+def test_same_file_names_in_different_folders_do_not_collide(run_cli, photos, style, tiny_model_dir,
+                                                             isolated_cache, tmp_path):
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        (tmp_path / sub / "face.jpg").write_bytes(photos[0].read_bytes())
+    out = tmp_path / "out"
+    r = run_cli("--device", "cpu", "stylize", tmp_path / "a", tmp_path / "b", style, "-o", out,
+                "-w", tiny_model_dir)
+    assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"a_face__{style.stem}.png",
+                                                     f"b_face__{style.stem}.png"]

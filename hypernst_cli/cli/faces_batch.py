@@ -14,6 +14,7 @@ from typing import Any
 import typer
 
 from hypernst_cli.cli import options as opt
+from hypernst_cli.io.inputs import unique_stems
 
 # options both commands take, with one meaning
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
@@ -22,24 +23,6 @@ BACKEND = opt.BACKEND
 DETECTOR = typer.Option(
     "hog", "--detector", help="dlib detector: hog (fast) or cnn (finds harder faces, slower).")
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders.")
-
-
-def output_stems(paths: list[Path]) -> dict[Path, str]:
-    """A unique output stem per input: the file stem, prefixed by its folder when stems collide."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
-    stems: dict[Path, str] = {}
-    used: set[str] = set()
-    for p in paths:
-        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
-        base, n = stem, 1
-        while stem in used:
-            n += 1
-            stem = f"{base}-{n}"
-        used.add(stem)
-        stems[p] = stem
-    return stems
 
 
 def resolve_size(size: int | None, config: str) -> int:
@@ -74,7 +57,7 @@ def face_items(
     if not paths:
         raise UsageError("no image files found in the given inputs")
     part = parse_shard(shard)
-    stems = output_stems(paths)  # over all photos, so every shard names files the same way
+    stems = unique_stems(paths)  # over all photos, so every shard names files the same way
     items = [
         WorkItem(str(p), {"input": str(p)}, files(f"{stems[p]}_0" if all_faces else stems[p]),
                  payload=(p, stems[p]))

@@ -58,6 +58,7 @@ def stylize(
     from hypernst_cli.cli.batch import exit_with, parse_shard, run_batch, take_shard
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
+    from hypernst_cli.io.inputs import unique_stems
     from hypernst_cli.pipeline.style_codes import parse_region_spec
 
     if style:
@@ -87,7 +88,10 @@ def stylize(
     if single_file and len(combos) != 1:
         raise UsageError(f"-o {output} is a file but there are {len(combos)} results",
                          hint="give a folder with -o")
-    items = [_item(c, s, output, name, fmt, strength, all_faces, single_file) for c, s in combos]
+    # file stems, prefixed by their folder where two inputs share a name (no output collisions)
+    c_stems, s_stems = unique_stems(contents), unique_stems(styles)
+    items = [_item(c, s, (c_stems[c], s_stems[s]), output, name, fmt, strength, all_faces,
+                   single_file) for c, s in combos]
     items = take_shard(items, parse_shard(shard))
 
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
@@ -102,8 +106,8 @@ def stylize(
     exit_with(summary)
 
 
-def _fields(content: Path, style: Path, strength: float, face: int | str) -> dict[str, Any]:
-    return {"content": content.stem, "style": style.stem, "face": face, "strength": f"{strength:g}"}
+def _fields(names: tuple[str, str], strength: float, face: int | str) -> dict[str, Any]:
+    return {"content": names[0], "style": names[1], "face": face, "strength": f"{strength:g}"}
 
 
 def _render_name(template: str, fields: dict[str, Any]) -> str:
@@ -116,19 +120,19 @@ def _render_name(template: str, fields: dict[str, Any]) -> str:
                          hint="fields: {content} {style} {face} {strength}") from None
 
 
-def _item(content: Path, style: Path, output: Path, template: str, fmt: str, strength: float,
-          all_faces: bool, single_file: bool) -> Any:
+def _item(content: Path, style: Path, names: tuple[str, str], output: Path, template: str,
+          fmt: str, strength: float, all_faces: bool, single_file: bool) -> Any:
     from hypernst_cli.cli.batch import WorkItem
 
     if single_file:
         out = output
     else:
-        stem = _render_name(template, _fields(content, style, strength, 0))
+        stem = _render_name(template, _fields(names, strength, 0))
         if all_faces:
             stem += "_face0"  # the first face marks the photo as done
         out = output / f"{stem}.{fmt}"
     return WorkItem(label=f"{content} x {style}", inputs={"input": str(content), "style": str(style)},
-                    outputs=[out], payload=(content, style))
+                    outputs=[out], payload=(content, style, names))
 
 
 def _read_latent(path: Path) -> Any:
@@ -205,7 +209,7 @@ class _BatchedWorker:
 
         faces, codes, owners = [], [], []
         for it in batch:
-            content, style = it.payload
+            content, style, _ = it.payload
             try:
                 t0 = time.perf_counter()
                 prepared = self.pipe.prepare(content, all_faces=self.all_faces, latent=self.latent)
@@ -239,6 +243,5 @@ class _BatchedWorker:
         out = item.outputs[0]
         if not self.all_faces:
             return out
-        content, style = item.payload
-        stem = _render_name(self.name, _fields(content, style, self.strength, face))
+        stem = _render_name(self.name, _fields(item.payload[2], self.strength, face))
         return out.with_name(f"{stem}_face{face}.{self.fmt}")

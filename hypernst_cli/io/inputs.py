@@ -54,3 +54,21 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
         while block := fh.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def unique_stems(paths: list[Path]) -> dict[Path, str]:
+    """A unique output stem per input: the file stem, prefixed by its folder when stems collide."""
+    counts: dict[str, int] = {}
+    for p in paths:
+        counts[p.stem] = counts.get(p.stem, 0) + 1
+    stems: dict[Path, str] = {}
+    used: set[str] = set()
+    for p in paths:
+        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        base, n = stem, 1
+        while stem in used:
+            n += 1
+            stem = f"{base}-{n}"
+        used.add(stem)
+        stems[p] = stem
+    return stems

@@ -51,12 +51,12 @@ def prepare_split(split: str, paths: list[Path], out: Path, size: int, faces: An
                   as_json: bool = False, overwrite: bool = False) -> PrepareOutcome:
     """Align + parse one split with the batch runner's rules; returns the report rows."""
     from hypernst_cli.cli.batch import WorkItem, run_batch
-    from hypernst_cli.cli.faces_batch import output_stems
+    from hypernst_cli.io.inputs import unique_stems
     from hypernst_cli.io import load_image, save_image
 
     folder = out / split
     folder.mkdir(parents=True, exist_ok=True)
-    stems = output_stems(paths)
+    stems = unique_stems(paths)
     kept_without_face: set[str] = set()
 
     def work(item: WorkItem) -> dict[str, float]:
