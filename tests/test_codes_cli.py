@@ -8,7 +8,7 @@ from hypernst_cli.weights.checkpoint import load_tensors
 
 
 def test_codes_on_shared_styles(run_cli, shared_data, tiny_model_dir, isolated_cache, tmp_path):
-    styles = sorted((shared_data / "styles").glob("*.png"))[:6]
+    styles = sorted((shared_data / "styles").glob("*.png"))  # all 45 (about 7 s)
     out = tmp_path / "codes.safetensors"
     r = run_cli("--device", "cpu", "codes", *styles, "--weights", tiny_model_dir, "--json",
                 "-o", out)
@@ -23,8 +23,13 @@ def test_codes_on_shared_styles(run_cli, shared_data, tiny_model_dir, isolated_c
             assert row["fallback_to_global"] == ["background", "face", "hair"]
         assert row["cache"] and row["cache"].startswith(str(isolated_cache))
     portraits = [r for r in rows if r["face_found"]]
-    assert portraits, "no portrait among the first styles was parsed"
-    assert any(sum(v > 0 for v in r["patches_kept"].values()) == 3 for r in portraits)
+    assert len(portraits) >= 35, "most art portraits should be parsed"
+    # portraits get their own code for each region they show; anything else is a reported fall-back
+    three = [r for r in portraits if all(v > 0 for v in r["patches_kept"].values())]
+    assert len(three) >= len(portraits) // 2
+    for r in portraits:
+        missing = {k for k, v in r["patches_kept"].items() if v == 0}
+        assert set(r["fallback_to_global"]) == missing
     tensors, meta = load_tensors(out)
     assert tensors[f"{styles[0].stem}.regions"].shape[0] == 3
     # a second run reads the cache: the same codes
