@@ -101,7 +101,8 @@ def _finite_losses(run_dir: Path) -> list[dict]:
     return rows
 
 
-def test_every_stage_runs_and_exports_a_loadable_model(prepared, tmp_path):
+def test_every_stage_runs_and_exports_a_loadable_model(prepared, tmp_path, run_cli,
+                                                       isolated_cache):
     """generator (scratch) -> encoder -> reconstruct -> stylize, 20 steps each."""
     t0 = time.perf_counter()
     runs = tmp_path / "runs"
@@ -147,6 +148,13 @@ def test_every_stage_runs_and_exports_a_loadable_model(prepared, tmp_path):
     if "notes" in eff:
         assert eff["loss"]["lpips"] == 0.0 and "LPIPS" in eff["notes"]["lpips"]
         assert not any(k.startswith("lpips") for k in rows[0])
+    # the stage-2 export is what `hypernst stylize --weights` runs on
+    content = sorted(p for p in (prepared / "content").glob("*.png") if not p.name.endswith(".mask.png"))[0]
+    style = sorted(p for p in (prepared / "style").glob("*.png") if not p.name.endswith(".mask.png"))[0]
+    r = run_cli("--device", "cpu", "stylize", content, style, "-o", tmp_path / "out.png",
+                "--weights", sty)
+    assert r.exit_code == 0, r.stderr
+    assert (tmp_path / "out.png").exists()
 
 
 @pytest.fixture
