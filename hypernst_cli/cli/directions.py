@@ -118,6 +118,8 @@ def fit(
 
     dev = resolve_device(STATE.device)
     models = load_models(weights, config, dev, ("generator", "encoder"))
+    if into is not None:  # fail before the long part, not after it
+        df.check_target(into, models.fingerprints["generator"])
     faces = face_processor(backend, dev)
     STATE.info(f"model: {models.config.name} from {models.source}; {len(paths)} photos; "
                f"fitting {', '.join(names)}")
@@ -189,9 +191,10 @@ def _print_fit_table(report: dict) -> None:
             return "-" if x is None else f"{x:.3f}"
 
         table.add_row(name, m["label"], str(m["n"]), str(m["n_train"]), str(m["n_test"]),
-                      fmt(m["heldout_accuracy"]), fmt(m["heldout_correlation"]),
-                      report["files"][name])
+                      fmt(m["heldout_accuracy"]), fmt(m["heldout_correlation"]))
     STATE.out.print(table)
+    for path in report["files"].values():
+        STATE.out.print(f"wrote {path}", markup=False)
     for name, why in report["failed"].items():
         STATE.warn(f"{name}: not fitted ({why})")
     if report["into"]:
@@ -242,6 +245,8 @@ def check(
 
     if landmarks not in ("detect", "aligned"):
         raise UsageError(f"unknown --landmarks '{landmarks}'", hint="use detect or aligned")
+    if measure != "auto" and measure not in MEASURES:
+        raise UsageError(f"unknown --measure '{measure}'", hint="use auto, smile or yaw")
     if expect not in ("auto", "increasing", "decreasing", "any"):
         raise UsageError(f"unknown --expect '{expect}'",
                          hint="use auto, increasing, decreasing or any")
@@ -257,8 +262,6 @@ def check(
                              iterations=iterations)
     name, vector = resolve_direction(direction, pipe.models)
     target = MEASURE_OF.get(name) if measure == "auto" else measure
-    if measure != "auto" and measure not in MEASURES:
-        raise UsageError(f"unknown --measure '{measure}'", hint="use auto, smile or yaw")
     if expect == "auto":
         expect = "increasing" if target == "smile" else "any"
 

@@ -427,18 +427,14 @@ def save_direction_file(path: str | Path, name: str, direction: torch.Tensor,
     return save_model_file(path, {"directions": {name: direction.float().contiguous()}}, {}, extra)
 
 
-def add_to_model(model: str | Path, directions: Mapping[str, torch.Tensor],
-                 meta: Mapping[str, dict[str, Any]], *,
-                 generator_fingerprint: str | None = None) -> Path:
-    """Add (or replace) named directions in a model's ``directions`` network, rewriting its
-    safetensors file atomically. With ``generator_fingerprint``, refuse a model whose generator
-    differs from the one the directions were fitted for."""
+def check_target(model: str | Path, generator_fingerprint: str | None = None) -> Any:
+    """The model folder directions will be added to (``add_to_model``), loaded and checked: it
+    must have a generator, the one the directions were fitted with when a fingerprint is given."""
     from hypernst_cli.errors import UsageError
     from hypernst_cli.pipeline.models import fingerprint
-    from hypernst_cli.weights.checkpoint import MODEL_FILE, load_model_folder, save_model_file
+    from hypernst_cli.weights.checkpoint import load_model_folder
 
     folder = load_model_folder(model)
-    target = folder.path / MODEL_FILE if folder.path.is_dir() else folder.path
     generator = folder.networks.get("generator")
     if generator is None:
         raise UsageError(f"{model}: not a model with a generator",
@@ -446,6 +442,20 @@ def add_to_model(model: str | Path, directions: Mapping[str, torch.Tensor],
     if generator_fingerprint is not None and fingerprint(generator) != generator_fingerprint:
         raise UsageError(f"{model}: its generator differs from the one the directions were fitted "
                          "with", hint="fit with --weights pointing at the same model")
+    return folder
+
+
+def add_to_model(model: str | Path, directions: Mapping[str, torch.Tensor],
+                 meta: Mapping[str, dict[str, Any]], *,
+                 generator_fingerprint: str | None = None) -> Path:
+    """Add (or replace) named directions in a model's ``directions`` network, rewriting its
+    safetensors file atomically. With ``generator_fingerprint``, refuse a model whose generator
+    differs from the one the directions were fitted for."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.weights.checkpoint import MODEL_FILE, save_model_file
+
+    folder = check_target(model, generator_fingerprint)
+    target = folder.path / MODEL_FILE if folder.path.is_dir() else folder.path
     style_dim = int(folder.model_config().generator.style_dim)
     for name, d in directions.items():
         if d.shape[-1] != style_dim:
