@@ -58,6 +58,7 @@ def _global_options(
 from hypernst_cli.cli import align as _align  # noqa: E402,F401
 from hypernst_cli.cli import check as _check  # noqa: E402,F401
 from hypernst_cli.cli import codes as _codes  # noqa: E402,F401
+from hypernst_cli.cli import directions as _directions  # noqa: E402,F401
 from hypernst_cli.cli import edit as _edit  # noqa: E402,F401
 from hypernst_cli.cli import evaluate as _evaluate  # noqa: E402,F401
 from hypernst_cli.cli import info as _info  # noqa: E402,F401
