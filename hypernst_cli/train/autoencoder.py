@@ -17,8 +17,10 @@ The MAPPING NETWORK IS NOT TRAINED and stays at its initial weights: every laten
 encoder, and the edit directions are fit in W+ on encoded latents, so z -> w sampling is not
 needed (a model card note says so). EMA copies of the generator and of the encoder (the pair
 that is exported, so they match) follow ``ema_half_life_kimg``. The exported encoder's
-``latent_avg`` is the running mean of the encoded w_0; the shift is moved out of its w_0 head's
-bias, so the exported encoder computes exactly the same latents.
+``latent_avg`` is the mean w_0 that this exported encoder gives the training images (up to
+``latent_avg_images`` of them, measured at export: a running mean during training would lag
+behind the EMA weights); the shift is moved out of its w_0 head's bias, so the exported encoder
+computes exactly the same latents.
 """
 
 from __future__ import annotations
@@ -44,22 +46,6 @@ from hypernst_cli.train.losses import (
     laplacian_l1,
     r1_penalty,
 )
-
-
-class LatentMean(nn.Module):
-    """Running mean of the encoded w_0 (a module so checkpoints carry it)."""
-
-    def __init__(self, style_dim: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(style_dim))
-        self.register_buffer("count", torch.zeros((), dtype=torch.long))
-
-    @torch.no_grad()
-    def update(self, w0: torch.Tensor, min_rate: float = 0.001) -> None:
-        """The cumulative mean, then an exponential one with rate ``min_rate``."""
-        rate = max(1.0 / float(self.count + 1), min_rate)
-        self.mean.lerp_(w0.float().mean(0), rate)
-        self.count += 1
 
 
 def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
@@ -100,7 +86,6 @@ class AutoencoderStage(ModelStage):
         self.PD = self.network("patch_disc").train() if self.use_patch else None
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.E_ema = copy.deepcopy(self.E).eval().requires_grad_(False)
-        self.w_mean = LatentMean(self.G.style_dim).to(self.device)
         self.G_train, self.E_train = self.ctx.wrap(self.G), self.ctx.wrap(self.E)
         self.D_train = self.ctx.wrap(self.D)
         self.PD_train = self.ctx.wrap(self.PD) if self.PD is not None else None
@@ -119,7 +104,7 @@ class AutoencoderStage(ModelStage):
                                               betas=tuple(b ** d_ratio for b in betas)),
         }
         self.modules = {"generator": self.G, "encoder": self.E, "g_ema": self.G_ema,
-                        "e_ema": self.E_ema, "discriminator": self.D, "latent_mean": self.w_mean}
+                        "e_ema": self.E_ema, "discriminator": self.D}
         self.networks = {"generator": self.G_ema, "encoder": self.E_ema, "discriminator": self.D}
         if self.PD is not None:
             self.modules["patch_disc"] = self.PD
@@ -212,7 +197,6 @@ class AutoencoderStage(ModelStage):
         self.ctx.step(opt_g)
         self.ctx.step(opt_e)
         logs["loss"] = float(loss.detach())
-        self.w_mean.update(w[:, 0].detach())
 
         # discriminators: x real, x' fake (one generator pass per step: x' detached)
         if use_adv or use_patch:
@@ -261,7 +245,23 @@ class AutoencoderStage(ModelStage):
             y = self.G_ema(invert(self.E_ema, self.preview))
         return sample_sheet({"input": self.preview, "EMA G(E(x))": y})
 
+    @torch.no_grad()
+    def mean_w0(self, encoder: nn.Module) -> torch.Tensor:
+        """Mean encoded w_0 over (up to ``latent_avg_images``) training images, in order."""
+        from hypernst_cli.train.data import make_batch
+
+        n = min(len(self.data), max(1, int(self.cfg["latent_avg_images"])))
+        total = torch.zeros(encoder.style_dim, device=self.device)
+        for start in range(0, n, 32):
+            x = make_batch(self.data, list(range(start, min(n, start + 32))))["image"]
+            total += invert(encoder, x.to(self.device))[:, 0].float().sum(0)
+        return total / n
+
     def export(self, folder: Path) -> Path:
-        self.networks["encoder"] = recentre_encoder(self.E_ema, self.w_mean.mean)
-        self.networks["encoder"].set_progressive_stage(self.E.n_latent - 1)
+        self.E_ema.set_progressive_stage(self.E.n_latent - 1)
+        encoder = recentre_encoder(self.E_ema, self.mean_w0(self.E_ema))
+        self.networks["encoder"] = encoder
+        self.notes["latent_avg"] = (f"encoder latent_avg: mean encoded w0 of "
+                                    f"{min(len(self.data), int(self.cfg['latent_avg_images']))} "
+                                    "training images")
         return super().export(folder)
