@@ -315,3 +315,22 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
     assert again.stdout.count(": done (") == 4
+
+
+def test_laplacian_l1_sees_every_frequency_band():
+    from hypernst_cli.train.losses import laplacian_l1, laplacian_pyramid
+
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 32, 32)
+    assert float(laplacian_l1(x, x)) == 0.0
+    bands = laplacian_pyramid(x, 3)
+    assert len(bands) == 4 and bands[-1].shape[-1] == 4
+    # the pyramid is exact: collapsing it gives the image back
+    up = bands[-1]
+    for band in reversed(bands[:-1]):
+        up = torch.nn.functional.interpolate(up, size=band.shape[-2:], mode="bilinear",
+                                             align_corners=False) + band
+    assert torch.allclose(up, x, atol=1e-5)
+    # a uniform shift lives in the low-pass band only: it counts with that band's weight
+    shift = laplacian_l1(x + 0.1, x, 3)
+    assert float(shift) == pytest.approx(0.1 * 8 / 15, rel=1e-4)
