@@ -11,7 +11,7 @@ from hypernst_cli.cli.app import app
 from hypernst_cli.cli import options as opt
 from hypernst_cli.cli.state import STATE
 
-STAGES_HELP = "generator | encoder | reconstruct | stylize"
+STAGES_HELP = "generator | encoder | reconstruct | stylize | aladin | autoencoder"
 
 
 @app.command()

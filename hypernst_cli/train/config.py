@@ -20,7 +20,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-STAGES = ("generator", "encoder", "reconstruct", "stylize")
+STAGES = ("generator", "encoder", "reconstruct", "stylize", "aladin", "autoencoder")
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 
 

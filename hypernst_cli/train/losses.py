@@ -104,3 +104,39 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, *, l2: float
         loss = loss + lpips_weight * lp
         parts["lpips"] = lp.detach()
     return loss, parts
+
+
+def _down2(x: torch.Tensor) -> torch.Tensor:
+    return F.avg_pool2d(x, 2)
+
+
+def _up2(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+def laplacian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """Band-pass images (finest first) and the low-pass residual last: ``levels`` + 1 tensors."""
+    bands = []
+    current = x
+    for _ in range(levels):
+        if min(current.shape[-2:]) < 2:
+            break
+        low = _down2(current)
+        bands.append(current - _up2(low, current.shape[-2:]))
+        current = low
+    bands.append(current)
+    return bands
+
+
+def laplacian_l1(output: torch.Tensor, target: torch.Tensor, levels: int = 4) -> torch.Tensor:
+    """Laplacian-pyramid L1 (as "Lap1" in Bojanowski et al. 2018): mean |difference| per band,
+    band j weighted by 2^j, so coarse structure (few pixels) counts as much as fine detail; the
+    sum is divided by the total weight (same scale as a plain L1)."""
+    a = laplacian_pyramid(output.float(), levels)
+    b = laplacian_pyramid(target.float(), levels)
+    total = output.new_zeros((), dtype=torch.float32)
+    weight = 0.0
+    for j, (x, y) in enumerate(zip(a, b)):
+        total = total + (2.0**j) * (x - y).abs().mean()
+        weight += 2.0**j
+    return total / weight

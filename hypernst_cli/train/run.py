@@ -13,6 +13,8 @@ from hypernst_cli.train.trainer import Stage, Trainer, TrainContext, make_contex
 
 
 def stage_class(name: str) -> type[Stage]:
+    from hypernst_cli.train.aladin import AladinStage
+    from hypernst_cli.train.autoencoder import AutoencoderStage
     from hypernst_cli.train.encoder import EncoderStage
     from hypernst_cli.train.generator import GeneratorStage
     from hypernst_cli.train.hyper import ReconstructStage, StylizeStage
@@ -20,6 +22,7 @@ def stage_class(name: str) -> type[Stage]:
     classes: dict[str, type[Stage]] = {
         "generator": GeneratorStage, "encoder": EncoderStage,
         "reconstruct": ReconstructStage, "stylize": StylizeStage,
+        "aladin": AladinStage, "autoencoder": AutoencoderStage,
     }
     try:
         return classes[name]

@@ -1,0 +1,267 @@
+"""Stage ``autoencoder``: the generator and e4e trained JOINTLY (x -> e4e -> W+ -> G -> x').
+
+A StyleGAN2 trained as a GAN needs GPU-days and no pretrained one is available offline, so the
+compact recipe trains the synthesis network and the encoder together as an autoencoder on the
+content and style images of a prepared folder:
+
+- reconstruction: ``l1`` * L1 + ``laplacian`` * Laplacian-pyramid L1 + ``lpips`` * LPIPS (when
+  the backbone is found locally);
+- adversarial (from step ``adv_start``): non-saturating ``adv`` * -log D(x') with the StyleGAN2
+  discriminator (x real, x' fake, lazy R1), which restores the detail an L1 loss blurs;
+- patch co-occurrence (``patch`` > 0): patches of x' must look like they come from x, judged
+  against other patches of x (Swapping Autoencoder's discriminator, random windows);
+- e4e's delta regularisation ``delta_reg`` * sum_i ||w_i - w_0||: W+ stays near its w_0, which
+  keeps the latents editable; optional progressive deltas (``progressive_every``).
+
+The MAPPING NETWORK IS NOT TRAINED and stays at its initial weights: every latent comes from the
+encoder, and the edit directions are fit in W+ on encoded latents, so z -> w sampling is not
+needed (a model card note says so). EMA copies of the generator and of the encoder (the pair
+that is exported, so they match) follow ``ema_half_life_kimg``. The exported encoder's
+``latent_avg`` is the mean w_0 that this exported encoder gives the training images (up to
+``latent_avg_images`` of them, measured at export: a running mean during training would lag
+behind the EMA weights); the shift is moved out of its w_0 head's bias, so the exported encoder
+computes exactly the same latents.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from hypernst_cli.errors import UsageError
+from hypernst_cli.models.patch_disc import crop_patches
+from hypernst_cli.pipeline.core import encoder_input_size, invert, resize
+from hypernst_cli.train.common import ImageUnion, ModelStage, sample_sheet
+from hypernst_cli.train.losses import (
+    d_logistic,
+    ema_decay,
+    ema_update,
+    g_nonsaturating,
+    laplacian_l1,
+    r1_penalty,
+)
+
+
+def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
+    """A copy of ``encoder`` whose ``latent_avg`` row 0 is ``mean_w0``, computing the same W+.
+
+    The encoder outputs w_0 + (deltas) + latent_avg; adding d to every row of latent_avg and
+    subtracting it from the w_0 head's output bias leaves each latent unchanged.
+    """
+    out = copy.deepcopy(encoder)
+    with torch.no_grad():
+        shift = mean_w0.to(out.latent_avg) - out.latent_avg[0]
+        head = out.styles[0].linear
+        head.bias -= shift / head.lr_mul
+        out.latent_avg += shift
+    return out
+
+
+def random_boxes(batch: int, count: int, size: int, side: int, gen: torch.Generator) -> torch.Tensor:
+    """Top-left corners [batch, count, 2] of random size x size windows in a side x side image."""
+    return torch.randint(0, side - size + 1, (batch, count, 2), generator=gen)
+
+
+@dataclass
+class AutoencoderStage(ModelStage):
+    def setup(self) -> None:
+        cfg, loss = self.cfg, self.cfg["loss"]
+        assert self.model_cfg is not None
+        self.G = self.network("generator").train()
+        self.E = self.network("encoder").train()
+        self.D = self.network("discriminator").train()
+        self.origin.update(generator="trained", encoder="trained", discriminator="trained")
+        self.use_patch = float(loss["patch"]) > 0
+        self.patch_size = self.model_cfg.patch_disc.patch_size
+        self.patch_count = self.model_cfg.patch_disc.patches_per_region
+        if self.use_patch and self.patch_size > self.model_cfg.resolution:
+            raise UsageError(f"patch size {self.patch_size} exceeds the resolution "
+                             f"{self.model_cfg.resolution}")
+        self.PD = self.network("patch_disc").train() if self.use_patch else None
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.E_ema = copy.deepcopy(self.E).eval().requires_grad_(False)
+        self.G_train, self.E_train = self.ctx.wrap(self.G), self.ctx.wrap(self.E)
+        self.D_train = self.ctx.wrap(self.D)
+        self.PD_train = self.ctx.wrap(self.PD) if self.PD is not None else None
+        # the mapping network is not part of the autoencoder: not optimised (see the docstring)
+        self.G.style.requires_grad_(False)
+        synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("style.")]
+        betas = tuple(float(b) for b in cfg["betas"])
+        r1_every = max(1, int(loss["r1_every"]))
+        d_ratio = r1_every / (r1_every + 1) if loss["r1"] > 0 else 1.0
+        d_params = list(self.D.parameters()) + (list(self.PD.parameters()) if self.PD else [])
+        self.optimizers = {
+            "generator": torch.optim.Adam(synthesis, lr=float(cfg["lr"]), betas=betas),
+            "encoder": torch.optim.Adam(self.E.parameters(), lr=float(cfg["lr_encoder"]),
+                                        betas=(0.9, 0.999)),
+            "discriminator": torch.optim.Adam(d_params, lr=float(cfg["lr_d"]) * d_ratio,
+                                              betas=tuple(b ** d_ratio for b in betas)),
+        }
+        self.modules = {"generator": self.G, "encoder": self.E, "g_ema": self.G_ema,
+                        "e_ema": self.E_ema, "discriminator": self.D}
+        self.networks = {"generator": self.G_ema, "encoder": self.E_ema, "discriminator": self.D}
+        if self.PD is not None:
+            self.modules["patch_disc"] = self.PD
+            self.networks["patch_disc"] = self.PD
+            self.origin["patch_disc"] = "trained"
+        self.notes["mapping"] = ("generator mapping network: not trained (latents come from the "
+                                 "encoder; edit directions live in W+)")
+        self.lpips_loss = self.lpips()
+        self.data = ImageUnion([self.image_set("content"), self.image_set("style")])
+        self.sampler = self.make_sampler(len(self.data))
+        from hypernst_cli.train.data import make_batch
+
+        self.preview = make_batch(self.data, list(range(min(4, len(self.data)))))["image"].to(self.device)
+
+    # --- state -------------------------------------------------------------------------------
+    def data_state(self) -> dict[str, Any]:
+        return {"position": self.sampler.position}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        self.sampler.position = int(state["position"])
+
+    def progressive_stage(self, step: int) -> int:
+        every = int(self.cfg["progressive_every"])
+        last = self.E.n_latent - 1
+        return last if every <= 0 else min(step // every, last)
+
+    # --- losses ------------------------------------------------------------------------------
+    def reconstruction(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        loss_cfg = self.cfg["loss"]
+        l1 = (y.float() - x.float()).abs().mean()
+        lap = laplacian_l1(y, x, int(loss_cfg["laplacian_levels"]))
+        total = float(loss_cfg["l1"]) * l1 + float(loss_cfg["laplacian"]) * lap
+        parts = {"l1": float(l1.detach()), "laplacian": float(lap.detach())}
+        if self.lpips_loss is not None and float(loss_cfg["lpips"]) > 0:
+            lp = self.lpips_loss(y, x)
+            total = total + float(loss_cfg["lpips"]) * lp
+            parts["lpips"] = float(lp.detach())
+        parts["rec"] = float(total.detach())
+        return total, parts
+
+    def patch_sets(self, y: torch.Tensor, x: torch.Tensor, gen: torch.Generator
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(patches of x' (fake queries), patches of x (reference), other patches of x (real
+        queries)), each [B, count, 3, p, p]."""
+        b, k, p, side = x.shape[0], self.patch_count, self.patch_size, x.shape[-1]
+        fake_q = crop_patches(y, random_boxes(b, k, p, side, gen), p)
+        ref = crop_patches(x, random_boxes(b, k, p, side, gen), p)
+        real_q = crop_patches(x, random_boxes(b, k, p, side, gen), p)
+        return fake_q, ref, real_q
+
+    # --- one step ----------------------------------------------------------------------------
+    def train_step(self, step: int) -> dict[str, float]:
+        cfg, loss_cfg = self.cfg, self.cfg["loss"]
+        stage = self.progressive_stage(step)
+        self.E.set_progressive_stage(stage)
+        self.E_ema.set_progressive_stage(stage)
+        x = self.batch(self.data, self.sampler)["image"]
+        gen = torch.Generator().manual_seed(int(cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
+        adversarial = step >= int(cfg["adv_start"])
+        use_adv = adversarial and float(loss_cfg["adv"]) > 0
+        use_patch = adversarial and self.PD is not None
+        opt_g, opt_e, opt_d = (self.optimizers[k] for k in ("generator", "encoder", "discriminator"))
+
+        # generator + encoder
+        self.D.requires_grad_(False)
+        if self.PD is not None:
+            self.PD.requires_grad_(False)
+        with self.ctx.autocast():
+            w = self.call(self.E_train, resize(x, encoder_input_size(self.E)))
+            y = self.call(self.G_train, w, randomize_noise=bool(cfg["randomize_noise"]))
+        loss, logs = self.reconstruction(y, x)
+        deltas = w[:, 1:] - w[:, :1]
+        reg = deltas.float().norm(dim=2).sum(1).mean()
+        loss = loss + float(loss_cfg["delta_reg"]) * reg
+        logs["delta_reg"] = float(reg.detach())
+        patches = self.patch_sets(y, x, gen) if use_patch else None
+        if use_adv:
+            with self.ctx.autocast():
+                adv = g_nonsaturating(self.D(y).float())
+            loss = loss + float(loss_cfg["adv"]) * adv
+            logs["g_adv"] = float(adv.detach())
+        if patches is not None:
+            with self.ctx.autocast():
+                pcd = g_nonsaturating(self.PD(patches[0], patches[1]).float())
+            loss = loss + float(loss_cfg["patch"]) * pcd
+            logs["g_patch"] = float(pcd.detach())
+        opt_g.zero_grad(set_to_none=True)
+        opt_e.zero_grad(set_to_none=True)
+        self.ctx.backward(loss)
+        self.ctx.step(opt_g)
+        self.ctx.step(opt_e)
+        logs["loss"] = float(loss.detach())
+
+        # discriminators: x real, x' fake (one generator pass per step: x' detached)
+        if use_adv or use_patch:
+            self.D.requires_grad_(True)
+            d_loss = y.new_zeros((), dtype=torch.float32)
+            if use_adv:
+                with self.ctx.autocast():
+                    d_loss = d_loss + d_logistic(self.D_train(x).float(),
+                                                 self.D_train(y.detach()).float())
+            if patches is not None:
+                self.PD.requires_grad_(True)
+                fake_q, ref, real_q = patches
+                with self.ctx.autocast():
+                    d_loss = d_loss + d_logistic(self.PD_train(real_q, ref).float(),
+                                                 self.PD_train(fake_q.detach(), ref).float())
+            opt_d.zero_grad(set_to_none=True)
+            self.ctx.backward(d_loss)
+            self.ctx.step(opt_d)
+            logs["d_loss"] = float(d_loss.detach())
+            r1_every = max(1, int(loss_cfg["r1_every"]))
+            if float(loss_cfg["r1"]) > 0 and step % r1_every == 0:
+                total = x.new_zeros(())
+                opt_d.zero_grad(set_to_none=True)
+                if use_adv:  # full precision: second-order gradients
+                    real = x.detach().requires_grad_(True)
+                    logits = self.D_train(real)
+                    total = total + r1_penalty(logits, real) + 0 * logits.sum()
+                if patches is not None:
+                    real_q = patches[2].detach().requires_grad_(True)
+                    plogits = self.PD_train(real_q, patches[1])
+                    total = total + r1_penalty(plogits, real_q) + 0 * plogits.sum()
+                (float(loss_cfg["r1"]) / 2 * r1_every * total).backward()
+                opt_d.step()
+                logs["r1"] = float(total.detach())
+        if self.ctx.scaler is not None:
+            self.ctx.scaler.update()
+
+        decay = ema_decay(self.batch_images, float(cfg["ema_half_life_kimg"]))
+        ema_update(self.G_ema, self.G, decay)
+        ema_update(self.E_ema, self.E, decay)
+        return logs
+
+    @torch.no_grad()
+    def sample_grid(self) -> np.ndarray:
+        with torch.random.fork_rng(devices=[]):
+            y = self.G_ema(invert(self.E_ema, self.preview))
+        return sample_sheet({"input": self.preview, "EMA G(E(x))": y})
+
+    @torch.no_grad()
+    def mean_w0(self, encoder: nn.Module) -> torch.Tensor:
+        """Mean encoded w_0 over (up to ``latent_avg_images``) training images, in order."""
+        from hypernst_cli.train.data import make_batch
+
+        n = min(len(self.data), max(1, int(self.cfg["latent_avg_images"])))
+        total = torch.zeros(encoder.style_dim, device=self.device)
+        for start in range(0, n, 32):
+            x = make_batch(self.data, list(range(start, min(n, start + 32))))["image"]
+            total += invert(encoder, x.to(self.device))[:, 0].float().sum(0)
+        return total / n
+
+    def export(self, folder: Path) -> Path:
+        self.E_ema.set_progressive_stage(self.E.n_latent - 1)
+        encoder = recentre_encoder(self.E_ema, self.mean_w0(self.E_ema))
+        self.networks["encoder"] = encoder
+        self.notes["latent_avg"] = (f"encoder latent_avg: mean encoded w0 of "
+                                    f"{min(len(self.data), int(self.cfg['latent_avg_images']))} "
+                                    "training images")
+        return super().export(folder)

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Train the `compact` model end to end:  recipes/compact/run.sh DATA_ROOT OUT_DIR [MODEL_DEST]
+#
+#   DATA_ROOT   a data folder with faces/, photos/, styles/, utkface/ (see docs/compact-model.md)
+#   OUT_DIR     everything this writes: inputs/ (links), data/ (prepared), runs/STEP/ (run folders)
+#   MODEL_DEST  where the final model folder is copied [default: OUT_DIR/model]
+#
+# Steps: select inputs (hold-outs of holdout.txt removed, UTKFACE UTKFace images drawn with SEED)
+# -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
+# -> reconstruct -> stylize (each with --resume) -> copy runs/stylize/final to MODEL_DEST.
+#
+# Run it again to continue: prepared images are skipped, a finished step (runs/STEP/.complete)
+# is skipped, an interrupted one resumes from its newest checkpoint. To train a step longer,
+# raise its `steps`, delete runs/STEP/.complete and the .complete of every later step.
+#
+# Environment:
+#   PYTHON=python       the interpreter that has hypernst_cli importable
+#   UTKFACE=3000        UTKFace images to draw (0: none, -1: all 9,780); SEED=0 the draw's seed
+#   SIZE=               aligned size for prepare [default: the config's resolution, 128]
+#   BACKEND=dlib        face backend of prepare (dlib: landmarks + the geometric parser)
+#   EXTRA=""            KEY=VALUE options added to every training step (e.g. device=cuda amp=bf16)
+#   OMP_NUM_THREADS     CPU threads (set it to the number of cores on a CPU-only machine)
+set -euo pipefail
+
+if [ $# -lt 2 ]; then
+    sed -n '2,4p' "$0" >&2
+    exit 2
+fi
+HERE="$(cd "$(dirname "$0")" && pwd)"
+DATA_ROOT="$1"
+OUT="$2"
+DEST="${3:-$OUT/model}"
+PY="${PYTHON:-python}"
+EXTRA="${EXTRA:-}"
+mkdir -p "$OUT/runs"
+
+echo "== 1. inputs (hold-outs removed, ${UTKFACE:-3000} UTKFace images, seed ${SEED:-0})"
+"$PY" -m hypernst_cli.train.select "$DATA_ROOT" "$OUT/inputs" --holdout "$HERE/holdout.txt" \
+    --utkface "${UTKFACE:-3000}" --seed "${SEED:-0}"
+
+echo "== 2. prepare"
+rc=0
+"$PY" -m hypernst_cli -q prepare "$OUT/inputs/content" "$OUT/inputs/style" -o "$OUT/data" \
+    --config compact ${SIZE:+--size "$SIZE"} --backend "${BACKEND:-dlib}" || rc=$?
+if [ "$rc" -gt 1 ]; then  # 1: some images rejected (no face), listed in data/report.jsonl
+    echo "prepare failed (exit $rc)" >&2
+    exit "$rc"
+fi
+
+step() {  # step STAGE [INIT]
+    local stage="$1" init="${2:-}" run="$OUT/runs/$1"
+    if [ -f "$run/.complete" ]; then
+        echo "== $stage: done ($run/final)"
+        return
+    fi
+    echo "== $stage"
+    # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
+    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$stage.toml" data="$OUT/data" \
+        ${init:+init="$init"} $EXTRA -o "$run" --resume
+    touch "$run/.complete"
+}
+
+step aladin
+step autoencoder "$OUT/runs/aladin/final"
+step reconstruct "$OUT/runs/autoencoder/final"
+step stylize "$OUT/runs/reconstruct/final"
+
+echo "== copy the model to $DEST"
+rm -rf "$DEST.partial"
+cp -r "$OUT/runs/stylize/final" "$DEST.partial"
+rm -rf "$DEST"
+mv "$DEST.partial" "$DEST"
+echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
