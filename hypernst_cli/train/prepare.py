@@ -64,7 +64,7 @@ def prepare_split(split: str, paths: list[Path], out: Path, size: int, faces: An
         image = load_image(path)
         mask_path = folder / f"{stem}.mask.png"
         try:
-            aligned = faces.align_largest(image, size)
+            aligned = faces.align_largest(image, size, source=path)
             crop, mask = aligned.image, faces.parse(aligned)
         except NoFaceError:
             if split == "content":
