@@ -1,0 +1,119 @@
+"""Speed settings of the inference pipeline: precision, compile, CPU threads, batched generation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hypernst_cli.errors import UsageError
+
+
+@pytest.fixture(scope="module")
+def pipe(tiny_model_dir):
+    """A pipeline over the random `tiny` model (no face processor: ``generate`` needs none)."""
+    from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    models = load_models(str(tiny_model_dir), "tiny", torch.device("cpu"), INFERENCE_PARTS)
+    return HyperNSTPipeline(models, faces=None, provider=None, iterations=2, precision="fp32",
+                            compile=False)
+
+
+def _faces(pipe, n: int):
+    from hypernst_cli.pipeline.core import invert
+    from hypernst_cli.pipeline.style_codes import StyleCodes
+    from hypernst_cli.pipeline.stylize import ContentFace
+
+    r = pipe.resolution
+    gen = torch.Generator().manual_seed(7)
+    faces = []
+    for i in range(n):
+        image = torch.rand(3, r, r, generator=gen) * 2 - 1
+        mask = torch.zeros(r, r, dtype=torch.long)
+        mask[r // 4: 3 * r // 4, r // 4: 3 * r // 4] = 1
+        mask[: r // 6] = 2
+        with torch.inference_mode():
+            wplus = invert(pipe.models.encoder, image[None])[0]
+        d = pipe.models.config.aladin.code_dim
+        codes = torch.randn(3, d, generator=gen)
+        faces.append(ContentFace(source=Path(f"{i}.png"), index=0, aligned=None, image=image,
+                                 mask=mask, wplus=wplus.clone(),
+                                 own_codes=StyleCodes(codes[0], codes, ("patches",) * 3)))
+    return faces
+
+
+def test_precision_and_compile_settings(monkeypatch):
+    from hypernst_cli.pipeline.stylize import compile_from_env, precision_from_env
+
+    monkeypatch.delenv("HYPERNST_PRECISION", raising=False)
+    monkeypatch.delenv("HYPERNST_COMPILE", raising=False)
+    assert precision_from_env() == "fp32"
+    assert precision_from_env("BF16") == "bf16"
+    monkeypatch.setenv("HYPERNST_PRECISION", "fp16")
+    assert precision_from_env() == "fp16"
+    assert precision_from_env("fp32") == "fp32"  # an explicit value wins over the environment
+    monkeypatch.setenv("HYPERNST_PRECISION", "int8")
+    with pytest.raises(UsageError, match="unknown precision 'int8'"):
+        precision_from_env()
+    assert compile_from_env() is False
+    monkeypatch.setenv("HYPERNST_COMPILE", "1")
+    assert compile_from_env() is True
+    assert compile_from_env(False) is False
+
+
+def test_batched_generation_equals_one_face_at_a_time(pipe):
+    """One batched forward must give each face exactly what it gets alone (per-sample kernels,
+    offsets and code maps must not leak between samples)."""
+    faces = _faces(pipe, 3)
+    codes = torch.stack([f.own_codes.region_codes for f in faces])
+    batched = pipe.generate(faces, codes)
+    assert batched.images.shape == (3, 3, pipe.resolution, pipe.resolution)
+    worst = 0.0
+    for i, face in enumerate(faces):
+        single = pipe.generate([face], codes[i: i + 1])
+        diff = (batched.images[i] - single.images[0]).abs()
+        assert diff.max().item() < 1e-3  # float rounding of batched vs single kernels only
+        worst = max(worst, diff.mean().item())
+    # and the codes matter far more than that rounding: a different style, a different image
+    other = pipe.generate(faces[:1], codes[1:2])
+    assert (other.images[0] - batched.images[0]).abs().mean().item() > 10 * worst
+
+
+def test_cpu_ignores_reduced_precision_and_compile(pipe, monkeypatch):
+    """On a CPU, bf16 kernels are slower than fp32 and torch.compile needs a compiler: the
+    pipeline runs the same fp32 eager code, bit for bit."""
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    fast = HyperNSTPipeline(pipe.models, faces=None, provider=None, iterations=2,
+                            precision="bf16", compile=True)
+    assert fast.generator_for_inference() is pipe.models.generator
+    assert fast.hypernet_for_inference() is pipe.models.hypernet
+    faces = _faces(pipe, 2)
+    codes = torch.stack([f.own_codes.region_codes for f in faces])
+    a = pipe.generate(faces, codes)
+    b = fast.generate(faces, codes)
+    assert b.images.dtype == torch.float32
+    assert torch.equal(a.images, b.images)
+
+
+def test_threads_follow_the_environment_and_the_cpu_budget(monkeypatch):
+    from hypernst_cli import device as dev
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("HYPERNST_THREADS", "1")
+        assert dev.configure_cpu_threads() == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("HYPERNST_THREADS", "zero")
+        with pytest.raises(UsageError, match="HYPERNST_THREADS"):
+            dev.configure_cpu_threads()
+        monkeypatch.delenv("HYPERNST_THREADS")
+        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+        monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: 1.0)  # a 1-CPU container
+        assert dev.cpu_budget() == 1
+        assert dev.configure_cpu_threads() == 1
+        monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: None)
+        assert dev.cpu_budget() >= 1
+    finally:
+        torch.set_num_threads(before)
