@@ -86,9 +86,15 @@ def _cgroup_cpu_quota() -> float | None:
 
 
 def configure_cpu_threads() -> int:
-    """One intra-op thread per usable core (affinity- and cgroup-aware), unless the user set
-    OMP_NUM_THREADS (or HYPERNST_THREADS). More threads than cores only makes OpenMP's barriers
-    wait on descheduled threads."""
+    """One intra-op thread per usable core that other processes are not already using, unless
+    the user set OMP_NUM_THREADS (or HYPERNST_THREADS).
+
+    Usable cores: the affinity mask, capped by a cgroup quota. Busy cores: the 1-minute load
+    average at start-up, rounded. Why: every parallel region of a forward pass ends in a barrier,
+    so one thread descheduled by a competing process stalls all of them; on a 2-core machine
+    running another job, 2 threads measured ~10-50x slower than 1 (benchmarks/RESULTS.md), while
+    on an idle machine all cores are used.
+    """
     import torch
 
     requested = os.environ.get("HYPERNST_THREADS", "").strip()
@@ -104,8 +110,18 @@ def configure_cpu_threads() -> int:
     if "OMP_NUM_THREADS" in os.environ:
         return torch.get_num_threads()
     cores = cpu_budget()
-    torch.set_num_threads(cores)
-    return cores
+    threads = max(1, cores - busy_cores(cores))
+    torch.set_num_threads(threads)
+    return threads
+
+
+def busy_cores(cores: int) -> int:
+    """Cores other processes keep busy (1-minute load average, rounded; 0 where unknown)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0
+    return min(cores, int(load + 0.5))
 
 
 def describe_device(device: torch.device) -> str:

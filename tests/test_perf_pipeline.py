@@ -81,9 +81,9 @@ def test_batched_generation_equals_one_face_at_a_time(pipe):
     assert (other.images[0] - batched.images[0]).abs().mean().item() > 10 * worst
 
 
-def test_cpu_ignores_reduced_precision_and_compile(pipe, monkeypatch):
-    """On a CPU, bf16 kernels are slower than fp32 and torch.compile needs a compiler: the
-    pipeline runs the same fp32 eager code, bit for bit."""
+def test_reduced_precision_and_compile_settings_on_a_cpu(pipe):
+    """bf16 autocast stays within one 8-bit grey level of fp32 on average; compile is CUDA-only
+    (the CPU runs the eager modules)."""
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
     fast = HyperNSTPipeline(pipe.models, faces=None, provider=None, iterations=2,
@@ -94,8 +94,12 @@ def test_cpu_ignores_reduced_precision_and_compile(pipe, monkeypatch):
     codes = torch.stack([f.own_codes.region_codes for f in faces])
     a = pipe.generate(faces, codes)
     b = fast.generate(faces, codes)
-    assert b.images.dtype == torch.float32
-    assert torch.equal(a.images, b.images)
+    assert b.images.dtype == torch.float32 and b.initial.dtype == torch.float32
+    diff = (a.images.clamp(-1, 1) - b.images.clamp(-1, 1)).abs()
+    assert 0 < diff.mean().item() < 2 / 255  # reduced precision ran, and stayed close
+    # fp32 through the same settings path is the plain eager result, bit for bit
+    same = HyperNSTPipeline(pipe.models, faces=None, provider=None, iterations=2, precision="fp32")
+    assert torch.equal(same.generate(faces, codes).images, a.images)
 
 
 def test_threads_follow_the_environment_and_the_cpu_budget(monkeypatch):
@@ -113,7 +117,16 @@ def test_threads_follow_the_environment_and_the_cpu_budget(monkeypatch):
         monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: 1.0)  # a 1-CPU container
         assert dev.cpu_budget() == 1
         assert dev.configure_cpu_threads() == 1
+        # 4 usable cores: an idle machine gets 4 threads, one running a 2.6-core job gets 1
+        monkeypatch.setattr(dev, "cpu_budget", lambda: 4)
+        monkeypatch.setattr(dev.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+        assert dev.configure_cpu_threads() == 4 and torch.get_num_threads() == 4
+        monkeypatch.setattr(dev.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
+        assert dev.configure_cpu_threads() == 1
+        monkeypatch.setattr(dev.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
+        assert dev.configure_cpu_threads() == 1  # never fewer than one
         monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: None)
+        monkeypatch.undo()
         assert dev.cpu_budget() >= 1
     finally:
         torch.set_num_threads(before)

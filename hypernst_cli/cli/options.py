@@ -26,8 +26,8 @@ JSON = typer.Option(False, "--json", help="One JSON line per output, and a summa
 NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the style-code cache.")
 PRECISION = typer.Option(
     None, "--precision",
-    help="fp32 | bf16 | fp16: autocast the generator and hyper-network on CUDA (default: "
-         "$HYPERNST_PRECISION or fp32; a CPU always runs fp32).")
+    help="fp32 | bf16 | fp16: autocast the generator and hyper-network (default: "
+         "$HYPERNST_PRECISION or fp32). bf16 is faster on GPUs and recent CPUs.")
 COMPILE = typer.Option(
     None, "--compile/--no-compile",
     help="torch.compile the generator and hyper-network on CUDA (first batch of each size "
@@ -53,7 +53,7 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
     m = pipe.models
     STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
                f"device {pipe.device}; faces: {pipe.faces.backend}"
-               + (f"; precision {pipe.precision}" if pipe.device.type == "cuda" else "")
+               + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
                + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else ""))
     return pipe
 

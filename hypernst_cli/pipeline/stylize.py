@@ -80,10 +80,10 @@ def compile_from_env(value: bool | None = None) -> bool:
 class HyperNSTPipeline:
     """Loaded models + face processor + style-code provider, with the operations commands need.
 
-    Speed settings: ``precision`` (fp32, or bf16/fp16 autocast, used on CUDA only: on a CPU the
-    reduced-precision kernels are slower than fp32, so the CPU always runs fp32) and ``compile``
-    (torch.compile the generator and hyper-network on first use; CUDA only, where it pays off).
-    Both default to $HYPERNST_PRECISION / $HYPERNST_COMPILE.
+    Speed settings: ``precision`` (fp32, or bf16/fp16 autocast of the generator and
+    hyper-network; the e4e latents stay fp32) and ``compile`` (torch.compile the generator and
+    hyper-network on first use; CUDA only: on a CPU the compile time outweighs the gain for a
+    command-line run). Both default to $HYPERNST_PRECISION / $HYPERNST_COMPILE.
     """
 
     def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3,
@@ -115,13 +115,13 @@ class HyperNSTPipeline:
         return self.device.type == "cuda"
 
     def autocast(self) -> contextlib.AbstractContextManager[Any]:
-        """bf16/fp16 autocast on CUDA when asked for; a no-op otherwise."""
+        """bf16/fp16 autocast when asked for; a no-op for fp32."""
         import torch
 
-        if not self._cuda or self.precision == "fp32":
+        if self.precision == "fp32":
             return contextlib.nullcontext()
         dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast(self.device.type, dtype=dtype)
 
     def _maybe_compiled(self, name: str) -> Any:
         net = self.models.networks[name]
