@@ -130,3 +130,26 @@ def test_threads_follow_the_environment_and_the_cpu_budget(monkeypatch):
         assert dev.cpu_budget() >= 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_compile_wraps_each_network_once_on_cuda(pipe, monkeypatch):
+    """The CUDA compile path (no GPU here: the device is faked and torch.compile recorded)."""
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    calls = []
+
+    def fake_compile(net, **kwargs):
+        calls.append((net, kwargs))
+        return ("compiled", net)
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    fast = HyperNSTPipeline(pipe.models, faces=None, provider=None, precision="fp32", compile=True)
+    fast.device = torch.device("cuda")
+    assert fast.generator_for_inference() == ("compiled", pipe.models.generator)
+    assert fast.generator_for_inference() == ("compiled", pipe.models.generator)
+    assert fast.hypernet_for_inference() == ("compiled", pipe.models.hypernet)
+    assert [c[0] for c in calls] == [pipe.models.generator, pipe.models.hypernet]
+    assert all(c[1].get("dynamic") is False for c in calls)
+    off = HyperNSTPipeline(pipe.models, faces=None, provider=None, compile=False)
+    off.device = torch.device("cuda")
+    assert off.generator_for_inference() is pipe.models.generator and len(calls) == 2

@@ -131,9 +131,10 @@ class HyperNSTPipeline:
             import torch
 
             # dynamic=False: a batch size seen for the first time compiles once more, and every
-            # later batch of that size reuses it
-            self._compiled[name] = torch.compile(net, mode="max-autotune-no-cudagraphs",
-                                                 dynamic=False)
+            # later batch of that size reuses it. The default mode: max-autotune spends minutes
+            # tuning, and CUDA graphs ("reduce-overhead") would overwrite the output of one
+            # refinement iteration with the next while refine still holds it.
+            self._compiled[name] = torch.compile(net, dynamic=False)
         return self._compiled[name]
 
     def generator_for_inference(self) -> Any:
