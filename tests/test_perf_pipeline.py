@@ -153,3 +153,26 @@ def test_compile_wraps_each_network_once_on_cuda(pipe, monkeypatch):
     off = HyperNSTPipeline(pipe.models, faces=None, provider=None, compile=False)
     off.device = torch.device("cuda")
     assert off.generator_for_inference() is pipe.models.generator and len(calls) == 2
+
+
+def test_no_work_repeated_within_a_batch(pipe, monkeypatch):
+    """One generate() call: the code map is encoded by E_mask once (not once per iteration), the
+    content encoder runs once per iteration, the generator once more for G(w+)."""
+    h, g = pipe.models.hypernet, pipe.models.generator
+    counts = {"mask": 0, "content": 0, "generator": 0}
+
+    def counting(module, key):
+        forward = module.forward
+
+        def wrapped(*a, **k):
+            counts[key] += 1
+            return forward(*a, **k)
+
+        monkeypatch.setattr(module, "forward", wrapped)
+
+    counting(h.mask_encoder, "mask")
+    counting(h.content_encoder, "content")
+    counting(g, "generator")
+    faces = _faces(pipe, 4)
+    pipe.generate(faces, faces[0].own_codes.region_codes)  # one style for the whole batch
+    assert counts == {"mask": 1, "content": pipe.iterations, "generator": pipe.iterations + 1}
