@@ -12,7 +12,9 @@ Batch scaling: ``generate`` over 1, 4, 16 faces with one style. Peak RSS (and VR
 
 Run: python benchmarks/pipeline_speed.py [--config compact] [--device cpu] [--threads 2]
      [--runs 3] [--precision fp32|bf16|fp16] [--compile] [--batches 1,4,16] [--no-record]
-Needs the shared test data (``HYPERNST_SHARED_DATA``, default ../shared/data).
+Needs the shared test data (``HYPERNST_SHARED_DATA``, default ../shared/data). ``--threads``
+is fixed here (the CLI picks it from the cores and the load average, see hypernst_cli/device.py):
+compare 1 and 2 on a busy machine to see why.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -70,8 +73,10 @@ def main() -> None:
     from hypernst_cli.io import load_image, save_image
     from hypernst_cli.pipeline.core import invert
     from hypernst_cli.pipeline.models import INFERENCE_PARTS, init_networks, save_networks
-    from hypernst_cli.pipeline.stylize import HyperNSTPipeline, to_uint8
     from hypernst_cli.configs import get_config
+    from hypernst_cli.models.hypernet import refine_step
+    from hypernst_cli.pipeline.style_codes import arrange
+    from hypernst_cli.pipeline.stylize import ContentFace, HyperNSTPipeline, to_uint8, to_unit
 
     data = _data_dir()
     photos = sorted((data / "photos").glob("*.jpg"))
@@ -130,8 +135,6 @@ def main() -> None:
                 t = time.perf_counter()
                 mask = pipe.faces.parse(aligned)
                 times["parse"] = time.perf_counter() - t
-                from hypernst_cli.pipeline.stylize import ContentFace, to_unit
-
                 image = to_unit(aligned.image)
                 t = time.perf_counter()
                 with torch.inference_mode():
@@ -169,14 +172,10 @@ def main() -> None:
         row(f"stage: {k}", f"{_median(v) * 1000:.1f} ms (median of {len(v)})")
 
     # the networks on their own, batch 1 (per call)
-    from hypernst_cli.models.hypernet import refine_step
-
     face = warm[0]
     with torch.inference_mode():
         dev_img = face.image[None].to(device)
         w = face.wplus[None].to(device)
-        from hypernst_cli.pipeline.style_codes import arrange
-
         code_map = arrange(face.own_codes.region_codes[None].to(device), face.mask[None].to(device))
         gen = pipe.generator_for_inference()
         hyp = pipe.hypernet_for_inference()
@@ -235,6 +234,7 @@ def main() -> None:
     print(notes)
     if not args.no_record:
         append_results(title, rows, notes)
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
