@@ -176,3 +176,44 @@ def test_no_work_repeated_within_a_batch(pipe, monkeypatch):
     faces = _faces(pipe, 4)
     pipe.generate(faces, faces[0].own_codes.region_codes)  # one style for the whole batch
     assert counts == {"mask": 1, "content": pipe.iterations, "generator": pipe.iterations + 1}
+
+
+def test_initial_render_is_memoised_per_content(pipe, monkeypatch):
+    """G(w+) depends on the content only: a face repeated in a batch, or stylized again with
+    another style, reuses its first render, and the result is exactly the uncached one."""
+    from dataclasses import replace
+
+    from hypernst_cli.pipeline.core import stylize_tensors
+
+    faces = _faces(pipe, 2)
+    fresh = [replace(f) for f in faces]  # same tensors, no memo
+    g = pipe.models.generator
+    batches: list[int] = []
+    forward = g.forward
+
+    def counting(wplus, **kwargs):
+        if kwargs.get("offsets") is None:  # the starting render G(w+)
+            batches.append(wplus.shape[0])
+        return forward(wplus, **kwargs)
+
+    monkeypatch.setattr(g, "forward", counting)
+    codes = torch.stack([faces[0].own_codes.region_codes, faces[1].own_codes.region_codes,
+                         faces[1].own_codes.region_codes])
+    first = pipe.generate([faces[0], faces[1], faces[0]], codes)
+    assert batches == [2]  # two distinct faces rendered once, in one batch
+    again = pipe.generate([faces[1], faces[0]], codes[:2])  # other styles, same contents
+    assert batches == [2]
+    assert faces[0].initial is not None and faces[0].initial.shape == (3, pipe.resolution,
+                                                                        pipe.resolution)
+    # the memoised path equals the plain tensor core
+    m = pipe.models
+    with torch.inference_mode():
+        plain = stylize_tensors(g, m.hypernet, m.encoder,
+                                torch.stack([fresh[1].image, fresh[0].image]),
+                                torch.stack([fresh[1].mask, fresh[0].mask]), codes[:2],
+                                iterations=pipe.iterations,
+                                wplus=torch.stack([fresh[1].wplus, fresh[0].wplus]))
+    assert torch.allclose(again.images, plain.images, atol=1e-5)
+    assert torch.allclose(again.initial, plain.initial, atol=1e-5)
+    # a repeated face shares its start; its outputs differ only through the codes
+    assert torch.equal(first.initial[0], first.initial[2])

@@ -38,6 +38,8 @@ class ContentFace:
     own_codes: StyleCodes  # the content's own region codes (reconstruction)
     photo: np.ndarray | None = None  # the original photo (for paste-back)
     timings: dict[str, float] = field(default_factory=dict)
+    # G(w+) without offsets [3, R, R], memoised by generate(): it depends on the content only
+    initial: torch.Tensor | None = None
 
 
 def to_unit(image: np.ndarray) -> torch.Tensor:
@@ -287,15 +289,29 @@ class HyperNSTPipeline:
         region_codes = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
             else codes.to(dev)
         w = wplus if wplus is not None else torch.stack([c.wplus for c in contents])
+        # edited latents render their own starting image; the contents' own one is memoised
+        initial = self._initial_images(contents) if wplus is None else None
         with self._inference():
             result = stylize_tensors(self.generator_for_inference(), self.hypernet_for_inference(),
                                      self.models.encoder, images, masks, region_codes,
-                                     iterations=self.iterations, wplus=w.to(dev))
+                                     iterations=self.iterations, wplus=w.to(dev), initial=initial)
         if result.images.dtype != torch.float32:  # reduced precision: callers get fp32 images
             result.images = result.images.float()
             result.iterations = [im.float() for im in result.iterations]
             result.initial = result.initial.float()
         return result
+
+    def _initial_images(self, contents: Sequence[ContentFace]) -> torch.Tensor:
+        """G(w+) of each content [B, 3, R, R] on the device: rendered once per distinct face (a
+        face repeated in a batch, or seen in an earlier batch, reuses it)."""
+        missing = list({id(c): c for c in contents if c.initial is None}.values())
+        if missing:
+            with self._inference():
+                rendered = self.generator_for_inference()(
+                    torch.stack([c.wplus for c in missing]).to(self.device))
+            for face, image in zip(missing, rendered):
+                face.initial = image.cpu()  # kept with the face's other tensors (host memory)
+        return torch.stack([c.initial.to(self.device) for c in contents])
 
     def as_method(self, strength: float = 1.0) -> Any:
         """A (content, style) -> output callable over arrays, for evaluation: content is an
