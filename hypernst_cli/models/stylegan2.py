@@ -15,6 +15,15 @@ of sample b is ``W * (1 + delta[b])``, applied before modulation and demodulatio
 batch has its own offsets: the grouped convolution of StyleGAN2 already builds one kernel per
 sample, so offsets cost no extra convolution.
 
+Speed
+-----
+The modulated convolution computes everything that scales a kernel (equalized-lr scale, style,
+offset, demodulation) on the small [B, out, in] factor and touches the [B, out, in, k, k] kernel
+once; the demodulation uses sum_taps(W^2) per (out, in). On a CPU the upsampling convolution runs
+as four ordinary convolutions over the output phases (:func:`upsample_conv2d`), and without
+autograd the noise, bias and activation update the conv output in place. The arithmetic is that
+of the original formulation (tests/test_perf_generator.py compares with it, gradients included).
+
 Layer indexing (synthesis order)
 --------------------------------
 ``Generator.layer_specs()`` lists the layers that take offsets, in the order the image is built;
