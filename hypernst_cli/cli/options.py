@@ -24,6 +24,14 @@ OVERWRITE = typer.Option(
 )
 JSON = typer.Option(False, "--json", help="One JSON line per output, and a summary line.")
 NO_CACHE = typer.Option(False, "--no-cache", help="Neither read nor write the style-code cache.")
+PRECISION = typer.Option(
+    None, "--precision",
+    help="fp32 | bf16 | fp16: autocast the generator and hyper-network (default: "
+         "$HYPERNST_PRECISION or fp32). bf16 is faster on GPUs and recent CPUs.")
+COMPILE = typer.Option(
+    None, "--compile/--no-compile",
+    help="torch.compile the generator and hyper-network on CUDA (first batch of each size "
+         "compiles; default: $HYPERNST_COMPILE).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
@@ -33,17 +41,20 @@ def output_option(help_text: str) -> Any:
 
 
 def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
-                  iterations: int = 3, no_cache: bool = False) -> Any:
+                  iterations: int = 3, no_cache: bool = False, precision: Optional[str] = None,
+                  compile: Optional[bool] = None) -> Any:
     """Load the models once for this process, with a status line."""
     from hypernst_cli.cli.state import STATE
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
     pipe = HyperNSTPipeline.load(weights=weights, config=config, device=STATE.device,
                                  backend=backend, seed=seed, cache=not no_cache,
-                                 iterations=iterations)
+                                 iterations=iterations, precision=precision, compile=compile)
     m = pipe.models
     STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
-               f"device {pipe.device}; faces: {pipe.faces.backend}")
+               f"device {pipe.device}; faces: {pipe.faces.backend}"
+               + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
+               + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else ""))
     return pipe
 
 

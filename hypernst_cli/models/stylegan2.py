@@ -15,6 +15,15 @@ of sample b is ``W * (1 + delta[b])``, applied before modulation and demodulatio
 batch has its own offsets: the grouped convolution of StyleGAN2 already builds one kernel per
 sample, so offsets cost no extra convolution.
 
+Speed
+-----
+The modulated convolution computes everything that scales a kernel (equalized-lr scale, style,
+offset, demodulation) on the small [B, out, in] factor and touches the [B, out, in, k, k] kernel
+once; the demodulation uses sum_taps(W^2) per (out, in). On a CPU the upsampling convolution runs
+as four ordinary convolutions over the output phases (:func:`upsample_conv2d`), and without
+autograd the noise, bias and activation update the conv output in place. The arithmetic is that
+of the original formulation (tests/test_perf_generator.py compares with it, gradients included).
+
 Layer indexing (synthesis order)
 --------------------------------
 ``Generator.layer_specs()`` lists the layers that take offsets, in the order the image is built;
@@ -72,8 +81,17 @@ SQRT2 = math.sqrt(2.0)
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor | None = None,
-                     negative_slope: float = 0.2, scale: float = SQRT2) -> torch.Tensor:
-    """Bias add + leaky ReLU + gain sqrt(2) (keeps the activations' variance, as in StyleGAN2)."""
+                     negative_slope: float = 0.2, scale: float = SQRT2,
+                     inplace: bool = False) -> torch.Tensor:
+    """Bias add + leaky ReLU + gain sqrt(2) (keeps the activations' variance, as in StyleGAN2).
+
+    ``inplace`` (callers that own ``x``, without autograd) overwrites ``x``: three passes over
+    the activations instead of three new tensors.
+    """
+    if inplace and not torch.is_grad_enabled():
+        if bias is not None:
+            x.add_(bias.view(1, -1, *([1] * (x.ndim - 2))))
+        return F.leaky_relu_(x, negative_slope).mul_(scale)
     if bias is not None:
         x = x + bias.view(1, -1, *([1] * (x.ndim - 2)))
     return F.leaky_relu(x, negative_slope) * scale
@@ -92,11 +110,14 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
         x = F.pad(x, (0, up - 1, 0, 0, 0, up - 1))
         x = x.reshape(b, c, h * up, w * up)
     p0, p1 = pad
+    # conv2d is a correlation: flip to apply the filter as a convolution
+    weight = torch.flip(kernel, (0, 1)).to(x.dtype).view(1, 1, kh, kw).repeat(c, 1, 1, 1)
+    if p0 == p1 >= 0:
+        # symmetric padding: let the convolution pad (no padded copy of the input)
+        return F.conv2d(x, weight, stride=down, padding=p0, groups=c)
     x = F.pad(x, (max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)))
     if p0 < 0 or p1 < 0:
         x = x[:, :, max(-p0, 0): x.shape[2] - max(-p1, 0), max(-p0, 0): x.shape[3] - max(-p1, 0)]
-    # conv2d is a correlation: flip to apply the filter as a convolution
-    weight = torch.flip(kernel, (0, 1)).to(x.dtype).view(1, 1, kh, kw).repeat(c, 1, 1, 1)
     return F.conv2d(x, weight, stride=down, groups=c)
 
 
@@ -220,31 +241,84 @@ class ModulatedConv2d(nn.Module):
         self.weight = nn.Parameter(torch.randn(1, out_channel, in_channel, kernel_size, kernel_size))
         self.modulation = EqualLinear(style_dim, in_channel, bias_init=1)
         self.demodulate = demodulate
+        self.upsample_method: UpsampleMethod = "auto"  # see upsample_conv2d (not in the state dict)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor,
                 delta: torch.Tensor | None = None) -> torch.Tensor:
         batch, in_channel, height, width = x.shape
-        style = self.modulation(style).view(batch, 1, in_channel, 1, 1)
-        weight = self.weight
-        if delta is not None:
-            weight = weight * _offset_factor(delta, batch, self.out_channel, in_channel,
-                                             self.kernel_size)
-        weight = self.scale * weight * style  # [B, out, in, k, k]: one kernel per sample
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
-            weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
-
         k = self.kernel_size
+        # Everything that scales a kernel (equalized-lr scale, style s_i, offset 1 + delta_oi,
+        # demodulation d_o) is one factor per (sample, out, in): compute it on [B, out, in] and
+        # touch the full [B, out, in, k, k] kernel once.
+        factor = (self.scale * self.modulation(style)).view(batch, 1, in_channel)
+        taps = None  # a per-tap offset [B|1, out, in, k, k] (rare: HyperStyle's full-kernel mode)
+        if delta is not None:
+            offset = _offset_factor(delta, batch, self.out_channel, in_channel, k)
+            if offset.shape[3] == 1 and offset.shape[4] == 1:
+                factor = factor * offset[:, :, :, 0, 0]
+            else:
+                taps = offset
+        if taps is None:
+            if self.demodulate:
+                # sum over out's kernel of (W * f)^2 = sum_in f^2 * sum_taps W^2
+                w_sq = self.weight[0].pow(2).sum([2, 3])  # [out, in]
+                demod = torch.rsqrt((factor * factor * w_sq).sum(2) + 1e-8)  # [B, out]
+                factor = factor * demod[:, :, None]
+            weight = self.weight * factor[..., None, None]  # [B, out, in, k, k]
+        else:
+            weight = self.weight * taps * factor[..., None, None]
+            if self.demodulate:
+                demod = torch.rsqrt(weight.pow(2).sum([2, 3, 4]) + 1e-8)
+                weight = weight * demod.view(batch, self.out_channel, 1, 1, 1)
+
+        # one kernel per sample: a grouped convolution over the batch folded into channels
+        # (groups=1 at batch 1, a plain convolution)
         x = x.reshape(1, batch * in_channel, height, width)
+        weight = weight.reshape(batch * self.out_channel, in_channel, k, k)
         if self.upsample:
-            # transposed conv wants [in, out] per group
-            weight = weight.transpose(1, 2).reshape(batch * in_channel, self.out_channel, k, k)
-            out = F.conv_transpose2d(x, weight, padding=0, stride=2, groups=batch)
+            out = upsample_conv2d(x, weight, groups=batch, method=self.upsample_method)
             out = out.view(batch, self.out_channel, out.shape[2], out.shape[3])
             return self.blur(out)
-        weight = weight.reshape(batch * self.out_channel, in_channel, k, k)
         out = F.conv2d(x, weight, padding=self.padding, groups=batch)
         return out.view(batch, self.out_channel, out.shape[2], out.shape[3])
+
+
+UpsampleMethod = Literal["auto", "polyphase", "transpose"]
+
+
+def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, groups: int = 1,
+                    method: UpsampleMethod = "auto") -> torch.Tensor:
+    """``conv_transpose2d(x, w, stride=2)`` with ``weight`` in conv2d layout [out, in/groups, k, k]
+    (w[i, o] = weight[o, i], rosinality's layout), output 2(H - 1) + k per side.
+
+    ``polyphase`` (the CPU default): each output phase (row parity p, column parity q) is an
+    ordinary convolution of the input with the taps of that parity, kernel reversed, so the work
+    is the same number of multiply-adds as the transposed convolution but on the fast conv2d path
+    (PyTorch's CPU transposed convolution is ~2x slower per FLOP, and much slower when grouped).
+    ``transpose``: one transposed convolution (cuDNN handles it well: the default on CUDA).
+    """
+    if method == "auto":
+        method = "transpose" if x.device.type == "cuda" else "polyphase"
+    out_ch, in_per_group, k, _ = weight.shape
+    if method == "transpose":
+        w = weight.view(groups, out_ch // groups, in_per_group, k, k).transpose(1, 2)
+        return F.conv_transpose2d(x, w.reshape(groups * in_per_group, out_ch // groups, k, k),
+                                  stride=2, groups=groups)
+    if method != "polyphase":
+        raise ValueError(f"unknown upsampling method '{method}' (auto, polyphase, transpose)")
+    n, _, h, w_in = x.shape
+    shape = (n, out_ch, 2 * (h - 1) + k, 2 * (w_in - 1) + k)
+    # a 1-tap kernel leaves the odd phases empty (zeros); otherwise every pixel is written below
+    out = x.new_zeros(shape) if k < 2 else x.new_empty(shape)
+    # output row 2i + a receives tap a of input row i: phase p takes the taps a = p, p + 2, ...
+    # in reverse order (a correlation), i.e. every other tap of the flipped kernel
+    flipped = weight.flip(2, 3)
+    for p in range(min(2, k)):
+        for q in range(min(2, k)):
+            taps = flipped[:, :, (k - 1 - p) % 2::2, (k - 1 - q) % 2::2].contiguous()
+            out[:, :, p::2, q::2] = F.conv2d(
+                x, taps, padding=(taps.shape[2] - 1, taps.shape[3] - 1), groups=groups)
+    return out
 
 
 class NoiseInjection(nn.Module):
@@ -278,7 +352,14 @@ class StyledConv(nn.Module):
 
     def forward(self, x: torch.Tensor, style: torch.Tensor, noise: torch.Tensor | None = None,
                 delta: torch.Tensor | None = None) -> torch.Tensor:
-        return self.activate(self.noise(self.conv(x, style, delta), noise=noise))
+        out = self.conv(x, style, delta)
+        if torch.is_grad_enabled():
+            return self.activate(self.noise(out, noise=noise))
+        # inference: ``out`` is ours, so noise, bias and activation update it in place
+        if noise is None:
+            noise = out.new_empty(out.shape[0], 1, out.shape[2], out.shape[3]).normal_()
+        out.addcmul_(noise.to(out.dtype), self.noise.weight.to(out.dtype))
+        return fused_leaky_relu(out, self.activate.bias, inplace=True)
 
 
 class ToRGB(nn.Module):

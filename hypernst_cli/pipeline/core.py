@@ -53,12 +53,18 @@ def stylize_tensors(
     *,
     iterations: int = 3,
     wplus: torch.Tensor | None = None,
+    initial: torch.Tensor | None = None,
 ) -> StylizeResult:
-    """Stylize aligned content with per-sample region codes (the content's own codes reconstruct)."""
+    """Stylize aligned content with per-sample region codes (the content's own codes reconstruct).
+
+    ``initial``: G(w+) without offsets when already known (it depends on the content only, so a
+    content stylized with several styles renders it once).
+    """
     if wplus is None:
         wplus = invert(encoder, content)
     code_map = arrange(region_codes.to(content.dtype), content_mask)
-    result = refine(generator, hypernet, wplus, content, code_map, iterations=iterations)
+    result = refine(generator, hypernet, wplus, content, code_map, iterations=iterations,
+                    initial=initial)
     return StylizeResult(
         images=result.images[-1] if result.images else result.initial,
         wplus=wplus,

@@ -10,7 +10,9 @@ once (the provider's cache), and the generator runs on batches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +38,8 @@ class ContentFace:
     own_codes: StyleCodes  # the content's own region codes (reconstruction)
     photo: np.ndarray | None = None  # the original photo (for paste-back)
     timings: dict[str, float] = field(default_factory=dict)
+    # G(w+) without offsets [3, R, R], memoised by generate(): it depends on the content only
+    initial: torch.Tensor | None = None
 
 
 def to_unit(image: np.ndarray) -> torch.Tensor:
@@ -57,17 +61,96 @@ def resize_uint8(image: np.ndarray, size: int | None) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize((size, size), Image.Resampling.LANCZOS))
 
 
-class HyperNSTPipeline:
-    """Loaded models + face processor + style-code provider, with the operations commands need."""
+PRECISIONS = ("fp32", "bf16", "fp16")
 
-    def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3) -> None:
+
+def precision_from_env(value: str | None = None) -> str:
+    """``value``, else $HYPERNST_PRECISION, else fp32; validated."""
+    p = (value or os.environ.get("HYPERNST_PRECISION") or "fp32").strip().lower()
+    if p not in PRECISIONS:
+        raise UsageError(f"unknown precision '{p}'", hint=f"use one of: {', '.join(PRECISIONS)}")
+    return p
+
+
+def compile_from_env(value: bool | None = None) -> bool:
+    """``value``, else $HYPERNST_COMPILE (1/true/yes), else False."""
+    if value is not None:
+        return value
+    return os.environ.get("HYPERNST_COMPILE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+class HyperNSTPipeline:
+    """Loaded models + face processor + style-code provider, with the operations commands need.
+
+    Speed settings: ``precision`` (fp32, or bf16/fp16 autocast of the generator and
+    hyper-network; the e4e latents stay fp32) and ``compile`` (torch.compile the generator and
+    hyper-network on first use; CUDA only: on a CPU the compile time outweighs the gain for a
+    command-line run). Both default to $HYPERNST_PRECISION / $HYPERNST_COMPILE.
+    """
+
+    def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3,
+                 precision: str | None = None, compile: bool | None = None) -> None:
         self.models = models
         self.faces = faces
         self.provider = provider
         self.iterations = iterations
         self.device = models.device
         self.resolution = models.config.resolution
+        self.precision = precision_from_env(precision)
+        self.compile = compile_from_env(compile)
         self._contents: dict[tuple[str, bool], list[ContentFace] | HypernstError] = {}
+        self._compiled: dict[str, Any] = {}
+        if self.device.type == "cuda":
+            # plain convnets run faster in NHWC on tensor cores (the modulated convs build their
+            # own per-sample kernels and are unaffected)
+            import torch
+
+            for name in ("encoder", "hypernet"):
+                net = models.networks.get(name)
+                if net is not None:
+                    net.to(memory_format=torch.channels_last)
+
+    # --- speed settings ------------------------------------------------------------------------
+
+    @property
+    def _cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    def autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bf16/fp16 autocast when asked for; a no-op for fp32."""
+        import torch
+
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _maybe_compiled(self, name: str) -> Any:
+        net = self.models.networks[name]
+        if not (self.compile and self._cuda):
+            return net
+        if name not in self._compiled:
+            import torch
+
+            # dynamic=False: a batch size seen for the first time compiles once more, and every
+            # later batch of that size reuses it. The default mode: max-autotune spends minutes
+            # tuning, and CUDA graphs ("reduce-overhead") would overwrite the output of one
+            # refinement iteration with the next while refine still holds it.
+            self._compiled[name] = torch.compile(net, dynamic=False)
+        return self._compiled[name]
+
+    def generator_for_inference(self) -> Any:
+        return self._maybe_compiled("generator")
+
+    def hypernet_for_inference(self) -> Any:
+        return self._maybe_compiled("hypernet")
+
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        import torch
+
+        with torch.inference_mode(), self.autocast():
+            yield
 
     @classmethod
     def load(
@@ -80,6 +163,8 @@ class HyperNSTPipeline:
         seed: int | None = None,
         cache: bool = True,
         iterations: int = 3,
+        precision: str | None = None,
+        compile: bool | None = None,
     ) -> HyperNSTPipeline:
         from hypernst_cli.device import resolve_device
         from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
@@ -91,7 +176,8 @@ class HyperNSTPipeline:
         models = load_models(weights, config, dev, INFERENCE_PARTS)
         faces = face_processor(backend, dev)
         provider = make_style_code_provider(models, faces, seed=seed, cache=cache)
-        return cls(models, faces, provider, iterations=iterations)
+        return cls(models, faces, provider, iterations=iterations, precision=precision,
+                   compile=compile)
 
     # --- contents ------------------------------------------------------------------------------
 
@@ -147,6 +233,7 @@ class HyperNSTPipeline:
                         hint="invert the photo with the same model (`hypernst invert`)",
                     )
             else:
+                # fp32 even under reduced precision: the latents feed every later render
                 with torch.inference_mode():
                     wplus = invert(self.models.encoder, image[None].to(self.device))[0].cpu()
             t_invert = time.perf_counter() - t2
@@ -202,10 +289,29 @@ class HyperNSTPipeline:
         region_codes = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
             else codes.to(dev)
         w = wplus if wplus is not None else torch.stack([c.wplus for c in contents])
-        m = self.models
-        with torch.inference_mode():
-            return stylize_tensors(m.generator, m.hypernet, m.encoder, images, masks, region_codes,
-                                   iterations=self.iterations, wplus=w.to(dev))
+        # edited latents render their own starting image; the contents' own one is memoised
+        initial = self._initial_images(contents) if wplus is None else None
+        with self._inference():
+            result = stylize_tensors(self.generator_for_inference(), self.hypernet_for_inference(),
+                                     self.models.encoder, images, masks, region_codes,
+                                     iterations=self.iterations, wplus=w.to(dev), initial=initial)
+        if result.images.dtype != torch.float32:  # reduced precision: callers get fp32 images
+            result.images = result.images.float()
+            result.iterations = [im.float() for im in result.iterations]
+            result.initial = result.initial.float()
+        return result
+
+    def _initial_images(self, contents: Sequence[ContentFace]) -> torch.Tensor:
+        """G(w+) of each content [B, 3, R, R] on the device: rendered once per distinct face (a
+        face repeated in a batch, or seen in an earlier batch, reuses it)."""
+        missing = list({id(c): c for c in contents if c.initial is None}.values())
+        if missing:
+            with self._inference():
+                rendered = self.generator_for_inference()(
+                    torch.stack([c.wplus for c in missing]).to(self.device))
+            for face, image in zip(missing, rendered):
+                face.initial = image.cpu()  # kept with the face's other tensors (host memory)
+        return torch.stack([c.initial.to(self.device) for c in contents])
 
     def as_method(self, strength: float = 1.0) -> Any:
         """A (content, style) -> output callable over arrays, for evaluation: content is an
@@ -227,8 +333,8 @@ class HyperNSTPipeline:
 
     def render(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None]) -> torch.Tensor:
         """G(theta + offsets)(w+) for given latents and (already predicted) offsets."""
-        with torch.inference_mode():
-            return self.models.generator(wplus.to(self.device), offsets=offsets)
+        with self._inference():
+            return self.generator_for_inference()(wplus.to(self.device), offsets=offsets).float()
 
 
 def parse_strength_range(spec: str) -> tuple[float, float]:
