@@ -25,6 +25,8 @@ def edit(
     latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a W+ latent from `hypernst invert`."),
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
+    precision: Optional[str] = opt.PRECISION,
+    compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
     weights: Optional[str] = opt.WEIGHTS,
     config: str = opt.CONFIG,
@@ -48,7 +50,8 @@ def edit(
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
-                             iterations=iterations)
+                             iterations=iterations,
+                             precision=precision, compile=compile_models)
     name, vector = resolve_direction(direction, pipe.models)
     face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
     codes = pipe.region_codes(face, style, strength=style_strength)

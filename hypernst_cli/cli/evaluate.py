@@ -25,6 +25,8 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the pair sample and the style codes."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=1.0, help="Style strength."),
     iterations: int = opt.ITERATIONS,
+    precision: Optional[str] = opt.PRECISION,
+    compile_models: Optional[bool] = opt.COMPILE,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines",
                                    help="Include the identity and colour-transfer baselines."),
     region_colour: bool = typer.Option(True, "--region-colour/--no-region-colour",
@@ -46,7 +48,8 @@ def evaluate(
     pipes = {}
     for spec in specs:
         pipe = opt.load_pipeline(weights=spec, config=config, backend=backend, seed=seed,
-                                 iterations=iterations)
+                                 iterations=iterations,
+                             precision=precision, compile=compile_models)
         label = "HyperNST" if len(specs) == 1 else f"HyperNST ({Path(spec or config).name})"
         pipes[label] = pipe
     first = next(iter(pipes.values()))

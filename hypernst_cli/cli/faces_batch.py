@@ -14,7 +14,6 @@ from typing import Any
 import typer
 
 from hypernst_cli.cli import options as opt
-from hypernst_cli.io.inputs import unique_stems
 
 # options both commands take, with one meaning
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
@@ -57,6 +56,8 @@ def face_items(
     if not paths:
         raise UsageError("no image files found in the given inputs")
     part = parse_shard(shard)
+    from hypernst_cli.io.inputs import unique_stems
+
     stems = unique_stems(paths)  # over all photos, so every shard names files the same way
     items = [
         WorkItem(str(p), {"input": str(p)}, files(f"{stems[p]}_0" if all_faces else stems[p]),

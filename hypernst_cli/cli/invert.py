@@ -17,6 +17,8 @@ def invert(
     output: Path = opt.output_option("Output folder."),
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
+    precision: Optional[str] = opt.PRECISION,
+    compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
     weights: Optional[str] = opt.WEIGHTS,
     config: str = opt.CONFIG,
@@ -46,7 +48,8 @@ def invert(
         for p in paths
     ]
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
-                             iterations=iterations)
+                             iterations=iterations,
+                             precision=precision, compile=compile_models)
 
     def work(item: WorkItem) -> dict[str, float]:
         import time

@@ -42,6 +42,8 @@ def stylize(
     shard: Optional[str] = opt.SHARD,
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
+    precision: Optional[str] = opt.PRECISION,
+    compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
     weights: Optional[str] = opt.WEIGHTS,
     config: str = opt.CONFIG,
@@ -95,7 +97,8 @@ def stylize(
     items = take_shard(items, parse_shard(shard))
 
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
-                             iterations=iterations, no_cache=no_cache)
+                             iterations=iterations, no_cache=no_cache,
+                             precision=precision, compile=compile_models)
     latent_tensor = _read_latent(latent) if latent is not None else None
     worker = _BatchedWorker(pipe, items, batch_size=batch_size, strength=strength, regions=regions,
                             paste_back=paste_back, all_faces=all_faces, size=size,

@@ -178,6 +178,8 @@ def save_image(image: Any, path: str | Path, *, quality: int = 95) -> Path:
     kwargs: dict[str, Any] = {}
     if fmt in ("JPEG", "WEBP"):
         kwargs["quality"] = quality
+    elif fmt == "PNG":
+        kwargs["compress_level"] = 3  # ~3x faster than the default 6, files ~10 % larger
     with atomic_path(path) as tmp:
         pil.save(tmp, format=fmt, **kwargs)
     return Path(path)
