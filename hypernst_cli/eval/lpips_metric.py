@@ -16,14 +16,13 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
-from hypernst_cli.errors import UsageError, WeightsIntegrityError, WeightsNotFoundError
+from hypernst_cli.errors import UsageError, WeightsIntegrityError
 from hypernst_cli.eval.metrics import (
     Metric,
     array_key,
     check_image,
-    download_hint,
-    find_backbone,
     load_state_dict,
+    resolve_backbone,
 )
 
 if TYPE_CHECKING:
@@ -75,17 +74,7 @@ class LPIPSMetric(Metric):
         self.weights_path: Path | None = None
         self.random_backbone = weights == "random"
         entry, hub_file = BACKBONES[net]
-        if self.random_backbone:
-            self.note = RANDOM_NOTE
-        elif weights is not None:
-            self.weights_path = Path(weights)
-            if not self.weights_path.is_file():
-                raise WeightsNotFoundError(f"{weights}: no such weights file")
-        else:
-            self.weights_path = find_backbone(entry, hub_file)
-            if self.weights_path is None:
-                self.available = False
-                self.missing_hint = download_hint(entry, hub_file)
+        resolve_backbone(self, weights, entry, hub_file, RANDOM_NOTE)
         try:
             import lpips  # noqa: F401
         except ImportError:

@@ -129,6 +129,29 @@ def hub_checkpoint_dir() -> Path:
         return Path(home) / "hub" / "checkpoints"
 
 
+def resolve_backbone(metric: Any, weights: str | Path | None, entry_name: str, hub_filename: str,
+                     random_note: str) -> None:
+    """Set a backbone metric's ``weights_path`` / ``note`` / ``available`` / ``missing_hint``.
+
+    ``weights``: "random" (tests: exercise the code), a file path, or None (look for the local
+    copy: registry entry, then torch hub's cache; missing makes the metric unavailable, n/a).
+    """
+    metric.weights_path = None
+    if weights == "random":
+        metric.note = random_note
+    elif weights is not None:
+        metric.weights_path = Path(weights)
+        if not metric.weights_path.is_file():
+            from hypernst_cli.errors import WeightsNotFoundError
+
+            raise WeightsNotFoundError(f"{weights}: no such weights file")
+    else:
+        metric.weights_path = find_backbone(entry_name, hub_filename)
+        if metric.weights_path is None:
+            metric.available = False
+            metric.missing_hint = download_hint(entry_name, hub_filename)
+
+
 def find_backbone(entry_name: str, hub_filename: str) -> Path | None:
     """A local copy of a backbone file: the project's registry entry, then torch hub's cache.
 

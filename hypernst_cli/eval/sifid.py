@@ -29,14 +29,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypernst_cli.errors import UsageError, WeightsIntegrityError, WeightsNotFoundError
+from hypernst_cli.errors import UsageError, WeightsIntegrityError
 from hypernst_cli.eval.metrics import (
     Metric,
     array_key,
     check_image,
-    download_hint,
-    find_backbone,
     load_state_dict,
+    resolve_backbone,
 )
 
 ENTRY = "sifid-inception"
@@ -199,17 +198,7 @@ class SIFIDMetric(Metric):
         self._cache_size = cache_size
         if layer == "conv4a":
             self.title = "SIFID (conv4a)"
-        if self.random_weights:
-            self.note = RANDOM_NOTE
-        elif weights is not None:
-            self.weights_path = Path(weights)
-            if not self.weights_path.is_file():
-                raise WeightsNotFoundError(f"{weights}: no such weights file")
-        else:
-            self.weights_path = find_backbone(ENTRY, HUB_FILE)
-            if self.weights_path is None:
-                self.available = False
-                self.missing_hint = download_hint(ENTRY, HUB_FILE)
+        resolve_backbone(self, weights, ENTRY, HUB_FILE, RANDOM_NOTE)
 
     @property
     def source(self) -> str:

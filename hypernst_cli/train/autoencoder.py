@@ -37,7 +37,7 @@ from torch import nn
 from hypernst_cli.errors import UsageError
 from hypernst_cli.models.patch_disc import crop_patches
 from hypernst_cli.pipeline.core import encoder_input_size, invert, resize
-from hypernst_cli.train.common import ImageUnion, ModelStage, sample_sheet
+from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
 from hypernst_cli.train.losses import (
     d_logistic,
     ema_decay,
@@ -127,9 +127,7 @@ class AutoencoderStage(ModelStage):
         self.sampler.position = int(state["position"])
 
     def progressive_stage(self, step: int) -> int:
-        every = int(self.cfg["progressive_every"])
-        last = self.E.n_latent - 1
-        return last if every <= 0 else min(step // every, last)
+        return progressive_stage(step, int(self.cfg["progressive_every"]), self.E.n_latent)
 
     # --- losses ------------------------------------------------------------------------------
     def reconstruction(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:

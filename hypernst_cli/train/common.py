@@ -50,6 +50,12 @@ def resolve_model(cfg: dict[str, Any]) -> tuple[ModelConfig, Any | None, str]:
     return get_config(model), None, ""
 
 
+def progressive_stage(step: int, every: int, n_latent: int) -> int:
+    """e4e's progressive training: one more W+ delta every ``every`` steps (0: all at once)."""
+    last = n_latent - 1
+    return last if every <= 0 else min(step // every, last)
+
+
 class ImageUnion:
     """Several ImageSets seen as one (the generator and reconstruction stages use both splits)."""
 

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from hypernst_cli.pipeline.core import invert
-from hypernst_cli.train.common import ImageUnion, ModelStage, sample_sheet
+from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
 from hypernst_cli.train.losses import d_logistic, g_nonsaturating, r1_penalty, reconstruction_loss
 
 
@@ -77,9 +77,7 @@ class EncoderStage(ModelStage):
         self.sampler.position = int(state["position"])
 
     def progressive_stage(self, step: int) -> int:
-        every = int(self.cfg["progressive_every"])
-        last = self.E.n_latent - 1
-        return last if every <= 0 else min(step // every, last)
+        return progressive_stage(step, int(self.cfg["progressive_every"]), self.E.n_latent)
 
     def train_step(self, step: int) -> dict[str, float]:
         loss_cfg = self.cfg["loss"]
