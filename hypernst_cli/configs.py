@@ -35,6 +35,7 @@ class EncoderConfig:
     blocks: tuple[int, ...] = ()  # units per stage when depth == 0 (four stages)
     width: int = 64  # channels of the first stage (x2 per stage up to 512)
     input_size: int = 256  # square input side; the trunk downsamples by 16 (e4e: 256)
+    head_width: int = 0  # channels of the per-latent style heads; 0 = the latent width (e4e)
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ register_config(
         generator=GeneratorConfig(
             resolution=128, style_dim=256, n_mlp=4, channel_multiplier=0.25, max_channels=128
         ),
-        encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=16, input_size=128),
+        encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=16, input_size=128, head_width=64),
         aladin=AladinConfig(
             image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
         ),

@@ -218,3 +218,17 @@ def test_ir_se_unit_formula():
                 shortcut = unit.shortcut_layer(x)
             assert torch.allclose(unit(x), res * gate + shortcut, atol=1e-5)
             assert unit(x).shape == (2, out_c, 4, 4)
+
+
+def test_narrow_style_heads_keep_the_latent_shape_and_are_inferred():
+    from hypernst_cli.configs import get_config
+    from hypernst_cli.models.official_encoders import infer_e4e_config
+
+    cfg = get_config("compact").encoder
+    assert cfg.head_width == 64
+    enc = Encoder4Editing(cfg, 12, 256)
+    with torch.no_grad():
+        assert enc(torch.randn(1, 3, 128, 128)).shape == (1, 12, 256)
+    assert enc.styles[0].convs[0].weight.shape[0] == 64
+    got, n_latent, style_dim = infer_e4e_config(enc.state_dict())
+    assert (got, n_latent, style_dim) == (cfg, 12, 256)

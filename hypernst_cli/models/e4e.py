@@ -124,26 +124,32 @@ class EqualLinear(nn.Module):
 
 
 class GradualStyleBlock(nn.Module):
-    """A square feature map -> one latent: log2(spatial) stride-2 convs to 1x1, then a linear."""
+    """A square feature map -> one latent: log2(spatial) stride-2 convs to 1x1, then a linear.
 
-    def __init__(self, in_channels: int, out_channels: int, spatial: int) -> None:
+    The convs are ``hidden`` wide (e4e: the latent width, so official checkpoints have
+    hidden == out_channels); small configs narrow them.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, spatial: int,
+                 hidden: int | None = None) -> None:
         super().__init__()
+        hidden = hidden or out_channels
         n_convs = int(math.log2(spatial))
         if 2**n_convs != spatial or n_convs < 1:
             raise UsageError(f"style head input size {spatial} must be a power of two >= 2")
         layers: list[nn.Module] = []
         for i in range(n_convs):
             layers += [
-                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, 2, 1),
+                nn.Conv2d(in_channels if i == 0 else hidden, hidden, 3, 2, 1),
                 nn.LeakyReLU(0.01),
             ]
         self.convs = nn.Sequential(*layers)
-        self.linear = EqualLinear(out_channels, out_channels)
-        self.out_channels = out_channels
+        self.linear = EqualLinear(hidden, out_channels)
+        self.hidden = hidden
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.convs(x)
-        return self.linear(x.reshape(x.shape[0], self.out_channels))
+        return self.linear(x.reshape(x.shape[0], self.hidden))
 
 
 def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -187,7 +193,7 @@ class Encoder4Editing(nn.Module):
         self.styles = nn.ModuleList()
         for i in range(n_latent):
             spatial = coarse if i < COARSE_END else coarse * 2 if i < MIDDLE_END else coarse * 4
-            self.styles.append(GradualStyleBlock(top, style_dim, spatial))
+            self.styles.append(GradualStyleBlock(top, style_dim, spatial, cfg.head_width or None))
         self.latlayer1 = nn.Conv2d(layout[2][0], top, 1)
         self.latlayer2 = nn.Conv2d(layout[1][0], top, 1)
 

@@ -113,11 +113,13 @@ def infer_e4e_config(sd: Mapping[str, Tensor]) -> tuple[EncoderConfig, int, int]
     n_convs = len([k for k in enc if re.fullmatch(r"styles\.0\.convs\.\d+\.weight", k)])
     input_size = 16 * 2**n_convs
     depth = next((d for d, u in STANDARD_DEPTHS.items() if tuple(units) == u and width == 64), 0)
-    cfg = EncoderConfig(
-        depth=depth, blocks=() if depth else tuple(units), width=width, input_size=input_size
-    )
     n_latent = _count_indexed(enc, "styles.")
     style_dim = enc["styles.0.linear.weight"].shape[0]
+    hidden = enc["styles.0.linear.weight"].shape[1]  # the heads' width (e4e: style_dim)
+    cfg = EncoderConfig(
+        depth=depth, blocks=() if depth else tuple(units), width=width, input_size=input_size,
+        head_width=0 if hidden == style_dim else hidden,
+    )
     return cfg, n_latent, style_dim
 
 
