@@ -151,8 +151,13 @@ def test_resolution_order(registry_env, tmp_path):
         resolve_weights(None, "tiny")
     assert exc.value.exit_code == 3
     assert exc.value.one_line() == (
-        "no weights found for config tiny; run `hypernst download --config tiny` or pass --weights"
+        "no weights found for config tiny (run `hypernst download tiny-model` or pass --weights)"
     )
+    # a config nothing publishes: the message says so instead of suggesting a useless download
+    with pytest.raises(WeightsNotFoundError) as exc:
+        resolve_weights(None, "paper")
+    assert "no published model exists" in exc.value.one_line()
+    assert "hypernst train" in exc.value.one_line()
 
     # 3. the embedded model
     embedded = save_model_folder(tmp_path / "embedded" / "tiny", _networks(), get_config("tiny").to_dict())

@@ -352,10 +352,16 @@ def resolve_weights(
             if path is not None:
                 return ResolvedWeights(path, "embedded", entry.name)
 
-    raise WeightsNotFoundError(
-        f"no weights found for config {config_name}; run `hypernst download --config {config_name}` "
-        "or pass --weights"
-    )
+    downloadable = [e.name for e in entries.values()
+                    if e.kind in kinds and config_name in e.configs and e.source_type in ("hub", "url")]
+    if downloadable:
+        hint = f"run `hypernst download {' '.join(downloadable)}` or pass --weights"
+    else:
+        hint = ("no published model exists for it: pass --weights with a model folder (train one "
+                "with `hypernst train`, see docs/training.md)")
+        if config_name == "compact":
+            hint = "this build does not ship the embedded compact model yet; " + hint
+    raise WeightsNotFoundError(f"no weights found for config {config_name}", hint=hint)
 
 
 def _fetch_hint(entry: WeightsEntry) -> str:
