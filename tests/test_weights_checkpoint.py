@@ -12,6 +12,7 @@ from hypernst_cli.configs import get_config
 from hypernst_cli.errors import WeightsIntegrityError, WeightsNotFoundError
 from hypernst_cli.weights import registry as registry_mod
 from hypernst_cli.weights.checkpoint import (
+    MODEL_FILE,
     load_model_folder,
     load_state_dict_strict,
     load_tensors,
@@ -259,3 +260,27 @@ def test_info_shows_resolution_order_and_bundled():
     ]
     status = {w["name"]: w["status"] for w in data["weights"]}
     assert status["dlib-landmarks68"] == "bundled"
+
+
+def test_export_keeps_inference_networks_in_fp16(run_cli, tiny_model_dir, tmp_path):
+    import torch
+
+    from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
+
+    out = tmp_path / "shipped"
+    r = run_cli("weights", "export", tiny_model_dir, "-o", out)
+    assert r.exit_code == 0, r.stderr
+    exported = load_model_folder(out)
+    assert set(exported.networks) == set(INFERENCE_PARTS)
+    assert all(t.dtype == torch.float16 for n in exported.networks.values() for t in n.values()
+               if t.is_floating_point())
+    src = (tiny_model_dir / MODEL_FILE).stat().st_size
+    assert (out / MODEL_FILE).stat().st_size < 0.6 * src
+    # loads into the fp32 modules and gives (nearly) the same images
+    full = load_models(str(tiny_model_dir), None, torch.device("cpu"), ["generator"])
+    half = load_models(str(out), None, torch.device("cpu"), ["generator"])
+    w = torch.randn(1, full.generator.n_latent, 64)
+    with torch.no_grad():
+        diff = (full.generator(w) - half.generator(w)).abs().mean().item()
+    assert next(half.generator.parameters()).dtype == torch.float32
+    assert diff < 1 / 255

@@ -169,6 +169,23 @@ def verify_weights(
         raise typer.Exit(EXIT_WEIGHTS)
 
 
+@weights_app.command("export")
+def export_weights(
+    src: Path = typer.Argument(..., help="A model folder (e.g. RUN_DIR/final)."),
+    output: Path = typer.Option(..., "--output", "-o", help="The exported model folder."),
+    fp32: bool = typer.Option(False, "--fp32", help="Keep fp32 tensors (default: fp16, half the size)."),
+) -> None:
+    """A model folder for distribution: inference networks and edit directions only, in fp16."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.weights.checkpoint import MODEL_FILE, export_model_folder
+
+    if output.resolve() == src.resolve():
+        raise UsageError("-o must differ from the source folder")
+    folder = export_model_folder(src, output, half=not fp32)
+    size = (folder / MODEL_FILE).stat().st_size
+    STATE.out.print(f"wrote {folder} ({_human_size(size)})", markup=False)
+
+
 @app.command()
 def convert(
     kind: str = typer.Argument(..., help="stylegan2 | e4e | aladin | directions | facexlib | state-dict"),

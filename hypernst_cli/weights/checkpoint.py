@@ -379,3 +379,35 @@ def _usable(entry: WeightsEntry, path: Path) -> Path:
     from hypernst_cli.weights.convert import ensure_converted
 
     return ensure_converted(entry, path)
+
+
+# --- export for distribution ----------------------------------------------------------------------
+
+#: what an exported (shipped) model keeps: the inference networks and the edit directions
+EXPORT_NETWORKS = ("generator", "encoder", "aladin", "hypernet", "directions")
+
+
+def export_model_folder(src: str | Path, dst: str | Path, *, half: bool = True) -> Path:
+    """A smaller copy of a model for distribution: only the networks inference needs (no
+    discriminators), floating-point tensors in fp16 when ``half`` (loaders cast them back to the
+    modules' fp32; integer buffers are kept as they are). The config, metrics and card travel."""
+    import torch
+
+    model = load_model_folder(src)
+    missing = [n for n in ("generator", "encoder", "aladin", "hypernet") if n not in model.networks]
+    if missing:
+        raise WeightsIntegrityError(
+            f"{src}: cannot export a model without its {', '.join(missing)} network(s)"
+        )
+    networks = {}
+    for name in EXPORT_NETWORKS:
+        if name in model.networks:
+            networks[name] = {
+                k: (t.half() if half and t.is_floating_point() else t).contiguous()
+                for k, t in model.networks[name].items()
+            }
+    extra = dict(model.extra)
+    extra["exported_from"] = str(src)
+    extra["dtype"] = "float16" if half else "float32"
+    return save_model_folder(dst, networks, model.config, extra, metrics=model.metrics,
+                             card=model.card)

@@ -7,7 +7,8 @@
 #
 # Steps: select inputs (hold-outs of holdout.txt removed, UTKFACE UTKFace images drawn with SEED)
 # -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
-# -> reconstruct -> stylize (each with --resume) -> copy runs/stylize/final to MODEL_DEST.
+# -> reconstruct -> stylize (each with --resume) -> export runs/stylize/final to MODEL_DEST
+# (`hypernst weights export`: no discriminators, fp16).
 #
 # Run it again to continue: prepared images are skipped, a finished step (runs/STEP/.complete)
 # is skipped, an interrupted one resumes from its newest checkpoint. To train a step longer,
@@ -65,9 +66,9 @@ step autoencoder "$OUT/runs/aladin/final"
 step reconstruct "$OUT/runs/autoencoder/final"
 step stylize "$OUT/runs/reconstruct/final"
 
-echo "== copy the model to $DEST"
+echo "== export the model to $DEST (inference networks only, fp16)"
 rm -rf "$DEST.partial"
-cp -r "$OUT/runs/stylize/final" "$DEST.partial"
+"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize/final" -o "$DEST.partial"
 rm -rf "$DEST"
 mv "$DEST.partial" "$DEST"
 echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
