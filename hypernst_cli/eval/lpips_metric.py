@@ -23,6 +23,7 @@ from hypernst_cli.eval.metrics import (
     check_image,
     load_state_dict,
     resolve_backbone,
+    take_tensor,
 )
 
 if TYPE_CHECKING:
@@ -193,17 +194,8 @@ def backbone_state(
         if m is None:
             raise WeightsIntegrityError(f"unexpected LPIPS trunk parameter '{key}'")
         src = f"features.{m.group(1)}.{m.group(2)}"
-        if src not in state:
-            raise WeightsIntegrityError(
-                f"{path}: '{src}' is missing: not a torchvision backbone of this network",
-                hint="delete the file and download it again",
-            )
-        if tuple(state[src].shape) != tuple(param.shape):
-            raise WeightsIntegrityError(
-                f"{path}: '{src}' has shape {tuple(state[src].shape)}, "
-                f"expected {tuple(param.shape)}"
-            )
-        mapped[key] = state[src].to(param.dtype)
+        mapped[key] = take_tensor(state, src, param, path,
+                                  "a torchvision backbone of this network")
     return mapped
 
 

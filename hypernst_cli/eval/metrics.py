@@ -129,6 +129,19 @@ def hub_checkpoint_dir() -> Path:
         return Path(home) / "hub" / "checkpoints"
 
 
+def take_tensor(state: dict, key: str, param: Any, path: Any, what: str) -> Any:
+    """``state[key]`` checked against the module parameter it will fill (exit 3 when it is
+    missing or mis-shaped), in the parameter's dtype."""
+    if key not in state:
+        raise WeightsIntegrityError(f"{path}: '{key}' is missing: not {what}",
+                                    hint="delete the file and download it again")
+    if tuple(state[key].shape) != tuple(param.shape):
+        raise WeightsIntegrityError(
+            f"{path}: '{key}' has shape {tuple(state[key].shape)}, expected {tuple(param.shape)}"
+        )
+    return state[key].to(param.dtype)
+
+
 def resolve_backbone(metric: Any, weights: str | Path | None, entry_name: str, hub_filename: str,
                      random_note: str) -> None:
     """Set a backbone metric's ``weights_path`` / ``note`` / ``available`` / ``missing_hint``.

@@ -29,13 +29,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from hypernst_cli.errors import UsageError, WeightsIntegrityError
+from hypernst_cli.errors import UsageError
 from hypernst_cli.eval.metrics import (
     Metric,
     array_key,
     check_image,
     load_state_dict,
     resolve_backbone,
+    take_tensor,
 )
 
 ENTRY = "sifid-inception"
@@ -96,20 +97,10 @@ def stem_state(state: dict[str, torch.Tensor], stem: InceptionStem, path: Path |
     own = stem.state_dict()
     picked = {}
     for key, param in own.items():
-        if key not in state:
-            if key.endswith("num_batches_tracked"):  # older files carry no counter; it is unused
-                picked[key] = param
-                continue
-            raise WeightsIntegrityError(
-                f"{path}: '{key}' is missing: not pytorch-fid's Inception weights",
-                hint="delete the file and download it again",
-            )
-        if tuple(state[key].shape) != tuple(param.shape):
-            raise WeightsIntegrityError(
-                f"{path}: '{key}' has shape {tuple(state[key].shape)}, "
-                f"expected {tuple(param.shape)}"
-            )
-        picked[key] = state[key].to(param.dtype)
+        if key not in state and key.endswith("num_batches_tracked"):
+            picked[key] = param  # older files carry no counter; it is unused
+            continue
+        picked[key] = take_tensor(state, key, param, path, "pytorch-fid's Inception weights")
     return picked
 
 
