@@ -1,0 +1,58 @@
+"""The README's showcase: every example content face stylized with every example style.
+
+Run: python examples/make_showcase.py [--weights MODEL] [--out examples/showcase.png]
+
+It runs `hypernst stylize examples/content --style examples/styles` (the embedded compact model
+unless --weights is given) into a temporary folder and lays the results out as a contact sheet:
+one row per face (the aligned face first), one column per style (the style image on top).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from hypernst_cli.io.contact_sheet import contact_sheet
+from hypernst_cli.io.images import load_image, save_image
+from hypernst_cli.io.inputs import collect_images
+
+HERE = Path(__file__).parent
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", default=None, help="model folder (default: the embedded compact model)")
+    ap.add_argument("--content", type=Path, default=HERE / "content")
+    ap.add_argument("--styles", type=Path, default=HERE / "styles")
+    ap.add_argument("--out", type=Path, default=HERE / "showcase.png")
+    ap.add_argument("--cell", type=int, default=128)
+    args = ap.parse_args(argv)
+
+    contents = collect_images([args.content])
+    styles = collect_images([args.styles])
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
+               "--style", str(args.styles), "-o", tmp, "--overwrite"]
+        cmd += ["--weights", args.weights] if args.weights else []
+        subprocess.run(cmd, check=True)
+        strength0 = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
+                     "--style", str(styles[0]), "--strength", "0", "-o", f"{tmp}/own",
+                     "--overwrite"] + (["--weights", args.weights] if args.weights else [])
+        subprocess.run(strength0, check=True)
+        rows: list[list[np.ndarray | None]] = [[None] + [load_image(s) for s in styles]]
+        for c in contents:
+            own = load_image(Path(tmp, "own", f"{c.stem}__{styles[0].stem}.png"))
+            rows.append([own] + [load_image(Path(tmp, f"{c.stem}__{s.stem}.png")) for s in styles])
+    labels = ["reconstruction"] + [s.stem for s in styles]
+    sheet = contact_sheet(rows, cell=args.cell, col_labels=labels)
+    print(f"wrote {save_image(sheet, args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
