@@ -174,3 +174,21 @@ def test_baselines_on_real_faces_and_styles_without_backbones(shared_data, tmp_p
         assert (out / name).is_file()
     sheet = load_image(out / "contact_identity.png")
     assert sheet.shape[0] > 4 * 128 and sheet.shape[1] > 5 * 128  # styles row + 3 contents
+
+
+def test_colour_win_rate_compares_each_pair_with_the_unchanged_content():
+    from hypernst_cli.eval.runner import add_colour_win_rate
+
+    def row(method, content, colour, error=None):
+        return {"method": method, "content": content, "style": "s", "colour": colour, "error": error}
+
+    rows = [row("identity", "a", 10.0), row("identity", "b", 10.0), row("identity", "c", 10.0),
+            row("model", "a", 4.0), row("model", "b", 12.0), row("model", "c", None, "no face")]
+    summary = {"identity": {}, "model": {}}
+    add_colour_win_rate(summary, rows)
+    assert summary["model"]["colour_win_pct"] == 50.0  # a wins, b loses, c failed (not counted)
+    assert summary["identity"]["colour_win_pct"] == 0.0  # never strictly closer than itself
+
+    without_baseline = {"model": {}}
+    add_colour_win_rate(without_baseline, [r for r in rows if r["method"] == "model"])
+    assert without_baseline == {"model": {}}

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -92,6 +93,10 @@ def test_style_codes_are_computed_once_per_style(run_cli, photos, shared_data, t
     assert len(calls) == len(photos) + len(styles)
 
 
+def finished_outputs(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if p.suffix == ".png" and not p.name.startswith(".")]
+
+
 def test_interrupted_batch_resumes_without_redoing(photos, style, tiny_model_dir, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
@@ -105,12 +110,13 @@ def test_interrupted_batch_resumes_without_redoing(photos, style, tiny_model_dir
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 120
     while time.time() < deadline:
-        if out.is_dir() and len([p for p in out.iterdir() if p.suffix == ".png"]) >= 3:
+        if out.is_dir() and len(finished_outputs(out)) >= 3:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.suffix == ".png"}
+    # a kill can land mid-write: its hidden temp file is not finished work (the rerun sweeps it)
+    done_before = {p.name: p.stat().st_mtime_ns for p in finished_outputs(out)}
     assert 3 <= len(done_before) < 12
     rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 Reference = Literal["content", "style", "none"]
 
+#: the summary key of the share of pairs whose output is closer to the style's colours than
+#: the unchanged content (runner.add_colour_win_rate)
+COLOUR_WIN = "colour_win_pct"
+
 
 @dataclass(frozen=True)
 class Column:

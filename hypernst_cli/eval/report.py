@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypernst_cli.eval.metrics import Column, Metric
+from hypernst_cli.eval.metrics import COLOUR_WIN, Column, Metric
 
 if TYPE_CHECKING:
     from hypernst_cli.eval.runner import EvalReport
@@ -52,8 +52,14 @@ def _marks(metrics: list[Metric]) -> dict[str, str]:
     return marks
 
 
+#: shown when the runner could measure it (the identity baseline and the colour metric ran)
+COLOUR_WIN_COLUMN = Column(COLOUR_WIN, "Colour closer than content (% pairs)", "{:.0f}%")
+
+
 def markdown(report: EvalReport) -> str:
     cols = table_columns(report.metrics)
+    if any(COLOUR_WIN_COLUMN.key in s for s in report.summary.values()):
+        cols.append(COLOUR_WIN_COLUMN)
     marks = _marks(report.metrics)
     n_pairs = len(report.pairs)
     grid = len(report.contents) * len(report.styles)
@@ -89,7 +95,9 @@ def markdown(report: EvalReport) -> str:
         "(same person below 0.6); mean and share below 0.6 over the pairs where dlib found a face "
         "in both. Face det. rate: share of outputs in which dlib's HOG detector finds a face.",
         "- Colour dist.: sliced Wasserstein-2 distance between the CIE Lab colours of the style "
-        "and the output (Lab units; lower is closer to the style's palette).",
+        "and the output (Lab units; lower is closer to the style's palette). Colour closer than "
+        "content: share of pairs whose output is closer to the style's colours than the content "
+        "itself (the identity baseline on the same pair).",
     ]
     failures = report.failures
     if failures:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hypernst_cli.errors import HypernstError, UsageError
-from hypernst_cli.eval.metrics import Metric, check_image, mean_or_none
+from hypernst_cli.eval.metrics import COLOUR_WIN, Metric, check_image, mean_or_none
 
 if TYPE_CHECKING:
     import torch
@@ -164,6 +164,7 @@ class EvalRunner:
                 rows.append(row)
 
         summary = {m: self._summarize([r for r in rows if r["method"] == m]) for m in m_names}
+        add_colour_win_rate(summary, rows)
         report = EvalReport(
             methods=m_names,
             metrics=self.metrics,
@@ -273,6 +274,21 @@ class EvalRunner:
         summary["pairs"] = float(len(rows))
         summary["failed"] = float(len(rows) - len(ok))
         return summary
+
+
+def add_colour_win_rate(summary: dict[str, dict[str, float | None]], rows: list[dict[str, Any]]) -> None:
+    """Per method, the share of pairs whose output is closer to the style's colours than the
+    content itself is (the ``identity`` baseline's colour distance on the same pair). Nothing is
+    added without that baseline or the colour metric."""
+    base = {(r["content"], r["style"]): r.get("colour") for r in rows
+            if r["method"] == "identity" and not r.get("error")}
+    if not any(v is not None for v in base.values()):
+        return
+    for method, values in summary.items():
+        wins = [r["colour"] < base[key] for r in rows
+                if r["method"] == method and not r.get("error") and r.get("colour") is not None
+                and base.get(key := (r["content"], r["style"])) is not None]
+        values[COLOUR_WIN] = 100.0 * float(np.mean(wins)) if wins else None
 
 
 class _ImageCache:
