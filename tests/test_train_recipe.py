@@ -285,11 +285,11 @@ def test_select_excludes_holdouts_and_draws_utkface_with_a_seed(shared_data, tmp
 
 
 def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
-    """run.sh with tiny overrides: select, prepare, four steps, a model `hypernst stylize` takes;
-    a second run skips the finished steps."""
+    """run.sh with tiny overrides: select, prepare, four steps, a model with edit directions that
+    `hypernst stylize` takes; a second run skips the finished steps."""
     out, dest = tmp_path / "out", tmp_path / "model"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
-           "UTKFACE": "4", "SIZE": "64", "HYPERNST_CACHE": str(tmp_path / "cache"),
+           "UTKFACE": "4", "SIZE": "64", "DIRECTIONS": "40", "HYPERNST_CACHE": str(tmp_path / "cache"),
            "EXTRA": "model=tiny steps=2 batch_size=2 sample_every=0 checkpoint_every=0 device=cpu"}
     cmd = ["bash", str(RECIPE / "run.sh"), str(shared_data), str(out), str(dest)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -302,6 +302,9 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
         assert json.loads((out / "runs" / stage / "final" / "metrics.json").read_text())["steps"] == 2
     networks = json.loads((dest / "metrics.json").read_text())["networks"]
     assert all(networks[n] in ("trained", "init") for n in INFERENCE_PARTS), networks
+    from hypernst_cli.weights.checkpoint import load_model_folder
+
+    assert set(load_model_folder(dest).networks["directions"]) == {"age", "smile", "pose"}
 
     styled = tmp_path / "styled.png"
     res = subprocess.run([sys.executable, "-m", "hypernst_cli", "-q", "--device", "cpu", "stylize",

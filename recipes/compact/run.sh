@@ -8,7 +8,8 @@
 # Steps: select inputs (hold-outs of holdout.txt removed, UTKFACE UTKFace images drawn with SEED)
 # -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
 # -> reconstruct -> stylize (each with --resume) -> export runs/stylize/final to MODEL_DEST
-# (`hypernst weights export`: no discriminators, fp16).
+# (`hypernst weights export`: no discriminators, fp16) -> edit directions (age, smile, pose) fit
+# on DIRECTIONS UTKFace photos with the exported encoder, added to MODEL_DEST.
 #
 # Run it again to continue: prepared images are skipped, a finished step (runs/STEP/.complete)
 # is skipped, an interrupted one resumes from its newest checkpoint. To train a step longer,
@@ -16,7 +17,8 @@
 #
 # Environment:
 #   PYTHON=python       the interpreter that has hypernst_cli importable
-#   UTKFACE=3000        UTKFace images to draw (0: none, -1: all 9,780); SEED=0 the draw's seed
+#   UTKFACE=2000        UTKFace images to draw (0: none, -1: all 9,780); SEED=0 the draw's seed
+#   DIRECTIONS=1500     UTKFace photos the edit directions are fit on (0: no directions)
 #   SIZE=               aligned size for prepare [default: the config's resolution, 128]
 #   BACKEND=dlib        face backend of prepare (dlib: landmarks + the geometric parser)
 #   EXTRA=""            KEY=VALUE options added to every training step (e.g. device=cuda amp=bf16)
@@ -35,9 +37,9 @@ PY="${PYTHON:-python}"
 EXTRA="${EXTRA:-}"
 mkdir -p "$OUT/runs"
 
-echo "== 1. inputs (hold-outs removed, ${UTKFACE:-3000} UTKFace images, seed ${SEED:-0})"
+echo "== 1. inputs (hold-outs removed, ${UTKFACE:-2000} UTKFace images, seed ${SEED:-0})"
 "$PY" -m hypernst_cli.train.select "$DATA_ROOT" "$OUT/inputs" --holdout "$HERE/holdout.txt" \
-    --utkface "${UTKFACE:-3000}" --seed "${SEED:-0}"
+    --utkface "${UTKFACE:-2000}" --seed "${SEED:-0}"
 
 echo "== 2. prepare"
 rc=0
@@ -69,6 +71,12 @@ step stylize "$OUT/runs/reconstruct/final"
 echo "== export the model to $DEST (inference networks only, fp16)"
 rm -rf "$DEST.partial"
 "$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize/final" -o "$DEST.partial"
+if [ "${DIRECTIONS:-1500}" != 0 ]; then
+    echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos)"
+    "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$DATA_ROOT/utkface" \
+        --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
+        -o "$OUT/directions" --into "$DEST.partial"
+fi
 rm -rf "$DEST"
 mv "$DEST.partial" "$DEST"
 echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
