@@ -300,8 +300,11 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
     for stage in ("aladin", "autoencoder", "reconstruct", "stylize"):
         assert (out / "runs" / stage / ".complete").exists()
         assert json.loads((out / "runs" / stage / "final" / "metrics.json").read_text())["steps"] == 2
-    networks = json.loads((dest / "metrics.json").read_text())["networks"]
-    assert all(networks[n] in ("trained", "init") for n in INFERENCE_PARTS), networks
+    metrics = json.loads((dest / "metrics.json").read_text())
+    assert all(metrics["networks"][n] == "trained" for n in INFERENCE_PARTS), metrics["networks"]
+    assert metrics["trained_by"]["aladin"] == "aladin" and metrics["trained_by"]["hypernet"] == "stylize"
+    assert list(metrics["stages"]) == ["aladin", "autoencoder", "reconstruct", "stylize"]
+    assert "## Training history" in (dest / "README.md").read_text()
     from hypernst_cli.weights.checkpoint import load_model_folder
 
     assert set(load_model_folder(dest).networks["directions"]) == {"age", "smile", "pose"}

@@ -360,7 +360,8 @@ def resolve_weights(
         hint = ("no published model exists for it: pass --weights with a model folder (train one "
                 "with `hypernst train`, see docs/training.md)")
         if config_name == "compact":
-            hint = "this build does not ship the embedded compact model yet; " + hint
+            hint = ("the embedded compact model is missing from this installation: reinstall the "
+                    "package (pip install -e .) or pass --weights with a model folder")
     raise WeightsNotFoundError(f"no weights found for config {config_name}", hint=hint)
 
 

@@ -9,7 +9,8 @@
 # -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
 # -> reconstruct -> stylize (each with --resume) -> export runs/stylize/final to MODEL_DEST
 # (`hypernst weights export`: no discriminators, fp16) -> edit directions (age, smile, pose) fit
-# on DIRECTIONS UTKFace photos with the exported encoder, added to MODEL_DEST.
+# on DIRECTIONS UTKFace photos with the exported encoder, added to MODEL_DEST -> every stage's
+# steps and losses recorded in MODEL_DEST's metrics.json and card (hypernst_cli/train/history.py).
 #
 # Run it again to continue: prepared images are skipped, a finished step (runs/STEP/.complete)
 # is skipped, an interrupted one resumes from its newest checkpoint. To train a step longer,
@@ -77,6 +78,7 @@ if [ "${DIRECTIONS:-1500}" != 0 ]; then
         --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
         -o "$OUT/directions" --into "$DEST.partial"
 fi
+"$PY" -m hypernst_cli.train.history "$OUT/runs" "$DEST.partial" aladin autoencoder reconstruct stylize
 rm -rf "$DEST"
 mv "$DEST.partial" "$DEST"
 echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
