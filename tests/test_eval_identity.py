@@ -58,7 +58,7 @@ def test_no_face_is_na_and_counted_by_the_detection_rate(faces):
         {"identity": None, "face_detected": 0.0},
     ]
     s = identity.summarize(rows)
-    assert s["identity_same_pct"] == pytest.approx(50.0)  # over the pairs with a distance
+    assert s["identity_same_pct"] == pytest.approx(100 / 3)  # over all pairs: no face is no match
     assert s["identity"] == pytest.approx((rows[0]["identity"] + rows[1]["identity"]) / 2)
     assert detected.summarize(rows)["face_detected"] == pytest.approx(200 / 3)
 

@@ -140,12 +140,13 @@ class IdentityMetric(_DlibMetric):
     def columns(self) -> list[Column]:
         return [
             Column(self.name, self.title, self.fmt),
-            Column(f"{self.name}_same_pct", f"Same person (% < {self.threshold:g})", "{:.0f}%"),
+            Column(f"{self.name}_same_pct", f"Same person (% pairs < {self.threshold:g})", "{:.0f}%"),
         ]
 
     def summarize(self, rows: list[dict[str, Any]]) -> dict[str, float | None]:
         vals = [r[self.name] for r in rows if r.get(self.name) is not None]
-        same = 100.0 * float(np.mean([v < self.threshold for v in vals])) if vals else None
+        # over all pairs: an output in which no face is found is not the same person
+        same = 100.0 * sum(v < self.threshold for v in vals) / len(rows) if vals else None
         return {self.name: mean_or_none(vals), f"{self.name}_same_pct": same}
 
 
