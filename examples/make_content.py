@@ -2,6 +2,10 @@
 
 Run: python examples/make_content.py --data DATA [--weights MODEL] [--out examples/content]
 
+The shipped examples: ``--data OUT/data/content`` (the recipe's prepared training faces)
+``--seed 1 --count 6 --select 4,5,1 --portrait-style examples/styles/poster-portrait.png
+--portrait-select 2``.
+
 The compact generator's mapping network is untrained (see docs/compact-model.md), so faces are
 not sampled from z. Instead this fits a Gaussian to the W+ latents that the model's encoder gives
 aligned face photos (``--data``: files, folders or globs; e.g. the prepared training content),
@@ -85,11 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--count", type=int, default=3, help="faces to keep")
     ap.add_argument("--size", type=int, default=512, help="side of the saved images")
     ap.add_argument("--components", type=int, default=64)
-    ap.add_argument("--truncation", type=float, default=0.7, help="psi: 0 = the mean face")
+    ap.add_argument("--truncation", type=float, default=1.0, help="psi: 0 = the mean face")
     ap.add_argument("--max-images", type=int, default=1024, help="photos encoded for the fit")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--select", default=None,
+                    help="comma-separated 1-based numbers of the kept samples to write, in order "
+                         "(e.g. 4,5,1: the faces chosen by eye); default: the first --count")
     ap.add_argument("--portrait-style", type=Path, default=None,
                     help="also write a poster-like portrait style image here")
+    ap.add_argument("--portrait-select", type=int, default=None,
+                    help="1-based number of the kept sample the portrait is drawn from "
+                         "(default: one more sample after --count)")
     args = ap.parse_args(argv)
 
     torch.manual_seed(args.seed)
@@ -105,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
     faces = DlibFaces()
     gen = torch.Generator().manual_seed(args.seed)
-    wanted = args.count + (1 if args.portrait_style else 0)
+    wanted = args.count + (1 if args.portrait_style and not args.portrait_select else 0)
     kept: list[np.ndarray] = []
     tries = 0
     while len(kept) < wanted and tries < 20 * wanted:
@@ -119,12 +129,16 @@ def main(argv: list[str] | None = None) -> int:
             kept.append(big)
     if len(kept) < wanted:
         raise SystemExit(f"only {len(kept)} of {tries} samples had one detectable face")
+    chosen = [int(s) for s in args.select.split(",")] if args.select else list(range(1, args.count + 1))
+    if not all(1 <= i <= args.count for i in chosen):
+        raise SystemExit(f"--select: numbers must be within 1..{args.count}")
     args.out.mkdir(parents=True, exist_ok=True)
-    for i, image in enumerate(kept[:args.count], 1):
+    for i, image in enumerate((kept[j - 1] for j in chosen), 1):
         path = save_image(image, args.out / f"face-{i}.png")
         print(f"wrote {path}")
     if args.portrait_style:
-        path = save_image(poster(kept[-1]), args.portrait_style)
+        source = kept[args.portrait_select - 1] if args.portrait_select else kept[-1]
+        path = save_image(poster(source), args.portrait_style)
         print(f"wrote {path}")
     print(f"{tries} samples drawn, {len(kept)} kept")
     return 0
