@@ -271,3 +271,33 @@ def test_gradient_checkpointing_gives_the_same_losses(stage, tiny_data, tiny_mod
         losses.append([r["loss"] for r in read_metrics(tmp_path / f"gc-{flag}")])
     assert calls  # the second run recomputed activations
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
+
+
+def test_offset_penalty_counts_the_trained_layers_and_bounds_them(tiny_data, tiny_model_dir):
+    """loss.offsets: the mean squared offset of the layers stage 2 trains (not the frozen ones),
+    and training with it keeps those offsets smaller than training without it."""
+    from hypernst_cli.pipeline.style_codes import arrange
+    from hypernst_cli.train.run import build_stage
+
+    def late_offsets_after(weight: float) -> float:
+        torch.manual_seed(0)
+        cfg = cfg_for("stylize", tiny_data, init=str(tiny_model_dir), lr=0.01,
+                      **{"loss.offsets": weight, "loss.r1": 0.0})
+        stage = build_stage(cfg, CPU)
+        for step in range(4):
+            stage.train_step(step)
+        batch = stage.batch(stage.content, stage.content_sampler)
+        codes = stage.content_codes[batch["index"]]
+        with torch.no_grad():
+            deltas = stage.H(batch["image"], batch["image"], arrange(codes, batch["mask"]))
+        return float(stage.offset_penalty(deltas))
+
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU)
+    start = stage.first_trained_layer
+    n = stage.H.n_layers
+    early_only = [torch.full((2, 3), 5.0) if i < start else torch.zeros(2, 3) for i in range(n)]
+    assert float(stage.offset_penalty(early_only)) == 0.0
+    late = [torch.full((2, 3), 2.0) if i >= start else None for i in range(n)]
+    assert float(stage.offset_penalty(late)) == pytest.approx(4.0)
+
+    assert late_offsets_after(1000.0) < late_offsets_after(0.0)

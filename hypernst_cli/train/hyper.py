@@ -79,9 +79,11 @@ class HyperStage(ModelStage):
 
     def refine(self, content: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor,
                wplus: torch.Tensor, initial: torch.Tensor,
-               loss_fn: Callable[[torch.Tensor, int], torch.Tensor]) -> list[torch.Tensor]:
-        """HyperStyle's training iterations; ``loss_fn(output, t)`` is backpropagated per pass.
-        Returns the (detached) output of every pass."""
+               loss_fn: Callable[[torch.Tensor, int], torch.Tensor],
+               offset_weight: float = 0.0) -> list[torch.Tensor]:
+        """HyperStyle's training iterations; ``loss_fn(output, t)`` is backpropagated per pass,
+        plus ``offset_weight`` x the mean squared offset of the trained layers (a bound on how far
+        the weights move; 0 = off, the paper). Returns the (detached) output of every pass."""
         code_map = arrange(codes.to(content.dtype), mask)
         previous, offsets = initial, None
         outputs = []
@@ -91,10 +93,23 @@ class HyperStage(ModelStage):
                 deltas = self.call(self.H_train, content, previous.detach(), code_map)
                 offsets = add_offsets(kept, deltas)
                 y = self.call(self.G, wplus, offsets=offsets)
-            self.ctx.backward(loss_fn(y.float(), t))
+            loss = loss_fn(y.float(), t)
+            if offset_weight > 0:
+                loss = loss + offset_weight * self.offset_penalty(offsets)
+            self.ctx.backward(loss)
             previous = y.detach()
             outputs.append(previous)
         return outputs
+
+    @property
+    def first_trained_layer(self) -> int:
+        return 0
+
+    def offset_penalty(self, offsets: list[torch.Tensor | None]) -> torch.Tensor:
+        """Mean over the layers this stage trains of the mean squared accumulated offset."""
+        trained = [o.float().pow(2).mean() for i, o in enumerate(offsets)
+                   if o is not None and i >= self.first_trained_layer]
+        return torch.stack(trained).mean()
 
     @torch.no_grad()
     def preview(self, x: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
@@ -175,6 +190,10 @@ class ReconstructStage(HyperStage):
 
 @dataclass
 class StylizeStage(HyperStage):
+    @property
+    def first_trained_layer(self) -> int:
+        return int(self.H.start_layer)
+
     def setup(self) -> None:
         self.setup_frozen()
         self.content, self.style = self.sets["content"], self.sets["style"]
@@ -267,7 +286,8 @@ class StylizeStage(HyperStage):
                 logs.update({f"rec_{k}": float(v) for k, v in parts.items()})
             return loss_cfg["rec"] * loss
 
-        self.refine(c, c_mask, own, wplus, initial, rec_fn)
+        offset_weight = float(loss_cfg["offsets"])
+        self.refine(c, c_mask, own, wplus, initial, rec_fn, offset_weight)
 
         # (A) stylization with the style image's codes on the content's mask
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
@@ -279,7 +299,7 @@ class StylizeStage(HyperStage):
                             patch_pairs=float(0 if pairs is None else pairs[0].shape[0]))
             return loss_cfg["style"] * (l_disc + l_pcd)
 
-        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn)[-1]
+        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1]
         self.ctx.step(opt_h)
 
         # discriminators: y(c, s) fake, s real; R1 on reals every r1_every steps
