@@ -101,6 +101,12 @@ def main(argv: list[str] | None = None) -> int:
                     help="1-based number of the kept sample the portrait is drawn from "
                          "(default: one more sample after --count)")
     args = ap.parse_args(argv)
+    # checked before any sampling: a typo should not cost a minute of generation
+    chosen = [int(s) for s in args.select.split(",")] if args.select else list(range(1, args.count + 1))
+    if not all(1 <= i <= args.count for i in chosen):
+        raise SystemExit(f"--select: numbers must be within 1..{args.count}")
+    if args.portrait_select is not None and not 1 <= args.portrait_select <= args.count:
+        raise SystemExit(f"--portrait-select: must be within 1..{args.count}")
 
     torch.manual_seed(args.seed)
     models = load_models(args.weights, "compact", torch.device("cpu"), ["encoder", "generator"])
@@ -129,9 +135,6 @@ def main(argv: list[str] | None = None) -> int:
             kept.append(big)
     if len(kept) < wanted:
         raise SystemExit(f"only {len(kept)} of {tries} samples had one detectable face")
-    chosen = [int(s) for s in args.select.split(",")] if args.select else list(range(1, args.count + 1))
-    if not all(1 <= i <= args.count for i in chosen):
-        raise SystemExit(f"--select: numbers must be within 1..{args.count}")
     args.out.mkdir(parents=True, exist_ok=True)
     for i, image in enumerate((kept[j - 1] for j in chosen), 1):
         path = save_image(image, args.out / f"face-{i}.png")

@@ -258,14 +258,17 @@ class ModelStage(Stage):
         extra = {"training_stage": self.cfg["stage"], "networks_origin": origin,
                  "init": self.init_source}
         card = model_card(self.cfg, self.model_cfg, origin, metrics, self.init_source,
-                          dump_toml(_without_notes(self.cfg)))
+                          dump_toml(_recorded_config(self.cfg, self.model_cfg.name)))
         return save_model_folder(folder, states, self.model_cfg.to_dict(), extra, metrics=metrics,
                                  card=card)
 
 
-def _without_notes(cfg: dict[str, Any]) -> dict[str, Any]:
+def _recorded_config(cfg: dict[str, Any], model_name: str) -> dict[str, Any]:
+    """The config as the card records it: no notes, and the model actually trained (with
+    ``init`` the model comes from the init folder and the ``model`` key is not used)."""
     out = copy.deepcopy(cfg)
     out.pop("notes", None)
+    out["model"] = model_name
     return out
 
 
