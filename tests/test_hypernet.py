@@ -184,3 +184,27 @@ def test_info_models_lists_parameter_counts(run_cli):
     assert (counts["compact"]["generator"] + counts["compact"]["hypernet"]) * 2 <= 25 * 2**20
     r = run_cli("--device", "cpu", "info", "--models")
     assert r.exit_code == 0 and "parameters per network" in r.stdout
+
+
+@pytest.mark.parametrize("config", ["tiny", "compact"])
+def test_untrained_encoders_see_their_inputs(config):
+    """At initialisation the features of different images (and of different style-code maps)
+    must differ: with PyTorch's default init the convnet trunk of the small configs returned the
+    same features for every image (spread 1e-4 of their size), and stage 1 then learnt to
+    reconstruct from the style codes alone."""
+    cfg = get_config(config)
+    torch.manual_seed(0)
+    h = build_hypernet(cfg, build_generator(cfg.generator)).eval()
+    g = torch.Generator().manual_seed(0)
+    r = cfg.resolution
+    images = torch.rand(4, 6, r, r, generator=g) * 2 - 1
+    code_maps = torch.randn(4, cfg.aladin.code_dim, 1, 1, generator=g).expand(-1, -1, r, r)
+    with torch.no_grad():
+        feats = h.content_encoder(images)
+        masks = h.encode_mask(code_maps)
+        x = torch.cat([feats, masks], dim=1)
+        head_codes = h.heads[str(h.n_layers - 1)](x)
+    for name, t in (("content", feats), ("mask", masks), ("head", head_codes)):
+        spread = float(t.std(0).mean())
+        size = float(t.abs().mean())
+        assert spread > 0.1 * size, f"{name} features barely depend on the input ({spread:.2e} vs {size:.2e})"

@@ -1,4 +1,5 @@
-"""Training building blocks: augmentation, adaptive p, GAN terms, EMA, LPIPS found or dropped."""
+"""Training building blocks: augmentation, adaptive p, GAN terms, EMA, LPIPS found or dropped,
+stage 2's style guidance terms."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from hypernst_cli.train.losses import (
     g_nonsaturating,
     r1_penalty,
     reconstruction_loss,
+    region_colour_loss,
+    rgb_to_lab,
+    structure_loss,
 )
 
 
@@ -107,3 +111,61 @@ def test_train_cli_show_config_and_run_dir_guard(run_cli, tmp_path):
     (tmp_path / "run" / "checkpoints" / "step-00000001.safetensors").write_bytes(b"x")
     res = run_cli("train", "stylize", "-o", tmp_path / "run")
     assert res.exit_code == 2 and "--resume" in res.stderr
+
+
+def test_differentiable_lab_matches_the_evaluation_colour_space():
+    from hypernst_cli.eval.colour import rgb_to_lab as lab_numpy
+
+    rgb = torch.randint(0, 256, (1, 3, 5, 7), generator=torch.Generator().manual_seed(0))
+    ours = rgb_to_lab(rgb.float() / 127.5 - 1)[0].permute(1, 2, 0).numpy() * 100
+    theirs = lab_numpy(rgb[0].permute(1, 2, 0).numpy().astype("uint8"))
+    assert abs(ours - theirs).max() < 0.05
+
+
+def _two_region_image(face_rgb, background_rgb):
+    """A 16x16 image: left half region 1 (face) in one colour, right half region 0 in another."""
+    image = torch.empty(1, 3, 16, 16)
+    image[:, :, :, :8] = torch.tensor(face_rgb).view(1, 3, 1, 1)
+    image[:, :, :, 8:] = torch.tensor(background_rgb).view(1, 3, 1, 1)
+    mask = torch.zeros(1, 16, 16, dtype=torch.long)
+    mask[:, :, :8] = 1
+    return image, mask
+
+
+def test_region_colour_loss_compares_colours_region_by_region():
+    red, blue = [0.8, -0.8, -0.8], [-0.8, -0.8, 0.8]
+    out, out_mask = _two_region_image(red, blue)
+    assert float(region_colour_loss(out, out_mask, out, out_mask, 3, min_pixels=8)) < 1e-3
+    # the same two colours, but in the other regions: the region-matched loss sees the swap
+    swapped, swapped_mask = _two_region_image(blue, red)
+    assert float(region_colour_loss(out, out_mask, swapped, swapped_mask, 3, min_pixels=8)) > 0.5
+    # ... whereas a pixel shuffle that keeps each region's colours costs nothing
+    flipped = out.flip(-2)
+    assert float(region_colour_loss(flipped, out_mask, out, out_mask, 3, min_pixels=8)) < 1e-3
+    # no region in common: the whole images are compared
+    all_hair = torch.full_like(out_mask, 2)
+    whole = region_colour_loss(out, out_mask, swapped, all_hair, 3, min_pixels=8)
+    assert float(whole) < 1e-3  # same colour distribution overall
+
+
+def test_region_colour_loss_gradient_moves_colours_to_the_target():
+    target, mask = _two_region_image([0.6, 0.2, -0.4], [-0.5, 0.1, 0.7])
+    x = torch.zeros_like(target, requires_grad=True)
+    opt = torch.optim.Adam([x], lr=0.05)
+    first = None
+    for _ in range(60):
+        loss = region_colour_loss(x, mask, target, mask, 3, min_pixels=8)
+        first = float(loss) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.2 * first
+
+
+def test_structure_loss_ignores_colour_and_tone_shifts_but_not_edges():
+    g = torch.Generator().manual_seed(0)
+    content = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    shifted = content + torch.tensor([0.3, -0.1, 0.2]).view(1, 3, 1, 1)
+    assert float(structure_loss(shifted, content)) < 1e-6
+    other = torch.rand(2, 3, 32, 32, generator=g) * 2 - 1
+    assert float(structure_loss(other, content)) > 0.1

@@ -41,7 +41,14 @@ from hypernst_cli.train.common import (
     sample_sheet,
     style_code_provider,
 )
-from hypernst_cli.train.losses import d_logistic, g_nonsaturating, r1_penalty, reconstruction_loss
+from hypernst_cli.train.losses import (
+    d_logistic,
+    g_nonsaturating,
+    r1_penalty,
+    reconstruction_loss,
+    region_colour_loss,
+    structure_loss,
+)
 
 
 @dataclass
@@ -260,6 +267,34 @@ class StylizeStage(HyperStage):
             return None
         return torch.stack(fake_q), torch.stack(ref), torch.stack(real_q)
 
+    def guidance(self, loss_cfg: dict[str, Any], c: torch.Tensor, c_mask: torch.Tensor,
+                 s: torch.Tensor, s_mask: torch.Tensor
+                 ) -> Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, float]]]:
+        """The optional direct style terms on y(c, s) (not in the paper, all 0 by default), for
+        budgets too short for the discriminators alone to make the offsets depend on the style:
+        ``colour`` x region-matched Lab colour moments against s, ``code`` x (1 - cosine) between
+        the ALADIN codes of y(c, s) and s, ``structure`` x band-pass luminance L1 against c."""
+        w_colour, w_code, w_structure = (float(loss_cfg[k]) for k in ("colour", "code", "structure"))
+        target_code = None
+        if w_code > 0:
+            with torch.no_grad():
+                target_code = self.aladin.encode((s.float() + 1) / 2)
+
+        def terms(y: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+            total, parts = y.new_zeros((), dtype=torch.float32), {}
+            if w_colour > 0:
+                colour = region_colour_loss(y, c_mask, s, s_mask, N_REGIONS)
+                total, parts["loss_colour"] = total + w_colour * colour, float(colour.detach())
+            if target_code is not None:
+                cos = (self.aladin.encode((y.float() + 1) / 2) * target_code).sum(1).mean()
+                total, parts["loss_code"] = total + w_code * (1 - cos), float(1 - cos.detach())
+            if w_structure > 0:
+                kept = structure_loss(y, c)
+                total, parts["loss_structure"] = total + w_structure * kept, float(kept.detach())
+            return total, parts
+
+        return terms
+
     def train_step(self, step: int) -> dict[str, float]:
         loss_cfg = self.cfg["loss"]
         cb = self.batch(self.content, self.content_sampler)
@@ -290,14 +325,17 @@ class StylizeStage(HyperStage):
         self.refine(c, c_mask, own, wplus, initial, rec_fn, offset_weight)
 
         # (A) stylization with the style image's codes on the content's mask
+        guidance = self.guidance(loss_cfg, c, c_mask, s, s_mask)
+
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
             l_disc = g_nonsaturating(self.D(y))
             pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
             l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
+            extra, parts = guidance(y)
             if t == n_iter - 1:
                 logs.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
-                            patch_pairs=float(0 if pairs is None else pairs[0].shape[0]))
-            return loss_cfg["style"] * (l_disc + l_pcd)
+                            patch_pairs=float(0 if pairs is None else pairs[0].shape[0]), **parts)
+            return loss_cfg["style"] * (l_disc + l_pcd) + extra
 
         stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1]
         self.ctx.step(opt_h)
@@ -332,7 +370,8 @@ class StylizeStage(HyperStage):
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
         logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + loss_cfg["style"] * (
-            logs["loss_disc"] + logs["loss_pcd"])
+            logs["loss_disc"] + logs["loss_pcd"]) + sum(
+            float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0) for k in ("colour", "code", "structure"))
         return logs
 
     def sample_grid(self) -> np.ndarray:

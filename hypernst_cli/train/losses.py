@@ -140,3 +140,73 @@ def laplacian_l1(output: torch.Tensor, target: torch.Tensor, levels: int = 4) ->
         total = total + (2.0**j) * (x - y).abs().mean()
         weight += 2.0**j
     return total / weight
+
+
+# --- style guidance for stage 2 (not in the paper; 0 by default) --------------------------------
+
+_SRGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
+                             [0.2126729, 0.7151522, 0.0721750],
+                             [0.0193339, 0.1191920, 0.9503041]])
+_D65 = torch.tensor([0.95047, 1.0, 1.08883])
+_LAB_DELTA = 6.0 / 29.0
+
+
+def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
+    """Differentiable sRGB [B, 3, H, W] in [-1, 1] -> CIE Lab divided by 100 (L in [0, 1]);
+    the same transform as :func:`hypernst_cli.eval.colour.rgb_to_lab`, scaled."""
+    c = ((images.float() + 1) / 2).clamp(0, 1)
+    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp_min(1e-6) ** 2.4)
+    m = _SRGB_TO_XYZ.to(images.device)
+    xyz = torch.einsum("ij,bjhw->bihw", m, linear) / _D65.to(images.device).view(1, 3, 1, 1)
+    f = torch.where(xyz > _LAB_DELTA**3, xyz.clamp_min(_LAB_DELTA**3) ** (1 / 3),
+                    xyz / (3 * _LAB_DELTA**2) + 4.0 / 29.0)
+    L = 116.0 * f[:, 1] - 16.0
+    a = 500.0 * (f[:, 0] - f[:, 1])
+    b = 200.0 * (f[:, 1] - f[:, 2])
+    return torch.stack([L, a, b], dim=1) / 100.0
+
+
+def _moments(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weighted mean and standard deviation over pixels: values [3, N], weights [N] summing to 1."""
+    mean = (values * weights).sum(1)
+    var = ((values - mean[:, None]) ** 2 * weights).sum(1)
+    return mean, (var + 1e-8).sqrt()
+
+
+def region_colour_loss(output: torch.Tensor, output_mask: torch.Tensor, target: torch.Tensor,
+                       target_mask: torch.Tensor, n_regions: int, min_pixels: int = 64) -> torch.Tensor:
+    """Region-matched colour moments: per sample and region present (>= ``min_pixels``) in both
+    masks, |mean difference| + |std difference| of the Lab colours of ``output`` in its region and
+    of ``target`` in the same region; the whole images are compared when no region matches.
+    Images [B, 3, H, W] in [-1, 1], masks [B, H, W] region labels (sizes may differ)."""
+    out_lab, tgt_lab = rgb_to_lab(output), rgb_to_lab(target)
+    terms = []
+    for b in range(output.shape[0]):
+        o = out_lab[b].flatten(1)
+        t = tgt_lab[b].flatten(1)
+        om, tm = output_mask[b].flatten(), target_mask[b].flatten()
+        per_sample = []
+        for region in range(n_regions):
+            oin, tin = om == region, tm == region
+            if int(oin.sum()) < min_pixels or int(tin.sum()) < min_pixels:
+                continue
+            ow, tw = oin.float() / oin.sum(), tin.float() / tin.sum()
+            (o_mean, o_std), (t_mean, t_std) = _moments(o, ow), _moments(t, tw)
+            per_sample.append((o_mean - t_mean).abs().sum() + (o_std - t_std).abs().sum())
+        if not per_sample:
+            uniform_o = o.new_full((o.shape[1],), 1.0 / o.shape[1])
+            uniform_t = t.new_full((t.shape[1],), 1.0 / t.shape[1])
+            (o_mean, o_std), (t_mean, t_std) = _moments(o, uniform_o), _moments(t, uniform_t)
+            per_sample.append((o_mean - t_mean).abs().sum() + (o_std - t_std).abs().sum())
+        terms.append(torch.stack(per_sample).mean())
+    return torch.stack(terms).mean()
+
+
+def structure_loss(output: torch.Tensor, content: torch.Tensor, levels: int = 3) -> torch.Tensor:
+    """L1 between the band-pass (Laplacian) images of the luminance of ``output`` and ``content``,
+    finest ``levels`` bands, without the low-pass residual: the content's edges and shapes are
+    kept while its colours and tones are free to change."""
+    weights = torch.tensor([0.299, 0.587, 0.114], device=output.device).view(1, 3, 1, 1)
+    a = laplacian_pyramid((output.float() * weights).sum(1, keepdim=True), levels)[:-1]
+    b = laplacian_pyramid((content.float() * weights).sum(1, keepdim=True), levels)[:-1]
+    return torch.stack([(x - y).abs().mean() for x, y in zip(a, b)]).mean()
