@@ -154,6 +154,22 @@ def test_aladin_stage_learns_style_codes(prepared, tmp_path):
     assert same - other > (same0 - other0) + 0.1, ((same0, other0), (same, other))
 
 
+def test_untrained_networks_stay_untrained_through_the_stages(prepared, tmp_path):
+    """A network a stage only carries as a random initialisation is not passed on as if trained:
+    the next stage initialises it afresh and its card still says random; a stage that needs it
+    trained says so."""
+    from hypernst_cli.errors import UsageError
+
+    al = train("aladin", prepared, tmp_path / "al", steps=2, batch_size=4, warmup=0)
+    ae = train("autoencoder", prepared, tmp_path / "ae", init=str(al), steps=2, batch_size=2)
+    meta = json.loads((ae / "metrics.json").read_text())
+    assert meta["networks"]["aladin"] == "init"
+    assert meta["networks"]["hypernet"] == "random"
+    assert "random initialisation" in (ae / "README.md").read_text()
+    with pytest.raises(UsageError, match="needs a trained 'generator' network"):
+        train("reconstruct", prepared, tmp_path / "rec", init=str(al), steps=1)
+
+
 def test_aladin_resume_gives_the_same_losses(prepared, tmp_path):
     from hypernst_cli.train.run import run_training
 

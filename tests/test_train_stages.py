@@ -224,7 +224,7 @@ def test_stage1_overfits_four_images(tiny_data, tiny_model_dir, tmp_path):
 def test_missing_init_network_is_a_clear_error(tiny_data, tmp_path):
     from hypernst_cli.errors import UsageError
 
-    with pytest.raises(UsageError, match="needs a 'generator' network in init"):
+    with pytest.raises(UsageError, match="needs a trained 'generator' network in init"):
         train("reconstruct", tiny_data, tmp_path / "x")
     with pytest.raises(UsageError, match="no training data"):
         from hypernst_cli.train.run import run_training

@@ -150,7 +150,13 @@ class ModelStage(Stage):
 
     # --- networks ----------------------------------------------------------------------------
     def has_init(self, name: str) -> bool:
-        return self.init_folder is not None and name in self.init_folder.networks
+        """Whether init holds a *trained* ``name``: a network that init itself only carried as a
+        random initialisation is initialised afresh (and stays "random" on the card), so it
+        never passes for trained and a stage starts it with the current code's initialisation."""
+        if self.init_folder is None or name not in self.init_folder.networks:
+            return False
+        recorded = (self.init_folder.extra or {}).get("networks_origin") or {}
+        return recorded.get(name) != "random"
 
     def network(self, name: str, *, required: bool = False, role: str = "init") -> nn.Module:
         """``name`` from init (strictly loaded) or freshly initialised; on the stage's device."""
@@ -163,9 +169,11 @@ class ModelStage(Stage):
             load_state_dict_strict(net, self.init_folder.networks[name], f"{self.init_source} [{name}]")
             self.origin.setdefault(name, "init")
         elif required:
-            have = ", ".join(sorted(self.init_folder.networks)) if self.init_folder else "no init"
+            have = ", ".join(sorted(n for n in self.init_folder.networks if self.has_init(n))
+                             ) if self.init_folder else "no init"
             raise UsageError(
-                f"the '{self.cfg['stage']}' stage needs a '{name}' network in init ({have})",
+                f"the '{self.cfg['stage']}' stage needs a trained '{name}' network in init "
+                f"(trained there: {have or 'none'})",
                 hint=f"set init=MODEL_FOLDER (e.g. the final/ folder of the stage before)",
             )
         else:
