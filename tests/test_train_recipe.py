@@ -168,6 +168,14 @@ def test_untrained_networks_stay_untrained_through_the_stages(prepared, tmp_path
     assert "random initialisation" in (ae / "README.md").read_text()
     with pytest.raises(UsageError, match="needs a trained 'generator' network"):
         train("reconstruct", prepared, tmp_path / "rec", init=str(al), steps=1)
+    # resuming a finished run exports again with the losses the run logged last
+    from hypernst_cli.train.run import run_training
+
+    before = json.loads((al / "metrics.json").read_text())["final"]
+    run_training(cfg_for("aladin", prepared, steps=2, batch_size=4, warmup=0), tmp_path / "al",
+                 resume=True, progress=False, ctx=CPU)
+    after = json.loads((al / "metrics.json").read_text())["final"]
+    assert after["loss"] == pytest.approx(before["loss"], rel=1e-4)
 
 
 def test_aladin_resume_gives_the_same_losses(prepared, tmp_path):

@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from hypernst_cli.errors import UsageError
-from hypernst_cli.train.trainer import Stage, Trainer, TrainContext, make_context
+from hypernst_cli.train.trainer import Stage, Trainer, TrainContext, make_context, read_metrics
 
 
 def stage_class(name: str) -> type[Stage]:
@@ -57,6 +57,10 @@ def run_training(cfg: dict[str, Any], run_dir: Path, *, resume: bool = False,
         if resume and not trainer.resume() and log is not None and ctx.is_main:
             log(f"no checkpoint in {run_dir / 'checkpoints'}: starting from step 0")
         last = trainer.run()
+        if not last:  # resumed at the last step: the losses are those the run logged last
+            rows = read_metrics(run_dir)
+            last = {k: float(v) for k, v in (rows[-1] if rows else {}).items()
+                    if isinstance(v, (int, float)) and k not in ("step", "time")}
         final = None
         if ctx.is_main:
             stage.summary = {"steps": trainer.step, "final": last}
