@@ -139,6 +139,23 @@ def test_freeze_for_stylization_leaves_exactly_the_late_heads(gen):
     assert deltas[7].requires_grad
 
 
+def test_stylization_layers_choose_which_late_heads_train(gen):
+    h = build_hypernet(CFG, gen)
+    assert h.stylization_layers() == list(range(7, 14))
+    assert h.stylization_layers("torgb") == [7, 10, 13]
+    assert h.stylization_layers("13,7") == [7, 13]
+    with pytest.raises(ValueError, match="not late tuned layers"):
+        h.stylization_layers("3")
+    with pytest.raises(ValueError, match="shares its output hyper-layer"):
+        h.stylization_layers([8])  # 8, 9, 11, 12 share one output layer
+    with pytest.raises(ValueError, match="comma-separated"):
+        h.stylization_layers("colour")
+    h.freeze_for_stylization("torgb")
+    trainable = {n.split(".")[0] + "." + n.split(".")[1] for n, p in h.named_parameters()
+                 if p.requires_grad}
+    assert trainable == {"heads.7", "heads.10", "heads.13", "outputs.7", "outputs.10", "outputs.13"}
+
+
 def test_paper_hypernet_shapes_on_meta():
     cfg = get_config("paper")
     with torch.device("meta"):

@@ -293,7 +293,8 @@ def test_offset_penalty_counts_the_trained_layers_and_bounds_them(tiny_data, tin
         return float(stage.offset_penalty(deltas))
 
     stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU)
-    start = stage.first_trained_layer
+    start = stage.H.start_layer
+    assert stage.trained_layers == [i for i in stage.H.tuned if i >= start]
     n = stage.H.n_layers
     early_only = [torch.full((2, 3), 5.0) if i < start else torch.zeros(2, 3) for i in range(n)]
     assert float(stage.offset_penalty(early_only)) == 0.0
@@ -332,3 +333,20 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
         return float(region_colour_loss(y, cb["mask"], sb["image"], sb["mask"], N_REGIONS))
 
     assert colour_gap_after(100.0) < 0.8 * colour_gap_after(0.0)
+
+
+def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_model_dir):
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.train.run import build_stage
+
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="torgb",
+                                lr=0.01), CPU)
+    assert stage.trained_layers == [7, 10, 13]
+    before = {n: p.detach().clone() for n, p in stage.H.named_parameters()}
+    stage.train_step(0)
+    changed = {n.split(".")[0] + "." + n.split(".")[1] for n, p in stage.H.named_parameters()
+               if not torch.equal(p, before[n])}
+    assert changed and changed <= {"heads.7", "heads.10", "heads.13", "outputs.7", "outputs.10",
+                                   "outputs.13"}
+    with pytest.raises(UsageError, match="layers: must be 'late', 'torgb'"):
+        build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="colour"), CPU)

@@ -277,18 +277,47 @@ class HyperNetwork(nn.Module):
             deltas[i] = out(code)
         return deltas
 
-    def stylization_modules(self) -> list[nn.Module]:
-        """Modules trained in stage 2: the heads (trunk and output layer) of layers >= start_layer."""
+    def stylization_layers(self, spec: str | list[int] = "late") -> list[int]:
+        """The layers stage 2 trains: ``"late"`` (every tuned layer >= start_layer, the paper),
+        ``"torgb"`` (the late toRGB layers only: colour, not structure) or late layer indices
+        (a list, or a comma-separated string).
+        A layer whose output hyper-layer is shared must come with every layer sharing it."""
+        late = [i for i in self.tuned if i >= self.start_layer]
+        if spec == "late":
+            return late
+        if spec == "torgb":
+            return [i for i in late if self.specs[i].kind == "torgb"]
+        if isinstance(spec, str):
+            try:
+                spec = [int(part) for part in spec.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError(f"must be 'late', 'torgb' or comma-separated layer indices, "
+                                 f"got '{spec}'") from None
+        chosen = sorted({int(i) for i in spec})
+        outside = [i for i in chosen if i not in late]
+        if outside or not chosen:
+            raise ValueError(f"stylization layers {outside or chosen} are not late tuned layers "
+                             f"(those are {late})")
+        for i in chosen:
+            partners = [j for j, k in self.shared_key.items() if k == self.shared_key.get(i)]
+            if i in self.shared_key and not set(partners) <= set(chosen):
+                raise ValueError(f"layer {i} shares its output hyper-layer with {sorted(partners)}: "
+                                 "list them all")
+        return chosen
+
+    def stylization_modules(self, layers: str | list[int] | None = None) -> list[nn.Module]:
+        """Modules trained in stage 2: the heads (trunk and output layer) of the stylization
+        layers (default: every layer >= start_layer)."""
         mods: list[nn.Module] = []
-        for i in self.tuned:
-            if i >= self.start_layer:
-                mods.append(self.heads[str(i)])
-                mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
-                            else self.outputs[str(i)])
+        for i in self.stylization_layers("late" if layers is None else layers):
+            mods.append(self.heads[str(i)])
+            mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
+                        else self.outputs[str(i)])
         return mods
 
-    def freeze_for_stylization(self) -> None:
-        """Stage 2 (paper 3.3/4.3): only the heads of layers >= ``start_layer`` keep training.
+    def freeze_for_stylization(self, layers: str | list[int] | None = None) -> None:
+        """Stage 2 (paper 3.3/4.3): only the heads of layers >= ``start_layer`` keep training
+        (``layers``: only those of these late layers, see :meth:`stylization_layers`).
 
         The content encoder and the heads of the earlier layers are frozen, and so is E_mask. The
         paper freezes "the content encoder" and trains "only the hypernetwork weight delta
@@ -300,7 +329,7 @@ class HyperNetwork(nn.Module):
         encoder also stays in eval mode for its BatchNorm statistics (see :meth:`train`).
         """
         self.requires_grad_(False)
-        for m in self.stylization_modules():
+        for m in self.stylization_modules(layers):
             m.requires_grad_(True)
         self._frozen_content = True
         self.content_encoder.eval()

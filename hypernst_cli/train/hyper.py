@@ -109,13 +109,14 @@ class HyperStage(ModelStage):
         return outputs
 
     @property
-    def first_trained_layer(self) -> int:
-        return 0
+    def trained_layers(self) -> list[int]:
+        return list(range(self.H.n_layers))
 
     def offset_penalty(self, offsets: list[torch.Tensor | None]) -> torch.Tensor:
         """Mean over the layers this stage trains of the mean squared accumulated offset."""
+        layers = set(self.trained_layers)
         trained = [o.float().pow(2).mean() for i, o in enumerate(offsets)
-                   if o is not None and i >= self.first_trained_layer]
+                   if o is not None and i in layers]
         return torch.stack(trained).mean()
 
     @torch.no_grad()
@@ -198,8 +199,8 @@ class ReconstructStage(HyperStage):
 @dataclass
 class StylizeStage(HyperStage):
     @property
-    def first_trained_layer(self) -> int:
-        return int(self.H.start_layer)
+    def trained_layers(self) -> list[int]:
+        return self._trained_layers
 
     def setup(self) -> None:
         self.setup_frozen()
@@ -208,7 +209,14 @@ class StylizeStage(HyperStage):
         if not self.has_init("hypernet"):
             self.log_once("hypernet", "init has no hyper-network: stage 2 starts from a random one "
                           "(train stage 1, `hypernst train reconstruct`, first)")
-        self.H.freeze_for_stylization()
+        from hypernst_cli.errors import UsageError
+
+        spec = self.cfg["layers"]
+        try:
+            self._trained_layers = self.H.stylization_layers(spec)
+        except ValueError as exc:
+            raise UsageError(f"layers: {exc}") from None
+        self.H.freeze_for_stylization(self._trained_layers)
         self.H.train()
         self.H_train = self.ctx.wrap(self.H)
         self.D = self.network("discriminator").train()
