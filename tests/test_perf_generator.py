@@ -145,7 +145,9 @@ def test_gradients_match_the_reference(gen):
         grads.append([w_.grad] + [o.grad for o in offs])
     for fast, ref in zip(*grads):
         assert fast is not None and ref is not None
-        assert torch.allclose(fast, ref, rtol=1e-3, atol=1e-5 * ref.abs().max().item() + 1e-7)
+        # float32 sums in a thread-count-dependent order: ~5e-5 of the largest gradient apart
+        # with 2 threads; a wrong gradient is off by its own size
+        assert torch.allclose(fast, ref, rtol=1e-3, atol=1e-4 * ref.abs().max().item() + 1e-7)
 
 
 @pytest.mark.parametrize("k,groups,size", [(3, 1, 5), (3, 2, 4), (4, 1, 3), (1, 2, 4), (2, 1, 6)])
