@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
@@ -273,6 +272,18 @@ def test_gradient_checkpointing_gives_the_same_losses(stage, tiny_data, tiny_mod
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
 
 
+def _stylize_stage_after(tiny_data, tiny_model_dir, steps: int, **options):
+    """A stylize stage on the tiny model, trained ``steps`` steps from seed 0 (no R1)."""
+    from hypernst_cli.train.run import build_stage
+
+    torch.manual_seed(0)
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir),
+                                **{"loss.r1": 0.0, **options}), CPU)
+    for step in range(steps):
+        stage.train_step(step)
+    return stage
+
+
 def test_offset_penalty_counts_the_trained_layers_and_bounds_them(tiny_data, tiny_model_dir):
     """loss.offsets: the mean squared offset of the layers stage 2 trains (not the frozen ones),
     and training with it keeps those offsets smaller than training without it."""
@@ -280,12 +291,8 @@ def test_offset_penalty_counts_the_trained_layers_and_bounds_them(tiny_data, tin
     from hypernst_cli.train.run import build_stage
 
     def late_offsets_after(weight: float) -> float:
-        torch.manual_seed(0)
-        cfg = cfg_for("stylize", tiny_data, init=str(tiny_model_dir), lr=0.01,
-                      **{"loss.offsets": weight, "loss.r1": 0.0})
-        stage = build_stage(cfg, CPU)
-        for step in range(4):
-            stage.train_step(step)
+        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 4, lr=0.01,
+                                     **{"loss.offsets": weight})
         batch = stage.batch(stage.content, stage.content_sampler)
         codes = stage.content_codes[batch["index"]]
         with torch.no_grad():
@@ -321,12 +328,8 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
     assert "loss_colour" not in plain
 
     def colour_gap_after(weight: float) -> float:
-        torch.manual_seed(0)
-        cfg = cfg_for("stylize", tiny_data, init=str(tiny_model_dir), lr=0.001,
-                      **{"loss.colour": weight, "loss.r1": 0.0, "loss.style": 0.0})
-        stage = build_stage(cfg, CPU)
-        for step in range(6):
-            stage.train_step(step)
+        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 6, lr=0.001,
+                                     **{"loss.colour": weight, "loss.style": 0.0})
         cb, sb = stage.batch(stage.content, stage.content_sampler), stage.batch(stage.style, stage.style_sampler)
         codes = stage.style_codes[sb["index"]]
         y = stage.preview(cb["image"], cb["mask"], codes)

@@ -19,17 +19,17 @@ import numpy as np
 from hypernst_cli.eval.metrics import Column, Metric, array_key, check_image, mean_or_none
 from hypernst_cli.faces.regions import REGION_NAMES
 
-# sRGB (D65) -> XYZ, and the D65 white point.
-_RGB_TO_XYZ = np.array(
+# sRGB (D65) -> XYZ, the D65 white point and the Lab threshold (also used by the training losses).
+SRGB_TO_XYZ = np.array(
     [
         [0.4124564, 0.3575761, 0.1804375],
         [0.2126729, 0.7151522, 0.0721750],
         [0.0193339, 0.1191920, 0.9503041],
     ]
 )
-_XYZ_TO_RGB = np.linalg.inv(_RGB_TO_XYZ)
-_WHITE = np.array([0.95047, 1.0, 1.08883])
-_DELTA = 6.0 / 29.0
+_XYZ_TO_RGB = np.linalg.inv(SRGB_TO_XYZ)
+D65_WHITE = np.array([0.95047, 1.0, 1.08883])
+LAB_DELTA = 6.0 / 29.0
 
 #: fewest pixels a region needs in both images for its colour distance to mean anything
 MIN_REGION_PIXELS = 64
@@ -41,8 +41,8 @@ def rgb_to_lab(image: np.ndarray) -> np.ndarray:
     """RGB uint8 (..., 3) -> CIE Lab float64 (..., 3): L in [0, 100], a/b about [-128, 127]."""
     c = np.asarray(image, dtype=np.float64) / 255.0
     linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
-    f = np.where(xyz > _DELTA**3, np.cbrt(xyz), xyz / (3 * _DELTA**2) + 4.0 / 29.0)
+    xyz = linear @ SRGB_TO_XYZ.T / D65_WHITE
+    f = np.where(xyz > LAB_DELTA**3, np.cbrt(xyz), xyz / (3 * LAB_DELTA**2) + 4.0 / 29.0)
     lab = np.empty_like(f)
     lab[..., 0] = 116.0 * f[..., 1] - 16.0
     lab[..., 1] = 500.0 * (f[..., 0] - f[..., 1])
@@ -55,7 +55,7 @@ def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
     lab = np.asarray(lab, dtype=np.float64)
     fy = (lab[..., 0] + 16.0) / 116.0
     f = np.stack([fy + lab[..., 1] / 500.0, fy, fy - lab[..., 2] / 200.0], axis=-1)
-    xyz = np.where(f > _DELTA, f**3, 3 * _DELTA**2 * (f - 4.0 / 29.0)) * _WHITE
+    xyz = np.where(f > LAB_DELTA, f**3, 3 * LAB_DELTA**2 * (f - 4.0 / 29.0)) * D65_WHITE
     linear = np.clip(xyz @ _XYZ_TO_RGB.T, 0.0, 1.0)
     c = np.where(linear <= 0.0031308, 12.92 * linear, 1.055 * linear ** (1 / 2.4) - 0.055)
     return np.clip(np.round(c * 255.0), 0, 255).astype(np.uint8)

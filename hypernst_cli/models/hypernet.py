@@ -298,9 +298,9 @@ class HyperNetwork(nn.Module):
         if outside or not chosen:
             raise ValueError(f"stylization layers {outside or chosen} are not late tuned layers "
                              f"(those are {late})")
-        for i in chosen:
-            partners = [j for j, k in self.shared_key.items() if k == self.shared_key.get(i)]
-            if i in self.shared_key and not set(partners) <= set(chosen):
+        for i in (i for i in chosen if i in self.shared_key):
+            partners = [j for j, k in self.shared_key.items() if k == self.shared_key[i]]
+            if not set(partners) <= set(chosen):
                 raise ValueError(f"layer {i} shares its output hyper-layer with {sorted(partners)}: "
                                  "list them all")
         return chosen

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hypernst_cli.eval.colour import D65_WHITE, LAB_DELTA, SRGB_TO_XYZ
+
 
 def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
     """-log sigmoid(D(fake)), averaged."""
@@ -144,22 +146,16 @@ def laplacian_l1(output: torch.Tensor, target: torch.Tensor, levels: int = 4) ->
 
 # --- style guidance for stage 2 (not in the paper; 0 by default) --------------------------------
 
-_SRGB_TO_XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375],
-                             [0.2126729, 0.7151522, 0.0721750],
-                             [0.0193339, 0.1191920, 0.9503041]])
-_D65 = torch.tensor([0.95047, 1.0, 1.08883])
-_LAB_DELTA = 6.0 / 29.0
-
-
 def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
     """Differentiable sRGB [B, 3, H, W] in [-1, 1] -> CIE Lab divided by 100 (L in [0, 1]);
     the same transform as :func:`hypernst_cli.eval.colour.rgb_to_lab`, scaled."""
     c = ((images.float() + 1) / 2).clamp(0, 1)
     linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp_min(1e-6) ** 2.4)
-    m = _SRGB_TO_XYZ.to(images.device)
-    xyz = torch.einsum("ij,bjhw->bihw", m, linear) / _D65.to(images.device).view(1, 3, 1, 1)
-    f = torch.where(xyz > _LAB_DELTA**3, xyz.clamp_min(_LAB_DELTA**3) ** (1 / 3),
-                    xyz / (3 * _LAB_DELTA**2) + 4.0 / 29.0)
+    m = torch.as_tensor(SRGB_TO_XYZ, dtype=torch.float32, device=images.device)
+    white = torch.as_tensor(D65_WHITE, dtype=torch.float32, device=images.device)
+    xyz = torch.einsum("ij,bjhw->bihw", m, linear) / white.view(1, 3, 1, 1)
+    f = torch.where(xyz > LAB_DELTA**3, xyz.clamp_min(LAB_DELTA**3) ** (1 / 3),
+                    xyz / (3 * LAB_DELTA**2) + 4.0 / 29.0)
     L = 116.0 * f[:, 1] - 16.0
     a = 500.0 * (f[:, 0] - f[:, 1])
     b = 200.0 * (f[:, 1] - f[:, 2])
@@ -171,6 +167,14 @@ def _moments(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor,
     mean = (values * weights).sum(1)
     var = ((values - mean[:, None]) ** 2 * weights).sum(1)
     return mean, (var + 1e-8).sqrt()
+
+
+def _moment_gap(a: torch.Tensor, a_in: torch.Tensor, b: torch.Tensor, b_in: torch.Tensor) -> torch.Tensor:
+    """|mean difference| + |std difference| between the pixels of ``a`` selected by the boolean
+    ``a_in`` and those of ``b`` selected by ``b_in`` (values [3, N])."""
+    (a_mean, a_std), (b_mean, b_std) = (_moments(a, a_in.float() / a_in.sum()),
+                                        _moments(b, b_in.float() / b_in.sum()))
+    return (a_mean - b_mean).abs().sum() + (a_std - b_std).abs().sum()
 
 
 def region_colour_loss(output: torch.Tensor, output_mask: torch.Tensor, target: torch.Tensor,
@@ -185,20 +189,12 @@ def region_colour_loss(output: torch.Tensor, output_mask: torch.Tensor, target: 
         o = out_lab[b].flatten(1)
         t = tgt_lab[b].flatten(1)
         om, tm = output_mask[b].flatten(), target_mask[b].flatten()
-        per_sample = []
-        for region in range(n_regions):
-            oin, tin = om == region, tm == region
-            if int(oin.sum()) < min_pixels or int(tin.sum()) < min_pixels:
-                continue
-            ow, tw = oin.float() / oin.sum(), tin.float() / tin.sum()
-            (o_mean, o_std), (t_mean, t_std) = _moments(o, ow), _moments(t, tw)
-            per_sample.append((o_mean - t_mean).abs().sum() + (o_std - t_std).abs().sum())
-        if not per_sample:
-            uniform_o = o.new_full((o.shape[1],), 1.0 / o.shape[1])
-            uniform_t = t.new_full((t.shape[1],), 1.0 / t.shape[1])
-            (o_mean, o_std), (t_mean, t_std) = _moments(o, uniform_o), _moments(t, uniform_t)
-            per_sample.append((o_mean - t_mean).abs().sum() + (o_std - t_std).abs().sum())
-        terms.append(torch.stack(per_sample).mean())
+        pairs = [(om == region, tm == region) for region in range(n_regions)]
+        pairs = [(oin, tin) for oin, tin in pairs
+                 if int(oin.sum()) >= min_pixels and int(tin.sum()) >= min_pixels]
+        if not pairs:  # no region in common: the whole images
+            pairs = [(torch.ones_like(om, dtype=torch.bool), torch.ones_like(tm, dtype=torch.bool))]
+        terms.append(torch.stack([_moment_gap(o, oin, t, tin) for oin, tin in pairs]).mean())
     return torch.stack(terms).mean()
 
 
