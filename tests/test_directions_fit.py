@@ -153,3 +153,20 @@ def test_fit_attributes_with_conditions():
     assert fits["smile"].orthogonal_to == ["age"]
     assert float((fits["smile"].direction * fits["age"].direction).sum()) == pytest.approx(0, abs=1e-6)
     assert encoded.skip_counts() == {"no_face": 1}
+
+
+def test_the_default_regularisation_keeps_the_direction_where_the_latents_vary():
+    """Few samples in many dimensions: a weakly regularised SVM (C = 1) leans towards directions
+    in which the latents barely vary (which a generator hardly renders); the default C finds the
+    planted attribute axis, one of the latents' high-variance axes."""
+    g = torch.Generator().manual_seed(0)
+    spread = torch.full((128,), 0.03)
+    spread[:8] = 1.0
+    latents = torch.randn(300, 128, generator=g) * spread
+    n_true = torch.zeros(128)
+    n_true[0] = 1.0
+    score = latents @ n_true + 0.5 * torch.randn(300, generator=g)
+    weak = fit_direction(latents, score, "classification", c=1.0)
+    default = fit_direction(latents, score, "classification")
+    assert cosine(default.direction, n_true) > 0.85 > 0.7 > cosine(weak.direction, n_true)
+    assert (latents @ default.direction.reshape(-1)).std() > 1.3 * (latents @ weak.direction.reshape(-1)).std()

@@ -353,3 +353,22 @@ def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_mode
                                    "outputs.13"}
     with pytest.raises(UsageError, match="layers: must be 'late', 'torgb'"):
         build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="colour"), CPU)
+
+
+def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_data, tiny_model_dir):
+    """loss.style = 0: nothing reads the discriminators, so they are neither run nor trained (and
+    not reported as trained); with the term on they train."""
+    def discriminator_changed(style: float) -> tuple[bool, str]:
+        torch.manual_seed(0)
+        from hypernst_cli.train.run import build_stage
+
+        stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), lr_d=0.01,
+                                    **{"loss.style": style, "loss.colour": 1.0}), CPU)
+        before = [p.detach().clone() for p in stage.D.parameters()]
+        logs = stage.train_step(0)
+        assert math.isfinite(logs["loss"]) and ("loss_disc" in logs) == (style > 0)
+        changed = any(not torch.equal(a, b) for a, b in zip(before, stage.D.parameters()))
+        return changed, stage.origin["discriminator"]
+
+    assert discriminator_changed(0.0) == (False, "random")
+    assert discriminator_changed(1.0) == (True, "trained")

@@ -53,6 +53,10 @@ def fit(
     method: str = typer.Option(
         "svm", "--method",
         help="svm: linear SVM on the label extremes (InterFaceGAN) | ridge: ridge regression."),
+    svm_c: float = typer.Option(
+        0.03, "--svm-c", min=1e-6,
+        help="The SVM's C on unit-scale latents: smaller keeps the direction where the faces' "
+             "latents vary (InterFaceGAN uses 1 with far more samples)."),
     layers: str = typer.Option("mean", "--layers",
                                help="mean: fit on the mean W+ latent, one [1, D] direction | "
                                     "flat: all layers, an [L, D] direction."),
@@ -139,7 +143,8 @@ def fit(
 
     kind = "classification" if method == "svm" else "regression"
     fits, failures = df.fit_attributes(encoded, names, kind=kind, layers=layers, extremes=extremes,
-                                       test_fraction=test_fraction, conditions=conditions, seed=seed)
+                                       test_fraction=test_fraction, conditions=conditions,
+                                       c=svm_c, seed=seed)
     if not fits:
         raise UsageError("no direction could be fitted: " +
                          "; ".join(f"{k}: {v}" for k, v in failures.items()),

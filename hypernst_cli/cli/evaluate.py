@@ -25,6 +25,7 @@ def evaluate(
     seed: int = typer.Option(0, "--seed", help="Seed of the pair sample and the style codes."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=1.0, help="Style strength."),
     iterations: int = opt.ITERATIONS,
+    detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines",
@@ -49,7 +50,7 @@ def evaluate(
     for spec in specs:
         pipe = opt.load_pipeline(weights=spec, config=config, backend=backend, seed=seed,
                                  iterations=iterations,
-                             precision=precision, compile=compile_models)
+                             precision=precision, compile=compile_models, detail=detail)
         label = "HyperNST" if len(specs) == 1 else f"HyperNST ({Path(spec or config).name})"
         pipes[label] = pipe
     first = next(iter(pipes.values()))

@@ -24,6 +24,7 @@ def interpolate(
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Frames per forward pass."),
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
+    detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
@@ -47,7 +48,7 @@ def interpolate(
         raise UsageError(f"-o {output}: interpolate writes several files; give a folder")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
-                             precision=precision, compile=compile_models)
+                             precision=precision, compile=compile_models, detail=detail)
     face = pipe.prepare(content)[0]
     start = pipe.region_codes(face, style) if to is not None else face.own_codes.region_codes
     end = pipe.region_codes(face, to if to is not None else style)

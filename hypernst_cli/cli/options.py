@@ -32,6 +32,10 @@ COMPILE = typer.Option(
     None, "--compile/--no-compile",
     help="torch.compile the generator and hyper-network on CUDA (first batch of each size "
          "compiles; default: $HYPERNST_COMPILE).")
+DETAIL = typer.Option(
+    None, "--detail", min=0.0,
+    help="Restore the content's fine detail on the output: 0 = the generator's output as is, "
+         "1 = all of it (default: the model's setting; the embedded compact model uses 1).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
@@ -42,19 +46,24 @@ def output_option(help_text: str) -> Any:
 
 def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
                   iterations: int = 3, no_cache: bool = False, precision: Optional[str] = None,
-                  compile: Optional[bool] = None) -> Any:
-    """Load the models once for this process, with a status line."""
+                  compile: Optional[bool] = None, detail: Optional[float] = 0.0) -> Any:
+    """Load the models once for this process, with a status line.
+
+    ``detail``: see HyperNSTPipeline (None = the model's setting); 0 by default, because only the
+    commands whose outputs are stylized photos (stylize, interpolate, evaluate) restore detail."""
     from hypernst_cli.cli.state import STATE
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
     pipe = HyperNSTPipeline.load(weights=weights, config=config, device=STATE.device,
                                  backend=backend, seed=seed, cache=not no_cache,
-                                 iterations=iterations, precision=precision, compile=compile)
+                                 iterations=iterations, precision=precision, compile=compile,
+                                 detail=detail)
     m = pipe.models
     STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
                f"device {pipe.device}; faces: {pipe.faces.backend}"
                + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
-               + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else ""))
+               + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else "")
+               + (f"; detail {pipe.detail:g}" if pipe.detail else ""))
     return pipe
 
 

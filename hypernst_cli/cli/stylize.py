@@ -42,6 +42,7 @@ def stylize(
     shard: Optional[str] = opt.SHARD,
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
+    detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
@@ -98,7 +99,7 @@ def stylize(
 
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, no_cache=no_cache,
-                             precision=precision, compile=compile_models)
+                             precision=precision, compile=compile_models, detail=detail)
     latent_tensor = _read_latent(latent) if latent is not None else None
     worker = _BatchedWorker(pipe, items, batch_size=batch_size, strength=strength, regions=regions,
                             paste_back=paste_back, all_faces=all_faces, size=size,

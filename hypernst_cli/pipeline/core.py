@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hypernst_cli.models.filters import gaussian_blur, luminance
 from hypernst_cli.models.hypernet import refine
 from hypernst_cli.pipeline.style_codes import arrange
 
@@ -72,6 +73,18 @@ def stylize_tensors(
         iterations=list(result.images),
         initial=result.initial,
     )
+
+
+def restore_detail(output: torch.Tensor, content: torch.Tensor, strength: float,
+                   sigma: float) -> torch.Tensor:
+    """``output`` plus ``strength`` x the content's luminance detail finer than ``sigma`` px (the
+    content's luma minus its Gaussian blur), added equally to R, G and B so the output's colours
+    stay its own. Both [B, 3, R, R] in [-1, 1]; a strength of 0 returns ``output`` unchanged."""
+    if strength == 0:
+        return output
+    luma = luminance(content.float())
+    detail = luma - gaussian_blur(luma, sigma)
+    return (output.float() + strength * detail).clamp(-1, 1).to(output.dtype)
 
 
 def edit_wplus(wplus: torch.Tensor, direction: torch.Tensor, strength: float) -> torch.Tensor:

@@ -6,7 +6,11 @@ normal ``n`` of that boundary: ``w' = w + alpha * n``. ``fit_direction`` finds `
 and labels:
 
 - ``kind="classification"``: a linear SVM (L2-regularised squared hinge, as liblinear's default
-  linear SVM) on binary labels. Continuous labels (a score such as age or a landmark measure) are
+  linear SVM) on binary labels, with C = 0.03 by default (InterFaceGAN: 1). With a few hundred
+  encoded faces in a 256-dimensional W+, a weakly regularised SVM separates them along directions
+  in which the latents barely vary and which the generator hardly renders (for the compact model,
+  C = 1 gave a smile normal along which the faces' latents spread 0.037, against 0.10 with C = 0.03
+  at the same held-out accuracy, and the smile edit failed the landmark check on more faces). Continuous labels (a score such as age or a landmark measure) are
   first cut at their extremes as InterFaceGAN does: the bottom ``extremes`` fraction is the
   negative class, the top fraction the positive one, the middle is left out.
 - ``kind="regression"``: ridge regression of the labels; ``n`` is the unit weight vector.
@@ -149,7 +153,7 @@ def fit_direction(
     layers: str = "mean",
     extremes: float = 0.3,
     test_fraction: float = 0.2,
-    c: float = 1.0,
+    c: float = 0.03,
     l2: float = 1e-2,
     seed: int = 0,
 ) -> DirectionFit:
@@ -375,6 +379,7 @@ def fit_attributes(
     extremes: float = 0.3,
     test_fraction: float = 0.2,
     conditions: Mapping[str, Sequence[str]] | None = None,
+    c: float = 0.03,
     seed: int = 0,
 ) -> tuple[dict[str, DirectionFit], dict[str, str]]:
     """Fit each attribute on the samples that have its label; then make the ``conditions``
@@ -392,7 +397,7 @@ def fit_attributes(
         values = np.array([s.labels[label] for s in have], dtype=np.float64)
         try:
             fits[name] = fit_direction(latents, values, kind, layers=layers, extremes=extremes,
-                                       test_fraction=test_fraction, seed=seed)
+                                       test_fraction=test_fraction, c=c, seed=seed)
         except ValueError as exc:
             failures[name] = str(exc)
     for name, others in (conditions or {}).items():

@@ -1,7 +1,7 @@
 """The inference pipeline every command runs:
 
     photo -> align -> parse -> invert (e4e) -> style codes -> hyper-network -> generator
-          -> (optional) paste-back
+          -> (the model's detail setting) restore the content's fine detail -> (optional) paste-back
 
 Models load once per process (``HyperNSTPipeline.load``); each content photo is aligned, parsed,
 inverted and given its own region codes once (``prepare``), each style image's codes are computed
@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hypernst_cli.errors import HypernstError, UsageError
-from hypernst_cli.pipeline.core import StylizeResult, invert, stylize_tensors
+from hypernst_cli.pipeline.core import StylizeResult, invert, restore_detail, stylize_tensors
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
 
 
@@ -40,6 +40,8 @@ class ContentFace:
     timings: dict[str, float] = field(default_factory=dict)
     # G(w+) without offsets [3, R, R], memoised by generate(): it depends on the content only
     initial: torch.Tensor | None = None
+    # the latent was given (not inverted from this image): its render need not match the image
+    latent_given: bool = False
 
 
 def to_unit(image: np.ndarray) -> torch.Tensor:
@@ -86,14 +88,24 @@ class HyperNSTPipeline:
     hyper-network; the e4e latents stay fp32) and ``compile`` (torch.compile the generator and
     hyper-network on first use; CUDA only: on a CPU the compile time outweighs the gain for a
     command-line run). Both default to $HYPERNST_PRECISION / $HYPERNST_COMPILE.
+
+    ``detail``: the strength of the content's fine detail restored on ``generate``'s outputs
+    (``restore_detail``); None = the model config's ``detail.strength`` (0 in the paper's
+    configs). Renders of edited latents (``render``, ``generate(wplus=...)``) never get it.
     """
 
     def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3,
-                 precision: str | None = None, compile: bool | None = None) -> None:
+                 precision: str | None = None, compile: bool | None = None,
+                 detail: float | None = None) -> None:
         self.models = models
         self.faces = faces
         self.provider = provider
         self.iterations = iterations
+        if detail is not None and detail < 0:
+            raise UsageError(f"--detail must be 0 or more, got {detail:g}",
+                             hint="0 = the generator's output as is; 1 = the content's full detail")
+        self.detail = float(models.config.detail.strength if detail is None else detail)
+        self.detail_sigma = float(models.config.detail.sigma)
         self.device = models.device
         self.resolution = models.config.resolution
         self.precision = precision_from_env(precision)
@@ -165,6 +177,7 @@ class HyperNSTPipeline:
         iterations: int = 3,
         precision: str | None = None,
         compile: bool | None = None,
+        detail: float | None = None,
     ) -> HyperNSTPipeline:
         from hypernst_cli.device import resolve_device
         from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
@@ -177,7 +190,7 @@ class HyperNSTPipeline:
         faces = face_processor(backend, dev)
         provider = make_style_code_provider(models, faces, seed=seed, cache=cache)
         return cls(models, faces, provider, iterations=iterations, precision=precision,
-                   compile=compile)
+                   compile=compile, detail=detail)
 
     # --- contents ------------------------------------------------------------------------------
 
@@ -242,7 +255,7 @@ class HyperNSTPipeline:
             out.append(ContentFace(
                 source=path, index=aligned.index, aligned=aligned, image=image,
                 mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
-                photo=photo,
+                photo=photo, latent_given=latent is not None,
                 timings={"align": t_align, "parse": t_parse, "invert": t_invert,
                          "content_codes": time.perf_counter() - t3},
             ))
@@ -280,7 +293,10 @@ class HyperNSTPipeline:
         wplus: torch.Tensor | None = None,
         offsets_from: torch.Tensor | None = None,
     ) -> StylizeResult:
-        """One batched forward: contents [B] with codes [B, 3, D] (or one [3, D] for all)."""
+        """One batched forward: contents [B] with codes [B, 3, D] (or one [3, D] for all).
+
+        The content's detail is restored (``self.detail``) on the outputs of latents inverted from
+        their own image; ``result.iterations[-1]`` keeps the generator's output as is."""
         dev = self.device
         images = torch.stack([c.image for c in contents]).to(dev)
         masks = torch.stack([c.mask for c in contents]).to(dev)
@@ -299,6 +315,11 @@ class HyperNSTPipeline:
             result.images = result.images.float()
             result.iterations = [im.float() for im in result.iterations]
             result.initial = result.initial.float()
+        own = [wplus is None and not c.latent_given for c in contents]
+        if self.detail > 0 and any(own):
+            detailed = restore_detail(result.images, images, self.detail, self.detail_sigma)
+            keep = torch.tensor(own, device=dev).view(-1, 1, 1, 1)
+            result.images = torch.where(keep, detailed, result.images)
         return result
 
     def _initial_images(self, contents: Sequence[ContentFace]) -> torch.Tensor:

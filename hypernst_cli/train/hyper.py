@@ -103,7 +103,8 @@ class HyperStage(ModelStage):
             loss = loss_fn(y.float(), t)
             if offset_weight > 0:
                 loss = loss + offset_weight * self.offset_penalty(offsets)
-            self.ctx.backward(loss)
+            if loss.requires_grad:  # a pass with no term on it (all weights 0) only runs forward
+                self.ctx.backward(loss)
             previous = y.detach()
             outputs.append(previous)
         return outputs
@@ -221,7 +222,10 @@ class StylizeStage(HyperStage):
         self.H_train = self.ctx.wrap(self.H)
         self.D = self.network("discriminator").train()
         self.PD = self.network("patch_disc").train()
-        self.origin.update(discriminator="trained", patch_disc="trained")
+        # with loss.style = 0 nothing reads the discriminators: they are carried, not trained
+        self.adversarial = float(self.cfg["loss"]["style"]) > 0
+        if self.adversarial:
+            self.origin.update(discriminator="trained", patch_disc="trained")
         self.networks.update(discriminator=self.D, patch_disc=self.PD)
         self.D_train = self.ctx.wrap(self.D)
         self.PD_train = self.ctx.wrap(self.PD)
@@ -336,10 +340,14 @@ class StylizeStage(HyperStage):
         guidance = self.guidance(loss_cfg, c, c_mask, s, s_mask)
 
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
+            extra, parts = guidance(y)
+            if not self.adversarial:
+                if t == n_iter - 1:
+                    logs.update(parts)
+                return extra
             l_disc = g_nonsaturating(self.D(y))
             pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
             l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
-            extra, parts = guidance(y)
             if t == n_iter - 1:
                 logs.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
                             patch_pairs=float(0 if pairs is None else pairs[0].shape[0]), **parts)
@@ -347,6 +355,13 @@ class StylizeStage(HyperStage):
 
         stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1]
         self.ctx.step(opt_h)
+        guided = sum(float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0)
+                     for k in ("colour", "code", "structure"))
+        if not self.adversarial:
+            if self.ctx.scaler is not None:
+                self.ctx.scaler.update()
+            logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + guided
+            return logs
 
         # discriminators: y(c, s) fake, s real; R1 on reals every r1_every steps
         self.D.requires_grad_(True)
@@ -378,8 +393,7 @@ class StylizeStage(HyperStage):
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
         logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + loss_cfg["style"] * (
-            logs["loss_disc"] + logs["loss_pcd"]) + sum(
-            float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0) for k in ("colour", "code", "structure"))
+            logs["loss_disc"] + logs["loss_pcd"]) + guided
         return logs
 
     def sample_grid(self) -> np.ndarray:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hypernst_cli.eval.colour import D65_WHITE, LAB_DELTA, SRGB_TO_XYZ
+from hypernst_cli.models.filters import luminance
 
 
 def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -202,7 +203,6 @@ def structure_loss(output: torch.Tensor, content: torch.Tensor, levels: int = 3)
     """L1 between the band-pass (Laplacian) images of the luminance of ``output`` and ``content``,
     finest ``levels`` bands, without the low-pass residual: the content's edges and shapes are
     kept while its colours and tones are free to change."""
-    weights = torch.tensor([0.299, 0.587, 0.114], device=output.device).view(1, 3, 1, 1)
-    a = laplacian_pyramid((output.float() * weights).sum(1, keepdim=True), levels)[:-1]
-    b = laplacian_pyramid((content.float() * weights).sum(1, keepdim=True), levels)[:-1]
+    a = laplacian_pyramid(luminance(output.float()), levels)[:-1]
+    b = laplacian_pyramid(luminance(content.float()), levels)[:-1]
     return torch.stack([(x - y).abs().mean() for x, y in zip(a, b)]).mean()

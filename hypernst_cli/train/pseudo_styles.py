@@ -21,6 +21,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from hypernst_cli.models.filters import gaussian_blur, luminance
+
 #: the transforms a pseudo-style may combine
 OPS = ("grade", "posterize", "blur_sharpen", "ink", "texture", "palette")
 
@@ -38,11 +40,6 @@ def _randint(gen: torch.Generator, lo: int, hi: int) -> int:
     return int(torch.randint(lo, hi + 1, (1,), generator=gen))
 
 
-def luminance(x: torch.Tensor) -> torch.Tensor:
-    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    return (x * w).sum(1, keepdim=True)
-
-
 def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     """Per-channel piecewise-linear curve: ``knots`` [3, K] are the outputs at K evenly spaced
     inputs from 0 to 1 (a LUT with linear interpolation)."""
@@ -55,17 +52,6 @@ def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
         table = knots[c].to(x)
         out[:, c] = table[lo[:, c]] * (1 - frac[:, c]) + table[lo[:, c] + 1] * frac[:, c]
     return out
-
-
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    radius = max(1, int(math.ceil(2.5 * sigma)))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / sigma) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
 
 
 def sobel_magnitude(gray: torch.Tensor) -> torch.Tensor:
