@@ -284,3 +284,20 @@ def test_export_keeps_inference_networks_in_fp16(run_cli, tiny_model_dir, tmp_pa
         diff = (full.generator(w) - half.generator(w)).abs().mean().item()
     assert next(half.generator.parameters()).dtype == torch.float32
     assert diff < 1 / 255
+
+
+def test_export_records_only_the_networks_it_ships(tiny_model_dir, tmp_path):
+    """A training run's metrics list its discriminators; the exported folder drops them, so its
+    record must not claim them (the other metrics travel unchanged)."""
+    import torch
+
+    from hypernst_cli.pipeline.models import INFERENCE_PARTS
+    from hypernst_cli.weights.checkpoint import export_model_folder, save_model_folder
+
+    src = load_model_folder(tiny_model_dir)
+    networks = {**src.networks, "discriminator": {"weight": torch.zeros(2)}}
+    save_model_folder(tmp_path / "run", networks, src.config, src.extra,
+                      metrics={"networks": {n: "trained" for n in networks}, "steps": 5})
+    export_model_folder(tmp_path / "run", tmp_path / "out")
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert set(metrics["networks"]) == set(INFERENCE_PARTS) and metrics["steps"] == 5

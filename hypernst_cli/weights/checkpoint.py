@@ -410,5 +410,9 @@ def export_model_folder(src: str | Path, dst: str | Path, *, half: bool = True) 
     extra = dict(model.extra)
     extra["exported_from"] = str(src)
     extra["dtype"] = "float16" if half else "float32"
-    return save_model_folder(dst, networks, model.config, extra, metrics=model.metrics,
+    metrics = dict(model.metrics) if model.metrics else None
+    if metrics and isinstance(metrics.get("networks"), dict):
+        # the record of what the folder holds: the networks left behind are not in it
+        metrics["networks"] = {k: v for k, v in metrics["networks"].items() if k in networks}
+    return save_model_folder(dst, networks, model.config, extra, metrics=metrics,
                              card=model.card)
