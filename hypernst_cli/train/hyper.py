@@ -319,7 +319,7 @@ class StylizeStage(HyperStage):
         wplus, initial = self.start(c)
         logs: dict[str, float] = {}
         n_iter = int(self.cfg["iterations"])
-        opt_h, opt_d = self.optimizers["hypernet"], self.optimizers["discriminators"]
+        opt_h = self.optimizers["hypernet"]
         opt_h.zero_grad(set_to_none=True)
         self.D.requires_grad_(False)
         self.PD.requires_grad_(False)
@@ -340,30 +340,35 @@ class StylizeStage(HyperStage):
         guidance = self.guidance(loss_cfg, c, c_mask, s, s_mask)
 
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
-            extra, parts = guidance(y)
-            if not self.adversarial:
-                if t == n_iter - 1:
-                    logs.update(parts)
-                return extra
-            l_disc = g_nonsaturating(self.D(y))
-            pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
-            l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
+            loss, parts = guidance(y)
+            if self.adversarial:
+                l_disc = g_nonsaturating(self.D(y))
+                pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
+                l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
+                loss = loss + loss_cfg["style"] * (l_disc + l_pcd)
+                parts.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
+                             patch_pairs=float(0 if pairs is None else pairs[0].shape[0]))
             if t == n_iter - 1:
-                logs.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
-                            patch_pairs=float(0 if pairs is None else pairs[0].shape[0]), **parts)
-            return loss_cfg["style"] * (l_disc + l_pcd) + extra
+                logs.update(parts)
+            return loss
 
         stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1]
         self.ctx.step(opt_h)
-        guided = sum(float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0)
-                     for k in ("colour", "code", "structure"))
-        if not self.adversarial:
-            if self.ctx.scaler is not None:
-                self.ctx.scaler.update()
-            logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + guided
-            return logs
+        if self.adversarial:
+            self.discriminator_step(step, s, s_mask, stylized, c_mask, gen, logs)
+        if self.ctx.scaler is not None:
+            self.ctx.scaler.update()
+        logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + sum(
+            float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0) for k in ("colour", "code", "structure")
+        ) + loss_cfg["style"] * (logs.get("loss_disc", 0.0) + logs.get("loss_pcd", 0.0))
+        return logs
 
-        # discriminators: y(c, s) fake, s real; R1 on reals every r1_every steps
+    def discriminator_step(self, step: int, s: torch.Tensor, s_mask: torch.Tensor,
+                           stylized: torch.Tensor, c_mask: torch.Tensor, gen: torch.Generator,
+                           logs: dict[str, float]) -> None:
+        """One update of both discriminators: y(c, s) fake, s real; R1 on reals every r1_every."""
+        loss_cfg = self.cfg["loss"]
+        opt_d = self.optimizers["discriminators"]
         self.D.requires_grad_(True)
         self.PD.requires_grad_(True)
         opt_d.zero_grad(set_to_none=True)
@@ -390,11 +395,6 @@ class StylizeStage(HyperStage):
             (loss_cfg["r1"] / 2 * r1_every * total).backward()
             opt_d.step()
             logs["r1"] = float(penalty.detach())
-        if self.ctx.scaler is not None:
-            self.ctx.scaler.update()
-        logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + loss_cfg["style"] * (
-            logs["loss_disc"] + logs["loss_pcd"]) + guided
-        return logs
 
     def sample_grid(self) -> np.ndarray:
         from hypernst_cli.train.data import make_batch
