@@ -372,3 +372,21 @@ def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_dat
 
     assert discriminator_changed(0.0) == (False, "random")
     assert discriminator_changed(1.0) == (True, "trained")
+
+
+def test_stylize_style_variants_add_graded_copies_with_their_own_codes(tiny_data, tiny_model_dir):
+    """style_variants = k: every style image and k colour-graded copies are sampled, each with
+    ALADIN codes of its own; 0 (the default) keeps the prepared set as it is."""
+    from hypernst_cli.train.run import build_stage
+
+    plain = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU)
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), style_variants=2,
+                                **{"loss.colour": 1.0, "loss.style": 0.0}), CPU)
+    n = len(plain.style)
+    assert len(stage.style) == 3 * n and stage.style_codes.shape[0] == 3 * n
+    assert torch.equal(stage.style_codes[::3], plain.style_codes)  # the originals' codes
+    for i in range(n):
+        for j in (1, 2):
+            assert not torch.allclose(stage.style_codes[3 * i + j], stage.style_codes[3 * i])
+    logs = stage.train_step(0)
+    assert math.isfinite(logs["loss"]) and math.isfinite(logs["loss_colour"])

@@ -49,6 +49,7 @@ from hypernst_cli.train.losses import (
     region_colour_loss,
     structure_loss,
 )
+from hypernst_cli.train.style_variants import StyleVariants
 
 
 @dataclass
@@ -65,9 +66,9 @@ class HyperStage(ModelStage):
         self.origin["hypernet"] = "trained"
         self.sets = {split: self.image_set(split) for split in self.splits()}
         samples = [s for d in self.sets.values() for s in d.samples]
-        provider = style_code_provider(self.aladin, self.model_cfg, self.data_dir(), samples,
-                                       self.device)
-        self.codes = {split: region_code_table(provider, d.samples).to(self.device)
+        self.code_provider = style_code_provider(self.aladin, self.model_cfg, self.data_dir(),
+                                                 samples, self.device)
+        self.codes = {split: region_code_table(self.code_provider, d.samples).to(self.device)
                       for split, d in self.sets.items()}
         self.lpips_loss = self.lpips()
 
@@ -207,6 +208,10 @@ class StylizeStage(HyperStage):
         self.setup_frozen()
         self.content, self.style = self.sets["content"], self.sets["style"]
         self.content_codes, self.style_codes = self.codes["content"], self.codes["style"]
+        copies = int(self.cfg["style_variants"])
+        if copies > 0:  # colour-graded copies of every style image, with their own codes
+            self.style = StyleVariants(self.sets["style"], copies, seed=int(self.cfg["seed"]))
+            self.style_codes = self.style.code_table(self.code_provider).to(self.device)
         if not self.has_init("hypernet"):
             self.log_once("hypernet", "init has no hyper-network: stage 2 starts from a random one "
                           "(train stage 1, `hypernst train reconstruct`, first)")

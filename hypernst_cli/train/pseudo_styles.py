@@ -54,6 +54,25 @@ def tone_curve(x: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def colour_grade(x: torch.Tensor, gen: torch.Generator, saturation: float | None = None) -> torch.Tensor:
+    """A random colour grade of [B, 3, H, W] in [0, 1]: per-channel tone curves, a colour mix
+    and a saturation change (``saturation`` fixes it; None: uniform in [0, 1.8], 0 = monochrome).
+    One set of parameters for the whole batch, drawn from ``gen``. The result is not clamped."""
+    # tone curves: sorted random outputs blended with the identity (keeps them monotone)
+    k = 6
+    ident = torch.linspace(0, 1, k).expand(3, k)
+    rand = torch.sort(_rand(gen, 3, k), dim=1).values
+    knots = torch.lerp(ident, rand, _uniform(gen, 0.3, 1.0))
+    x = tone_curve(x, knots)
+    # colour mix: towards a random tint matrix, and a saturation change (0: monochrome)
+    mix = torch.eye(3) + (_rand(gen, 3, 3) - 0.5) * _uniform(gen, 0.0, 0.8)
+    mix = mix / mix.sum(1, keepdim=True).clamp(min=0.2)
+    x = torch.einsum("ij,bjhw->bihw", mix, x)
+    grey = luminance(x)
+    drawn = _uniform(gen, 0.0, 1.8)
+    return grey + (x - grey) * (drawn if saturation is None else saturation)
+
+
 def sobel_magnitude(gray: torch.Tensor) -> torch.Tensor:
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=gray.dtype, device=gray.device)
     g = F.pad(gray, (1, 1, 1, 1), mode="replicate")
@@ -74,18 +93,7 @@ def pseudo_style(image: torch.Tensor, gen: torch.Generator, min_ops: int = 1) ->
     x = image.unsqueeze(0).float()
     h, w = x.shape[-2:]
     if "grade" in chosen:
-        # tone curves: sorted random outputs blended with the identity (keeps them monotone)
-        k = 6
-        ident = torch.linspace(0, 1, k).expand(3, k)
-        rand = torch.sort(_rand(gen, 3, k), dim=1).values
-        knots = torch.lerp(ident, rand, _uniform(gen, 0.3, 1.0))
-        x = tone_curve(x, knots)
-        # colour mix: towards a random tint matrix, and a saturation change (0: monochrome)
-        mix = torch.eye(3) + (_rand(gen, 3, 3) - 0.5) * _uniform(gen, 0.0, 0.8)
-        mix = mix / mix.sum(1, keepdim=True).clamp(min=0.2)
-        x = torch.einsum("ij,bjhw->bihw", mix, x)
-        grey = luminance(x)
-        x = grey + (x - grey) * _uniform(gen, 0.0, 1.8)
+        x = colour_grade(x, gen)
     if "blur_sharpen" in chosen:
         sigma = _uniform(gen, 0.6, 2.0) * h / 128
         blurred = gaussian_blur(x, sigma)
