@@ -368,6 +368,8 @@ def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_dat
         logs = stage.train_step(0)
         assert math.isfinite(logs["loss"]) and ("loss_disc" in logs) == (style > 0)
         changed = any(not torch.equal(a, b) for a, b in zip(before, stage.D.parameters()))
+        # the card says why they were left alone
+        assert ("discriminators" in stage.notes) == (style == 0)
         return changed, stage.origin["discriminator"]
 
     assert discriminator_changed(0.0) == (False, "random")

@@ -287,8 +287,8 @@ def test_export_keeps_inference_networks_in_fp16(run_cli, tiny_model_dir, tmp_pa
 
 
 def test_export_records_only_the_networks_it_ships(tiny_model_dir, tmp_path):
-    """A training run's metrics list its discriminators; the exported folder drops them, so its
-    record must not claim them (the other metrics travel unchanged)."""
+    """A training run's metrics and card list its discriminators; the exported folder drops
+    them, so neither record may claim them (everything else travels unchanged)."""
     import torch
 
     from hypernst_cli.pipeline.models import INFERENCE_PARTS
@@ -296,8 +296,14 @@ def test_export_records_only_the_networks_it_ships(tiny_model_dir, tmp_path):
 
     src = load_model_folder(tiny_model_dir)
     networks = {**src.networks, "discriminator": {"weight": torch.zeros(2)}}
+    card = "# run\n\n## Networks\n\n" + "".join(f"- `{n}`: trained\n" for n in sorted(networks)) \
+        + "\n## Notes\n\n- kept\n"
     save_model_folder(tmp_path / "run", networks, src.config, src.extra,
-                      metrics={"networks": {n: "trained" for n in networks}, "steps": 5})
+                      metrics={"networks": {n: "trained" for n in networks}, "steps": 5}, card=card)
     export_model_folder(tmp_path / "run", tmp_path / "out")
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert set(metrics["networks"]) == set(INFERENCE_PARTS) and metrics["steps"] == 5
+    exported = load_model_folder(tmp_path / "out").card
+    assert "- `discriminator`:" not in exported and "`discriminator` left out" in exported
+    assert all(f"- `{n}`: trained" in exported for n in INFERENCE_PARTS)
+    assert exported.endswith("## Notes\n\n- kept\n")

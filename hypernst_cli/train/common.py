@@ -26,7 +26,7 @@ from hypernst_cli.train.trainer import Stage
 
 #: what the model card calls each origin
 ORIGINS = {"trained": "trained in this run", "init": "carried over from init",
-           "random": "random initialisation (NOT trained: train it with its own stage)"}
+           "random": "random initialisation (NOT trained)"}
 
 
 def resolve_model(cfg: dict[str, Any]) -> tuple[ModelConfig, Any | None, str]:

@@ -231,6 +231,9 @@ class StylizeStage(HyperStage):
         self.adversarial = float(self.cfg["loss"]["style"]) > 0
         if self.adversarial:
             self.origin.update(discriminator="trained", patch_disc="trained")
+        else:
+            self.notes["discriminators"] = ("loss.style = 0: the image and patch discriminators "
+                                            "were neither run nor trained in this stage")
         self.networks.update(discriminator=self.D, patch_disc=self.PD)
         self.D_train = self.ctx.wrap(self.D)
         self.PD_train = self.ctx.wrap(self.PD)

@@ -415,4 +415,21 @@ def export_model_folder(src: str | Path, dst: str | Path, *, half: bool = True) 
         # the record of what the folder holds: the networks left behind are not in it
         metrics["networks"] = {k: v for k, v in metrics["networks"].items() if k in networks}
     return save_model_folder(dst, networks, model.config, extra, metrics=metrics,
-                             card=model.card)
+                             card=_card_without(model.card, set(model.networks) - set(networks)))
+
+
+def _card_without(card: str | None, dropped: set[str]) -> str | None:
+    """The card with the lines of the dropped networks (``- `name`: ...``) taken out of its
+    Networks list, and one line saying they were left out."""
+    if not card or not dropped:
+        return card
+    lines = [line for line in card.splitlines()
+             if not any(line.startswith(f"- `{name}`:") for name in dropped)]
+    names = ", ".join(f"`{n}`" for n in sorted(dropped))
+    out, added = [], False
+    for line in lines:
+        out.append(line)
+        if line.strip() == "## Networks" and not added:
+            out += ["", f"Exported for inference: {names} left out."]
+            added = True
+    return "\n".join(out) + ("\n" if card.endswith("\n") else "")
