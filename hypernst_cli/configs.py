@@ -106,6 +106,12 @@ class DetailConfig:
     strength: float = 0.0
     sigma: float = 2.0
 
+    def __post_init__(self) -> None:
+        if not (self.strength >= 0 and self.sigma > 0):  # also refuses NaN
+            raise UsageError(
+                f"detail: strength must be >= 0 and sigma > 0, got strength={self.strength}, "
+                f"sigma={self.sigma}", hint="fix the model's config.json (detail section)")
+
 
 @dataclass(frozen=True)
 class ModelConfig:

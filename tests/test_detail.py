@@ -97,3 +97,25 @@ def test_detail_option_on_the_command_line(run_cli, detailed_model_dir, shared_d
     assert np.array_equal(a, c) and np.abs(a - b).mean() > 0.5
     r = run_cli(*common, "-o", tmp_path / "bad.png", "--detail", "-1")
     assert r.exit_code == 2 and not (tmp_path / "bad.png").exists()
+
+
+def test_a_config_with_an_invalid_detail_section_is_refused(run_cli, detailed_model_dir, tmp_path,
+                                                            shared_data):
+    """A negative strength (or a sigma <= 0) in config.json is a one-line error, not an image
+    with the detail subtracted."""
+    from hypernst_cli.configs import DetailConfig
+    from hypernst_cli.errors import UsageError
+
+    for bad in ({"strength": -1.0}, {"sigma": 0.0}, {"strength": float("nan")}):
+        with pytest.raises(UsageError, match="detail: strength must be >= 0 and sigma > 0"):
+            DetailConfig(**bad)
+    broken = tmp_path / "broken"
+    shutil.copytree(detailed_model_dir, broken)
+    config = json.loads((broken / "config.json").read_text())
+    config["detail"]["strength"] = -0.5
+    (broken / "config.json").write_text(json.dumps(config))
+    face = shared_data / "faces" / "ffhq_000000.png"
+    style = shared_data / "styles" / "aahq_100000.png"
+    r = run_cli("--device", "cpu", "stylize", face, style, "-w", broken, "-o", tmp_path / "x.png")
+    assert r.exit_code != 0 and not (tmp_path / "x.png").exists()
+    assert "detail: strength must be >= 0" in r.stderr and "Traceback" not in r.stderr
