@@ -36,8 +36,11 @@ def stage_summaries(runs: Path, stages: list[str]) -> dict[str, dict[str, Any]]:
 
 def merged_metrics(model_metrics: dict[str, Any], stages: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The exported model's metrics with each network's origin resolved over all stages."""
-    trained_by = {net: stage for stage, s in stages.items() for net in s["trained"]}
     networks = dict(model_metrics.get("networks") or {})
+    # the folder's own networks only (an export leaves the discriminators out; the stage
+    # history below still says which stage trained them)
+    trained_by = {net: stage for stage, s in stages.items() for net in s["trained"]
+                  if net in networks}
     for net in networks:
         if net in trained_by:
             networks[net] = "trained"

@@ -7,7 +7,8 @@
 #
 # Steps: select inputs (hold-outs of holdout.txt removed, UTKFACE UTKFace images drawn with SEED)
 # -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
-# -> reconstruct -> stylize (each with --resume) -> export runs/stylize/final to MODEL_DEST
+# -> reconstruct -> stylize -> stylize-colour (each with --resume) -> export
+# runs/stylize-colour/final to MODEL_DEST
 # (`hypernst weights export`: no discriminators, fp16) -> edit directions (age, smile, pose) fit
 # on DIRECTIONS UTKFace photos with the exported encoder, added to MODEL_DEST -> every stage's
 # steps and losses recorded in MODEL_DEST's metrics.json and card (hypernst_cli/train/history.py).
@@ -51,34 +52,36 @@ if [ "$rc" -gt 1 ]; then  # 1: some images rejected (no face), listed in data/re
     exit "$rc"
 fi
 
-step() {  # step STAGE [INIT]
-    local stage="$1" init="${2:-}" run="$OUT/runs/$1"
+step() {  # step NAME STAGE [INIT]: trains STAGE with NAME.toml into runs/NAME
+    local name="$1" stage="$2" init="${3:-}" run="$OUT/runs/$1"
     if [ -f "$run/.complete" ]; then
-        echo "== $stage: done ($run/final)"
+        echo "== $name: done ($run/final)"
         return
     fi
-    echo "== $stage"
+    echo "== $name"
     # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
-    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$stage.toml" data="$OUT/data" \
+    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$name.toml" data="$OUT/data" \
         ${init:+init="$init"} $EXTRA -o "$run" --resume
     touch "$run/.complete"
 }
 
-step aladin
-step autoencoder "$OUT/runs/aladin/final"
-step reconstruct "$OUT/runs/autoencoder/final"
-step stylize "$OUT/runs/reconstruct/final"
+step aladin aladin
+step autoencoder autoencoder "$OUT/runs/aladin/final"
+step reconstruct reconstruct "$OUT/runs/autoencoder/final"
+step stylize stylize "$OUT/runs/reconstruct/final"
+step stylize-colour stylize "$OUT/runs/stylize/final"
 
 echo "== export the model to $DEST (inference networks only, fp16)"
 rm -rf "$DEST.partial"
-"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize/final" -o "$DEST.partial"
+"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize-colour/final" -o "$DEST.partial"
 if [ "${DIRECTIONS:-1500}" != 0 ]; then
     echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos)"
     "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$DATA_ROOT/utkface" \
         --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
         -o "$OUT/directions" --into "$DEST.partial"
 fi
-"$PY" -m hypernst_cli.train.history "$OUT/runs" "$DEST.partial" aladin autoencoder reconstruct stylize
+"$PY" -m hypernst_cli.train.history "$OUT/runs" "$DEST.partial" aladin autoencoder reconstruct stylize \
+    stylize-colour
 rm -rf "$DEST"
 mv "$DEST.partial" "$DEST"
 echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
