@@ -69,7 +69,7 @@ class StyleVariants:
         original's mask, and cached under the sha256 of its pixels)."""
         rows = []
         for index, sample in enumerate(self.samples):
-            if index % (self.k + 1) == 0:
+            if index % (self.k + 1) == 0:  # the original: its file's (cached) codes
                 rows.append(provider.for_file(sample.image).region_codes.float())
                 continue
             image, mask = self.load(index)

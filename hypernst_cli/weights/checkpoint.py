@@ -425,11 +425,8 @@ def _card_without(card: str | None, dropped: set[str]) -> str | None:
         return card
     lines = [line for line in card.splitlines()
              if not any(line.startswith(f"- `{name}`:") for name in dropped)]
-    names = ", ".join(f"`{n}`" for n in sorted(dropped))
-    out, added = [], False
-    for line in lines:
-        out.append(line)
-        if line.strip() == "## Networks" and not added:
-            out += ["", f"Exported for inference: {names} left out."]
-            added = True
-    return "\n".join(out) + ("\n" if card.endswith("\n") else "")
+    if "## Networks" in lines:
+        at = lines.index("## Networks") + 1
+        names = ", ".join(f"`{n}`" for n in sorted(dropped))
+        lines[at:at] = ["", f"Exported for inference: {names} left out."]
+    return "\n".join(lines) + ("\n" if card.endswith("\n") else "")
