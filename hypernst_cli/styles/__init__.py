@@ -1,0 +1,1 @@
+"""Procedural art styles with a known answer: style families and image analogies."""
