@@ -12,10 +12,18 @@ from hypernst_cli.cli.app import app
 from hypernst_cli.cli.state import STATE
 
 
+def raise_usage(message: str, hint: str | None = None) -> None:
+    from hypernst_cli.errors import UsageError
+
+    raise UsageError(message, hint=hint)
+
+
 @app.command()
 def evaluate(
-    content: list[str] = typer.Option(..., "--content", help="Content photos: folder, files or glob."),
-    style: list[str] = typer.Option(..., "--style", help="Style images: folder, files or glob."),
+    content: Optional[list[str]] = typer.Option(
+        None, "--content", help="Content photos: folder, files or glob."),
+    style: Optional[list[str]] = typer.Option(
+        None, "--style", help="Style images: folder, files or glob."),
     output: Path = opt.output_option("Report folder (report.md, pairs.csv, contact sheets)."),
     weights: Optional[list[str]] = typer.Option(
         None, "--weights", "-w",
@@ -33,12 +41,49 @@ def evaluate(
     region_colour: bool = typer.Option(True, "--region-colour/--no-region-colour",
                                        help="Per-region colour distances (parses each image)."),
     backend: str = opt.BACKEND,
+    analogies: bool = typer.Option(
+        False, "--analogies",
+        help="The analogy benchmark instead: procedural styles with a known truth (see below)."),
+    faces: Optional[list[str]] = typer.Option(
+        None, "--faces", help="[--analogies] Aligned faces (files, folders or globs), 2 or more."),
+    families: Optional[list[str]] = typer.Option(
+        None, "--families",
+        help="[--analogies] Style families: names, heldout, train or all (default: heldout)."),
+    draws: int = typer.Option(2, "--draws", min=1, help="[--analogies] Draws per family."),
+    region_mixed: int = typer.Option(
+        0, "--region-mixed", min=0, help="[--analogies] Items with a different draw per region."),
+    limit: Optional[int] = typer.Option(
+        None, "--limit", min=1, help="[--analogies] At most N items per family (seeded sample)."),
+    json_out: bool = typer.Option(False, "--json", help="[--analogies] Print the summary as JSON."),
 ) -> None:
     """Stylize content x style pairs and measure them (LPIPS, SIFID, time, identity, colour).
 
     LPIPS and SIFID need backbone weights that are never downloaded implicitly: without them
     their columns read n/a and the report names the `hypernst download` entry that fixes it.
+
+    --analogies: for ordered pairs (A, B) of aligned faces and style draws T never drawn in
+    training, run the model on content B with the exemplar T(A) and score it against the truth
+    T(B) (L1, SSIM), next to the unstyled B and a colour transfer; writes analogies.md,
+    analogies.json and analogies_contact.png to -o.
     """
+    if analogies:
+        from hypernst_cli.cli.evaluate_analogies import run_analogy_benchmark
+
+        if content or style or pairs is not None:
+            raise_usage("--content, --style and --pairs are not used with --analogies",
+                        "give the faces with --faces")
+        if weights and len(weights) > 1:
+            raise_usage("--analogies measures one model", "give one --weights")
+        run_analogy_benchmark(
+            faces=faces or [], families=families, draws=draws, region_mixed=region_mixed,
+            limit=limit, seed=seed, output=output, weights=(weights or [None])[0], config=config,
+            backend=backend, strength=strength, iterations=iterations, detail=detail,
+            precision=precision, compile_models=compile_models, json_out=json_out)
+        return
+    if not content or not style:
+        raise_usage("--content and --style are required", "or run the benchmark with --analogies")
+    if faces or families or region_mixed or limit is not None or json_out:
+        raise_usage("--faces, --families, --region-mixed, --limit and --json need --analogies")
     from hypernst_cli.errors import NoFaceError
     from hypernst_cli.eval import BASELINES, EvalRunner, default_metrics
     from hypernst_cli.io import collect_images

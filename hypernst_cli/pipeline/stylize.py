@@ -31,7 +31,7 @@ class ContentFace:
 
     source: Path
     index: int  # 0 = the largest face of the photo
-    aligned: Any  # hypernst_cli.faces.types.AlignedFace
+    aligned: Any  # hypernst_cli.faces.types.AlignedFace; None for a face given already aligned
     image: torch.Tensor  # [3, R, R] in [-1, 1]
     mask: torch.Tensor  # [R, R] long region labels
     wplus: torch.Tensor  # [n_latent, style_dim]
@@ -260,6 +260,29 @@ class HyperNSTPipeline:
                          "content_codes": time.perf_counter() - t3},
             ))
         return out
+
+    def prepare_aligned(self, image: np.ndarray, mask: np.ndarray,
+                        source: Path | str = "<image>") -> ContentFace:
+        """A face that is already aligned at the model's resolution, with its known region mask:
+        inverted and given its own codes, neither realigned nor re-parsed (not memoised)."""
+        import time
+
+        if image.shape[:2] != (self.resolution, self.resolution) or mask.shape != image.shape[:2]:
+            raise UsageError(
+                f"{source}: an aligned face of {image.shape[1]}x{image.shape[0]} px with a "
+                f"{mask.shape[1]}x{mask.shape[0]} mask; this model needs {self.resolution} px",
+                hint="resize the aligned face and its mask to the model's resolution")
+        unit = to_unit(image)
+        t0 = time.perf_counter()
+        with torch.inference_mode():  # fp32, as in prepare_image
+            wplus = invert(self.models.encoder, unit[None].to(self.device))[0].cpu()
+        t1 = time.perf_counter()
+        own = self.provider.for_image(image, mask=mask)
+        return ContentFace(
+            source=Path(source), index=0, aligned=None, image=unit,
+            mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
+            timings={"invert": t1 - t0, "content_codes": time.perf_counter() - t1},
+        )
 
     # --- style codes ---------------------------------------------------------------------------
 
