@@ -370,3 +370,16 @@ def test_cli_rejects_unusable_faces(run_cli, tiny_model_dir, isolated_cache, tmp
 def test_plain_evaluate_still_needs_content_and_style(run_cli, tmp_path):
     r = run_cli("evaluate", "-o", tmp_path / "o")
     assert r.exit_code == 2 and "--content and --style are required" in r.stderr
+
+
+def test_contact_sheet_rows_are_capped_and_spread_over_groups_and_draws():
+    items = an.plan_items(3, SOME_FAMILIES, draws=2, region_mixed=2)
+    rows = [(f"{i}", []) for i in range(len(items))]
+    picked = [int(label) for label, _ in an._pick_sheet_rows(items, rows, 10)]
+    assert len(picked) == 10 and len(set(picked)) == 10
+    groups = [items[i].group for i in picked]
+    assert groups.count(an.REGION_MIXED) == 2  # a small group shows whole
+    for family in SOME_FAMILIES:
+        assert groups.count(family) == 4
+        assert len({items[i].draw.seed for i in picked if items[i].group == family}) == 2
+    assert len(an._pick_sheet_rows(items, rows, 100)) == len(items)

@@ -584,17 +584,24 @@ def strength_zero_check(faces: Sequence[AnalogyFace], model: AnalogyModel,
 
 def _pick_sheet_rows(items: Sequence[AnalogyItem], rows: list[tuple[str, list[np.ndarray]]],
                      cap: int) -> list[tuple[str, list[np.ndarray]]]:
-    """At most ``cap`` items, taken in turn from each group so every row of the table shows."""
+    """At most ``cap`` items: every group gets an equal share (spare places go to the groups with
+    more items), spread evenly over the group so every draw and face pair can show."""
     by_group: dict[str, list[int]] = {}
     for i, it in enumerate(items):
         by_group.setdefault(it.group, []).append(i)
+    share = {g: 0 for g in by_group}
+    left = min(cap, len(rows))
+    while left:
+        open_groups = [g for g in by_group if share[g] < len(by_group[g])]
+        for g in sorted(open_groups, key=lambda g: -len(by_group[g]))[:left]:
+            share[g] += 1
+            left -= 1
     chosen: list[int] = []
-    queues = [list(v) for v in by_group.values()]
-    while len(chosen) < min(cap, len(rows)):
-        for q in queues:
-            if q and len(chosen) < cap:
-                chosen.append(q.pop(0))
-    return [rows[i] for i in sorted(chosen)]
+    for g, members in by_group.items():
+        k = share[g]
+        if k:
+            chosen += [members[round(j * (len(members) - 1) / max(1, k - 1))] for j in range(k)]
+    return [rows[i] for i in sorted(set(chosen))]
 
 
 # --- the report --------------------------------------------------------------------------------
