@@ -43,7 +43,7 @@ def evaluate(
     backend: str = opt.BACKEND,
     analogies: bool = typer.Option(
         False, "--analogies",
-        help="The analogy benchmark instead: procedural styles with a known truth (see below)."),
+        help="The analogy benchmark instead: procedural styles with a known truth."),
     faces: Optional[list[str]] = typer.Option(
         None, "--faces", help="[--analogies] Aligned faces (files, folders or globs), 2 or more."),
     families: Optional[list[str]] = typer.Option(

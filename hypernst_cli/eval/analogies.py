@@ -530,7 +530,8 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def style_sensitivity(items: Sequence[AnalogyItem], outputs: Sequence[np.ndarray]) -> dict[str, Any]:
+def style_sensitivity(items: Sequence[AnalogyItem],
+                      outputs: Sequence[np.ndarray]) -> dict[str, Any]:
     """Per content face, the mean L1 between its outputs for exemplars of different families
     (and, for reference, of different draws of one family); then the mean over the faces."""
     per_face: dict[int, dict[str, list[float]]] = {}
@@ -555,7 +556,8 @@ def style_sensitivity(items: Sequence[AnalogyItem], outputs: Sequence[np.ndarray
 
 
 def strength_zero_check(faces: Sequence[AnalogyFace], model: AnalogyModel,
-                        items: Sequence[AnalogyItem], outputs: Sequence[np.ndarray]) -> dict[str, Any]:
+                        items: Sequence[AnalogyItem],
+                        outputs: Sequence[np.ndarray]) -> dict[str, Any]:
     """Per content face (with its first item's exemplar): L1 between the ``strength 0`` output and
     the reconstruction (the pipeline defines strength 0 as the content's own codes, so this
     should be 0), L1 of the reconstruction to the face, and of the outputs to the reconstruction
@@ -576,7 +578,8 @@ def strength_zero_check(faces: Sequence[AnalogyFace], model: AnalogyModel,
                                         faces[it.exemplar_face].mask.copy(), 0.0), dtype=np.uint8)
         zero.append(l1_grey(out0, rec))
         rec_content.append(l1_grey(rec, b.image))
-        moved += [l1_grey(o, rec) for j, o in enumerate(outputs) if items[j].content_face == face_index]
+        moved += [l1_grey(o, rec) for j, o in enumerate(outputs)
+                  if items[j].content_face == face_index]
     return {"strength0_vs_reconstruction_l1": _mean(zero),
             "reconstruction_vs_content_l1": _mean(rec_content),
             "output_vs_reconstruction_l1": _mean(moved), "faces": len(first)}
@@ -632,7 +635,9 @@ def markdown(report: AnalogyReport) -> str:
         f"{len(report.faces)} faces ({', '.join(report.faces)}) at {report.resolution} px; "
         f"strength {report.strength:g}; seed {report.seed}; draw seeds >= {EVAL_SEED_BASE}.",
         "",
-        "Exemplar T(A), content B, truth T(B). L1 in grey levels (0-255, lower is better), "
+        "Exemplar T(A), content B, truth T(B), all at the model's resolution (faces resized to "
+        "it, draws rendered at it; region masks from the face parser on the files as given). "
+        "L1 in grey levels (0-255, lower is better), "
         "SSIM (Gaussian window, 1 is identical) against the truth, for the model's output, the "
         "unstyled face B and B with the exemplar's Lab mean and std (colour transfer). Model "
         "beats both: share of items whose model L1 is below both baselines'.",
