@@ -329,6 +329,7 @@ def test_cli_json_summary(run_cli, tiny_model_dir, isolated_cache, tmp_path, ali
     [
         (["--families", "nope"], "unknown style family 'nope'"),
         (["--families", SOME_FAMILIES[0], "--content", "x.png"], "not used with --analogies"),
+        (["--families", SOME_FAMILIES[0], "-w", "compact"], "measures one model"),
         ([], None),  # filled in below: no --faces
     ],
 )
