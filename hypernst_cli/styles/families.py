@@ -133,7 +133,7 @@ def _duotone_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Te
 
 def _posterize_sample(gen: torch.Generator) -> Params:
     return {"levels": _randint(gen, 2, 5), "saturation": _uniform(gen, 0.7, 1.8),
-            "gamma": [_uniform(gen, 0.6, 1.5) for _ in range(3)], "smooth": _uniform(gen, 0.5, 2.5)}
+            "gamma": [_uniform(gen, 0.75, 1.3) for _ in range(3)], "smooth": _uniform(gen, 0.5, 2.5)}
 
 
 def _posterize_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
@@ -175,19 +175,20 @@ def _pencil_sample(gen: torch.Generator) -> Params:
         "lead": _jitter_colour(gen, lead, 0.05), "paper": _paper(gen, 0.25),
         "dodge_sigma": _uniform(gen, 1.5, 5.0), "outline": _uniform(gen, 0.5, 1.0),
         "angles": [angle, angle + _uniform(gen, 0.6, 1.6)], "layers": _randint(gen, 1, 2),
-        "stroke_width": _uniform(gen, 1.0, 2.2), "stroke_length": _uniform(gen, 6.0, 20.0),
-        "density": _uniform(gen, 0.6, 1.0), "gamma": _uniform(gen, 0.8, 1.8),
+        "stroke_width": _uniform(gen, 1.5, 3.0), "stroke_length": _uniform(gen, 10.0, 30.0),
+        "density": _uniform(gen, 0.7, 1.0), "gamma": _uniform(gen, 0.8, 1.5),
+        "white": _uniform(gen, 0.15, 0.35),
         "contrast": _uniform(gen, 0.9, 1.5),
     }
 
 
 def _hatching(x: torch.Tensor, gen: torch.Generator, darkness: torch.Tensor, angles: list[float],
               width: float, length: float, layers: int) -> torch.Tensor:
-    """Strokes along ``angles``: layer i covers darkness above i / (layers + 1)... as streaky
-    noise thresholded at the local darkness (so the stroke density follows the tone)."""
+    """Strokes along ``angles[i]``: streaky noise thresholded at the local ``darkness`` (0..1), so
+    the stroke density follows the tone; a second layer crosses the first in the darks."""
     ink = torch.zeros_like(darkness)
     for i in range(layers):
-        streaks = tx.equalize(tx.fbm(x, gen, width, octaves=2, angle=angles[i], stretch=length / width))
+        streaks = tx.equalize(tx.value_noise(x, gen, width, angle=angles[i], stretch=length / width))
         level = (darkness - 0.5 * i) / (1 - 0.5 * i)  # the cross layer only in the darks
         ink = torch.maximum(ink, tx.aa_step(level - streaks, 0.15))
     return ink
@@ -198,10 +199,12 @@ def _pencil_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
     # colour dodge of the grey by its blurred negative: the classic sketch outline
     dodge = (g / (1 - tx.blur(1 - g, p["dodge_sigma"]) + 1e-3).clamp(min=1e-3)).clamp(0, 1)
     outline = (1 - dodge) * p["outline"]
-    darkness = ((1 - tx.blur(g, 1.5)) ** p["gamma"]) * p["density"]
-    hatch = _hatching(x, gen, darkness, p["angles"], p["stroke_width"], p["stroke_length"], p["layers"])
+    # the lights stay white paper; hatching starts below the "white" level
+    darkness = ((1 - tx.blur(g, 1.0) - p["white"]).clamp(min=0) / (1 - p["white"])) ** p["gamma"]
+    hatch = _hatching(x, gen, darkness * p["density"], p["angles"], p["stroke_width"],
+                      p["stroke_length"], p["layers"])
     grain = tx.value_noise(x, gen, 0.9)
-    ink = torch.maximum(outline * 1.6, hatch * 0.8).clamp(0, 1) * (0.65 + 0.35 * grain)
+    ink = torch.maximum(outline * 2.0, hatch * 0.75).clamp(0, 1) * (0.7 + 0.3 * grain)
     return _ink_on_paper(_colour(p["paper"], x), _colour(p["lead"], x), ink)
 
 
@@ -328,25 +331,28 @@ def _linocut_sample(gen: torch.Generator) -> Params:
         "ink": _jitter_colour(gen, ink, 0.04), "paper": _paper(gen, 0.3),
         "tone": tx.harmonious_palette(gen, 1, saturation=(0.3, 0.8), value=(0.6, 0.95))[0]
         if float(torch.rand(1, generator=gen)) < 0.5 else None,
-        "threshold": _uniform(gen, 0.35, 0.6), "tone_threshold": _uniform(gen, 0.65, 0.85),
-        "angle": _uniform(gen, 0, math.pi), "gouge_width": _uniform(gen, 2.0, 4.5),
-        "gouge_length": _uniform(gen, 8.0, 24.0), "carve": _uniform(gen, 0.15, 0.35),
+        "light": _uniform(gen, 0.2, 0.4), "solid": _uniform(gen, 0.6, 0.8),
+        "tone_threshold": _uniform(gen, 0.6, 0.8),
+        "angle": _uniform(gen, 0, math.pi), "spacing": _uniform(gen, 5.0, 9.0),
+        "bend": _uniform(gen, 0.5, 2.0), "rough": _uniform(gen, 0.1, 0.3),
         "speckle": _uniform(gen, 0.0, 0.25), "smooth": _uniform(gen, 1.0, 2.5),
     }
 
 
 def _linocut_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
     g = tx.blur(luminance(x), p["smooth"])
-    flow = tx.flow_angle(g, 4.0, p["angle"], 0.5)
-    gouges = tx.smear(tx.value_noise(x, gen, p["gouge_width"]), flow, p["gouge_length"])
-    gouges = (gouges - gouges.mean()) / (gouges.std() + 1e-6)
-    cut = g + p["carve"] * gouges * 0.5
-    key = _smoothstep(-0.02, 0.02, p["threshold"] - cut)
+    # mid tones are cut as parallel gouges whose width follows the tone: lights are cut away
+    # completely, darks left solid; the gouges bend with the tone and have rough edges
+    dark = _smoothstep(p["light"], p["solid"], 1 - g)
+    rough = (tx.value_noise(x, gen, 2.0, angle=p["angle"], stretch=4.0) - 0.5) * 2 * p["rough"]
+    key = tx.line_screen(x, p["spacing"], p["angle"], dark + rough * dark * (1 - dark) * 4,
+                         p["bend"] * tx.blur(g, 6.0))
+    key = torch.where(dark > 0.98, torch.ones_like(key), key) * (dark > 0.02)
     speckle = tx.value_noise(x, gen, 1.2)
     key = key * (1 - _smoothstep(1 - p["speckle"] * 0.6, 1.0, speckle))
     out = _colour(p["paper"], x).expand_as(x)
     if p["tone"] is not None:  # a second, lighter block printed under the key block
-        tone = _smoothstep(-0.02, 0.02, p["tone_threshold"] - cut)
+        tone = _smoothstep(-0.02, 0.02, p["tone_threshold"] - g)
         out = _ink_on_paper(out, _colour(p["tone"], x), tone)
     return out * (1 - key) + _colour(p["ink"], x) * key
 
@@ -358,10 +364,10 @@ def _watercolour_sample(gen: torch.Generator) -> Params:
     mono = float(torch.rand(1, generator=gen)) < 0.25
     return {
         "paper": _paper(gen, 0.1), "wobble": _uniform(gen, 1.0, 4.0),
-        "wobble_period": _uniform(gen, 12.0, 35.0), "wash_sigma": _uniform(gen, 1.5, 4.0),
-        "bands": _randint(gen, 3, 6), "edge_darkening": _uniform(gen, 0.4, 1.2),
-        "granulation": _uniform(gen, 0.15, 0.5), "grain_period": _uniform(gen, 1.2, 3.0),
-        "density": _uniform(gen, 0.6, 0.95), "saturation": _uniform(gen, 0.7, 1.5),
+        "wobble_period": _uniform(gen, 12.0, 35.0), "wash_sigma": _uniform(gen, 1.0, 3.0),
+        "bands": _randint(gen, 3, 6), "edge_darkening": _uniform(gen, 0.3, 0.9),
+        "granulation": _uniform(gen, 0.05, 0.25), "grain_period": _uniform(gen, 2.0, 5.0),
+        "density": _uniform(gen, 0.6, 0.9), "saturation": _uniform(gen, 0.8, 1.5),
         # some washes are one or two pigments (sepia, indigo, Payne's grey...)
         "pigments": tx.harmonious_palette(gen, 2, saturation=(0.3, 0.8), value=(0.15, 0.75))
         if mono else None,
@@ -377,13 +383,15 @@ def _watercolour_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torc
         wash = tx.gradient_map(luminance(wash), ramp)
     wash = tx.saturate(wash, p["saturation"]).clamp(0, 1)
     pigment = (1 - wash) * p["density"]
-    # layered washes: nearly flat bands of pigment with soft borders
-    t = pigment * p["bands"]
-    pigment = (torch.floor(t) + _smoothstep(0.35, 0.65, t - torch.floor(t))) / p["bands"]
+    # layered washes: the amount of pigment falls into a few flat-ish bands with soft borders
+    amount = luminance(pigment).clamp(min=1e-3)
+    t = amount * p["bands"]
+    banded = (torch.floor(t) + _smoothstep(0.25, 0.75, t - torch.floor(t))) / p["bands"]
+    pigment = pigment * (0.4 + 0.6 * banded / amount)
     # pigment pools at the border of a wash: darker edges
-    edges = tx.edge_strength(tx.blur(luminance(pigment), 0.7))
-    pigment = pigment * (1 + p["edge_darkening"] * (edges * 12).clamp(0, 1.5))
-    grain = tx.fbm(x, gen, p["grain_period"], octaves=3)
+    edges = tx.edge_strength(tx.blur(luminance(pigment), 0.8))
+    pigment = pigment * (1 + p["edge_darkening"] * (edges * 8).clamp(0, 1))
+    grain = tx.fbm(x, gen, p["grain_period"], octaves=2)
     pigment = pigment * (1 + p["granulation"] * (grain - 0.5) * 2)
     paper = _colour(p["paper"], x) * (1 - 0.08 * tx.fbm(x, gen, 3.0, octaves=3))
     return paper * (1 - (pigment - 0.03).clamp(0, 1))
@@ -391,8 +399,8 @@ def _watercolour_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torc
 
 def _oil_sample(gen: torch.Generator) -> Params:
     return {
-        "radius": _uniform(gen, 3.0, 7.0), "stroke_length": _uniform(gen, 8.0, 22.0),
-        "stroke_width": _uniform(gen, 1.5, 3.5), "impasto": _uniform(gen, 0.1, 0.35),
+        "radius": _uniform(gen, 2.0, 4.5), "stroke_length": _uniform(gen, 8.0, 20.0),
+        "stroke_width": _uniform(gen, 1.5, 3.5), "impasto": _uniform(gen, 0.04, 0.15),
         "angle": _uniform(gen, 0, math.pi), "canvas": _uniform(gen, 0.03, 0.1),
         "canvas_period": _uniform(gen, 2.0, 3.5), "saturation": _uniform(gen, 0.9, 1.6),
         "gains": [_uniform(gen, 0.85, 1.15) for _ in range(3)], "contrast": _uniform(gen, 0.9, 1.3),
@@ -401,14 +409,15 @@ def _oil_sample(gen: torch.Generator) -> Params:
 
 def _oil_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
     paint = tx.kuwahara(x, p["radius"])
-    flow = tx.flow_angle(luminance(paint), 3.0, p["angle"], 0.3)
-    paint = tx.smear(paint, flow, p["stroke_length"] * 0.5, steps=4)
+    # strokes follow the forms; in flat areas they all go the draw's way
+    flow = tx.flow_angle(luminance(paint), 3.0, p["angle"], 2e-3)
+    paint = tx.smear(paint, flow, p["stroke_length"] * 0.5, steps=2)
     paint = tx.saturate(paint, p["saturation"]) * _colour(p["gains"], x)
     paint = (paint - 0.5) * p["contrast"] + 0.5
     # impasto: a height field of streaks along the strokes, lit from the top left
-    height = tx.smear(tx.value_noise(x, gen, p["stroke_width"]), flow, p["stroke_length"])
+    height = tx.smear(tx.value_noise(x, gen, p["stroke_width"]), flow, p["stroke_length"], steps=4)
     gy, gx = (torch.diff(height, dim=d, append=height.narrow(d, -1, 1)) for d in (2, 3))
-    light = -(gx + gy) / tx.ref_scale(x) * 4
+    light = (-(gx + gy) / tx.ref_scale(x) * 6).clamp(-1, 1)
     along, across = tx.rotated(x, 0.0)
     weave = torch.sin(along / p["canvas_period"] * math.pi) * torch.sin(across / p["canvas_period"] * math.pi)
     return paint * (1 + p["impasto"] * light) * (1 - p["canvas"] * (0.5 + 0.5 * weave))
@@ -418,28 +427,37 @@ def _pastel_sample(gen: torch.Generator) -> Params:
     angle = _uniform(gen, 0, math.pi)
     return {
         "paper": _jitter_colour(gen, _choice(gen, _TONED_PAPERS), 0.05),
-        "angles": [angle, angle + _uniform(gen, 0.4, 1.2)], "stroke_width": _uniform(gen, 1.5, 3.0),
-        "stroke_length": _uniform(gen, 6.0, 14.0), "whiten": _uniform(gen, 0.15, 0.4),
-        "saturation": _uniform(gen, 0.8, 1.4), "coverage": _uniform(gen, 0.55, 0.85),
-        "tooth": _uniform(gen, 0.3, 0.6), "soft": _uniform(gen, 1.0, 3.0),
+        "angles": [angle, angle + _uniform(gen, 0.4, 1.2)], "stroke_width": _uniform(gen, 2.0, 4.0),
+        "stroke_length": _uniform(gen, 8.0, 18.0), "whiten": _uniform(gen, 0.1, 0.3),
+        "saturation": _uniform(gen, 0.9, 1.4), "coverage": _uniform(gen, 0.6, 0.85),
+        "streak_contrast": _uniform(gen, 0.15, 0.35), "tooth": _uniform(gen, 0.3, 0.6),
+        "soft": _uniform(gen, 0.8, 2.0), "levels": _randint(gen, 4, 7),
     }
 
 
 def _pastel_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
     chalk = tx.saturate(tx.blur(x, p["soft"]), p["saturation"]).clamp(0, 1)
-    chalk = chalk + (1 - chalk) * p["whiten"]  # chalky: everything lifted towards white
-    cover = torch.zeros_like(x[:, :1])
-    for a in p["angles"]:
-        streaks = tx.equalize(tx.fbm(x, gen, p["stroke_width"], octaves=2, angle=a,
-                                     stretch=p["stroke_length"] / p["stroke_width"]))
-        chalk_a = tx.smear(chalk, torch.full_like(cover[:1], a), p["stroke_length"] * 0.6, steps=3)
-        cover_a = tx.aa_step(p["coverage"] + 0.25 * (1 - luminance(chalk)) - streaks, 0.2)
-        chalk = chalk * (1 - cover_a) + chalk_a * cover_a
-        cover = torch.maximum(cover, cover_a)
-    # the paper's tooth catches no chalk in its valleys: small specks of paper everywhere
+    # a box of sticks: colours come in steps, lifted towards white (chalky)
+    n = p["levels"] - 1
+    chalk = torch.round(chalk * n) / n * 0.5 + chalk * 0.5
+    chalk = chalk + (1 - chalk) * p["whiten"]
+    dark = 1 - luminance(chalk)
+    stretch = p["stroke_length"] / p["stroke_width"]
     tooth = tx.fbm(x, gen, 1.0, octaves=2)
-    cover = cover * (1 - p["tooth"] * _smoothstep(0.5, 0.75, tooth))
-    return _colour(p["paper"], x) * (1 - cover) + chalk * cover
+    out = _colour(p["paper"], x).expand_as(x)
+    for i, a in enumerate(p["angles"]):
+        # strokes blend the colours along their direction; the stick's pressure varies per
+        # stroke, and where it is light the paper's tooth shows through the chalk
+        angle = torch.full_like(dark[:1], a)
+        stroked = tx.smear(chalk, angle, p["stroke_length"] * 0.7, steps=2)
+        pressure = tx.equalize(tx.value_noise(x, gen, p["stroke_width"], angle=a, stretch=stretch))
+        shade = 1 + p["streak_contrast"] * (pressure - 0.5) * 2
+        level = p["coverage"] + 0.35 * dark + 0.4 * (pressure - 0.5) - 0.35 * i
+        cover = _smoothstep(-0.25, 0.25, level - (tooth * p["tooth"] * 2 + 0.5 - p["tooth"]))
+        if i > 0:  # the crossing layer only where the first was pressed hard, in the darks
+            cover = cover * _smoothstep(0.3, 0.6, dark)
+        out = out * (1 - cover) + (stroked * shade).clamp(0, 1) * cover
+    return out
 
 
 def _cartoon_sample(gen: torch.Generator) -> Params:
@@ -453,7 +471,7 @@ def _cartoon_sample(gen: torch.Generator) -> Params:
 
 
 def _cartoon_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
-    flat = tx.kuwahara(tx.kuwahara(x, p["radius"]), p["radius"])
+    flat = tx.blur(tx.kuwahara(x, p["radius"], sharpness=4.0), 0.8)
     lum = luminance(flat)
     # quantise the tone only, keeping each area's hue: cel shading
     n = p["levels"]
@@ -469,15 +487,23 @@ def _cartoon_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Te
 
 def _stained_glass_sample(gen: torch.Generator) -> Params:
     return {
-        "cell": _uniform(gen, 9.0, 22.0), "jitter": _uniform(gen, 0.7, 1.0),
-        "leading": _uniform(gen, 0.8, 2.2),
+        "cell": _uniform(gen, 6.0, 14.0), "jitter": _uniform(gen, 0.7, 1.0),
+        "leading": _uniform(gen, 0.7, 1.8),
         "lead_colour": _jitter_colour(gen, [0.08, 0.08, 0.09], 0.04),
-        "palette": tx.harmonious_palette(gen, _randint(gen, 6, 12), saturation=(0.55, 1.0),
-                                         value=(0.3, 1.0))
-        if float(torch.rand(1, generator=gen)) < 0.5 else None,
+        "palette": _glass_palette(gen) if float(torch.rand(1, generator=gen)) < 0.6 else None,
         "saturation": _uniform(gen, 1.4, 2.2), "mottle": _uniform(gen, 0.1, 0.3),
         "glow": _uniform(gen, 0.1, 0.35),
     }
+
+
+def _glass_palette(gen: torch.Generator) -> list[list[float]]:
+    """Stock glass: vivid hues evenly around the wheel (random start), each deep and light,
+    plus clear glass."""
+    n = _randint(gen, 4, 8)
+    start, sat = _uniform(gen, 0, 1), _uniform(gen, 0.6, 1.0)
+    hsv = [[(start + i / n) % 1.0, sat, v] for i in range(n) for v in (0.45, 0.9)]
+    colours = tx.hsv_to_rgb(torch.tensor(hsv)).tolist()
+    return colours + [[0.92, 0.92, 0.85]]
 
 
 def _nearest_colour(colours: torch.Tensor, palette: torch.Tensor) -> torch.Tensor:
@@ -505,7 +531,7 @@ def _stained_glass_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> to
 def _mosaic_sample(gen: torch.Generator) -> Params:
     grout = _choice(gen, [[0.85, 0.83, 0.78], [0.6, 0.58, 0.55], [0.2, 0.19, 0.18]])
     return {
-        "tile": _uniform(gen, 4.0, 9.0), "jitter": _uniform(gen, 0.1, 0.4),
+        "tile": _uniform(gen, 5.5, 10.0), "jitter": _uniform(gen, 0.1, 0.4),
         "gap": _uniform(gen, 0.4, 1.0), "grout": _jitter_colour(gen, grout, 0.04),
         "levels": _randint(gen, 3, 5), "tile_variation": _uniform(gen, 0.04, 0.15),
         "saturation": _uniform(gen, 0.7, 1.3), "bevel": _uniform(gen, 0.1, 0.3),
@@ -529,9 +555,9 @@ def _mosaic_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
 
 def _pointillism_sample(gen: torch.Generator) -> Params:
     return {
-        "cell": _uniform(gen, 3.0, 6.5), "radius": _uniform(gen, 0.55, 0.85),
-        "canvas": _paper(gen, 0.3), "saturation": _uniform(gen, 1.3, 2.2),
-        "colour_jitter": _uniform(gen, 0.1, 0.3), "brightness": _uniform(gen, 0.0, 0.12),
+        "cell": _uniform(gen, 3.5, 7.0), "radius": _uniform(gen, 0.55, 0.85),
+        "canvas": _paper(gen, 0.3), "saturation": _uniform(gen, 1.2, 2.0),
+        "colour_jitter": _uniform(gen, 0.05, 0.18), "brightness": _uniform(gen, 0.0, 0.1),
     }
 
 

@@ -208,14 +208,18 @@ def kuwahara(x: torch.Tensor, radius_ref: float, sharpness: float = 8.0) -> torc
     lum = luminance(x)
     stack = torch.cat([x, lum, lum * lum], dim=1)
     padded = F.pad(stack, (r, r, r, r), mode="reflect")
-    means = F.avg_pool2d(padded, k, stride=1)  # [B, 5, H + r, W + r]
+    # box means, separably: [B, 5, H + r, W + r]; a quadrant is a window of it
+    means = F.avg_pool2d(F.avg_pool2d(padded, (k, 1), stride=1), (1, k), stride=1)
     h, w = x.shape[-2:]
-    quads = torch.stack([means[..., i:i + h, j:j + w] for i in (0, r) for j in (0, r)])
-    var = (quads[:, :, 4:5] - quads[:, :, 3:4] ** 2).clamp(min=0)  # [4, B, 1, H, W]
-    # weights ~ var^-q, normalised per pixel: a soft choice of the flattest quadrant
-    scale = var.mean(dim=0, keepdim=True) + 1e-4
-    weight = torch.softmax(-sharpness * var / scale, dim=0)
-    return (quads[:, :, :3] * weight).sum(0)
+    quads = [means[..., i:i + h, j:j + w] for i in (0, r) for j in (0, r)]
+    var = torch.stack([(q[:, 4:5] - q[:, 3:4] ** 2).clamp(min=0) for q in quads])
+    # a soft choice of the flattest quadrant (weights fall with the variance, relative to its
+    # mean over the four, so the choice does not depend on the image's contrast)
+    weight = torch.softmax(-sharpness * var / (var.mean(dim=0, keepdim=True) + 1e-4), dim=0)
+    out = quads[0][:, :3] * weight[0]
+    for q, wq in zip(quads[1:], weight[1:]):
+        out = out + q[:, :3] * wq
+    return out
 
 
 def dog_lines(gray: torch.Tensor, sigma_ref: float, threshold: float, sharpness: float = 60.0,
@@ -229,19 +233,22 @@ def dog_lines(gray: torch.Tensor, sigma_ref: float, threshold: float, sharpness:
 def flow_angle(gray: torch.Tensor, sigma_ref: float, bias_angle: float, bias: float
                ) -> torch.Tensor:
     """The local edge tangent of ``gray`` [B, 1, H, W] (radians, [B, 1, H, W]) from its smoothed
-    structure tensor, pulled towards ``bias_angle`` where edges are weak (``bias`` in tensor
-    units of the mean edge energy; orientations are combined as doubled angles, so opposite directions agree)."""
+    structure tensor, pulled towards ``bias_angle`` where edges are weak. ``bias`` is in the
+    tensor's units (squared luminance change per reference pixel; a clear edge is ~1e-2, so
+    ~1e-3 steers flat areas only). Orientations are combined as doubled angles, so opposite
+    directions agree."""
     kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=gray.dtype, device=gray.device)
     g = F.pad(gray, (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(g, kx.view(1, 1, 3, 3))
-    gy = F.conv2d(g, kx.t().contiguous().view(1, 1, 3, 3))
-    jxx, jxy, jyy = (blur(t, sigma_ref) for t in (gx * gx, gx * gy, gy * gy))
-    # doubled-angle vector of the gradient direction; the tangent is perpendicular to it. The
-    # bias is relative to the image's mean edge energy, so it does not depend on resolution.
-    energy = (jxx + jyy).mean(dim=(1, 2, 3), keepdim=True) + 1e-8
-    cos2 = jxx - jyy + bias * energy * math.cos(2 * (bias_angle - math.pi / 2))
-    sin2 = 2 * jxy + bias * energy * math.sin(2 * (bias_angle - math.pi / 2))
-    return 0.5 * torch.atan2(sin2, cos2) + math.pi / 2
+    # Sobel is 8x the per-pixel derivative; one reference pixel spans ref_scale image pixels
+    to_ref = ref_scale(gray) / 8
+    gx = F.conv2d(g, kx.view(1, 1, 3, 3)) * to_ref
+    gy = F.conv2d(g, kx.t().contiguous().view(1, 1, 3, 3)) * to_ref
+    jxx, jxy, jyy = blur(torch.cat([gx * gx, gx * gy, gy * gy], dim=1), sigma_ref).unbind(1)
+    # doubled-angle vector of the gradient direction; the tangent is perpendicular to it
+    normal = 2 * (bias_angle - math.pi / 2)
+    cos2 = jxx - jyy + bias * math.cos(normal)
+    sin2 = 2 * jxy + bias * math.sin(normal)
+    return (0.5 * torch.atan2(sin2, cos2) + math.pi / 2).unsqueeze(1)
 
 
 def smear(image: torch.Tensor, angle: torch.Tensor, length_ref: float, steps: int = 7
