@@ -117,6 +117,23 @@ def _ink_on_paper(paper: torch.Tensor, ink_colour: torch.Tensor, ink: torch.Tens
     return paper * (1 - ink + ink * ink_colour)
 
 
+def _recolour_sample(gen: torch.Generator, probability: float) -> Params:
+    """Maybe a colour scheme for a painterly family: 3-5 colours and how far to pull towards it."""
+    if float(torch.rand(1, generator=gen)) >= probability:
+        return {"recolour": None, "recolour_amount": 0.0}
+    return {"recolour": tx.harmonious_palette(gen, _randint(gen, 3, 5), saturation=(0.35, 0.9)),
+            "recolour_amount": _uniform(gen, 0.35, 0.75)}
+
+
+def _recolour(x: torch.Tensor, p: Params) -> torch.Tensor:
+    """Pull ``x`` towards its tones mapped through the draw's colour scheme (if it has one): the
+    painter's palette replaces the photo's colours, the tones stay."""
+    if p["recolour"] is None:
+        return x
+    mapped = tx.gradient_map(luminance(x), torch.tensor(p["recolour"]))
+    return x + (mapped - x) * p["recolour_amount"]
+
+
 # --- colour families -----------------------------------------------------------------------------
 
 
@@ -404,6 +421,7 @@ def _oil_sample(gen: torch.Generator) -> Params:
         "angle": _uniform(gen, 0, math.pi), "canvas": _uniform(gen, 0.03, 0.1),
         "canvas_period": _uniform(gen, 2.0, 3.5), "saturation": _uniform(gen, 0.9, 1.6),
         "gains": [_uniform(gen, 0.85, 1.15) for _ in range(3)], "contrast": _uniform(gen, 0.9, 1.3),
+        **_recolour_sample(gen, 0.5),
     }
 
 
@@ -412,7 +430,7 @@ def _oil_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor
     # strokes follow the forms; in flat areas they all go the draw's way
     flow = tx.flow_angle(luminance(paint), 3.0, p["angle"], 2e-3)
     paint = tx.smear(paint, flow, p["stroke_length"] * 0.5, steps=2)
-    paint = tx.saturate(paint, p["saturation"]) * _colour(p["gains"], x)
+    paint = _recolour(tx.saturate(paint, p["saturation"]) * _colour(p["gains"], x), p)
     paint = (paint - 0.5) * p["contrast"] + 0.5
     # impasto: a height field of streaks along the strokes, lit from the top left
     height = tx.smear(tx.value_noise(x, gen, p["stroke_width"]), flow, p["stroke_length"], steps=4)
@@ -432,11 +450,12 @@ def _pastel_sample(gen: torch.Generator) -> Params:
         "saturation": _uniform(gen, 0.9, 1.4), "coverage": _uniform(gen, 0.6, 0.85),
         "streak_contrast": _uniform(gen, 0.15, 0.35), "tooth": _uniform(gen, 0.3, 0.6),
         "soft": _uniform(gen, 0.8, 2.0), "levels": _randint(gen, 4, 7),
+        **_recolour_sample(gen, 0.5),
     }
 
 
 def _pastel_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
-    chalk = tx.saturate(tx.blur(x, p["soft"]), p["saturation"]).clamp(0, 1)
+    chalk = _recolour(tx.saturate(tx.blur(x, p["soft"]), p["saturation"]), p).clamp(0, 1)
     # a box of sticks: colours come in steps, lifted towards white (chalky)
     n = p["levels"] - 1
     chalk = torch.round(chalk * n) / n * 0.5 + chalk * 0.5
@@ -487,8 +506,8 @@ def _cartoon_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Te
 
 def _stained_glass_sample(gen: torch.Generator) -> Params:
     return {
-        "cell": _uniform(gen, 6.0, 14.0), "jitter": _uniform(gen, 0.7, 1.0),
-        "leading": _uniform(gen, 0.7, 1.8),
+        "cell": _uniform(gen, 8.0, 16.0), "jitter": _uniform(gen, 0.7, 1.0),
+        "leading": _uniform(gen, 0.6, 1.5),
         "lead_colour": _jitter_colour(gen, [0.08, 0.08, 0.09], 0.04),
         "palette": _glass_palette(gen) if float(torch.rand(1, generator=gen)) < 0.6 else None,
         "saturation": _uniform(gen, 1.4, 2.2), "mottle": _uniform(gen, 0.1, 0.3),
@@ -534,7 +553,11 @@ def _mosaic_sample(gen: torch.Generator) -> Params:
         "tile": _uniform(gen, 5.5, 10.0), "jitter": _uniform(gen, 0.1, 0.4),
         "gap": _uniform(gen, 0.4, 1.0), "grout": _jitter_colour(gen, grout, 0.04),
         "levels": _randint(gen, 3, 5), "tile_variation": _uniform(gen, 0.04, 0.15),
-        "saturation": _uniform(gen, 0.7, 1.3), "bevel": _uniform(gen, 0.1, 0.3),
+        "saturation": _uniform(gen, 0.7, 1.4), "bevel": _uniform(gen, 0.1, 0.3),
+        # stock tesserae: a few levels per channel, or the stones of a colour scheme
+        "stones": tx.harmonious_palette(gen, _randint(gen, 6, 10), saturation=(0.2, 0.8),
+                                        value=(0.1, 0.95))
+        if float(torch.rand(1, generator=gen)) < 0.5 else None,
     }
 
 
@@ -544,8 +567,12 @@ def _mosaic_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
     idx, _, gap = tx.nearest_sites(x, sites, tile)
     colour = tx.sample_at(tx.blur(x, tile * 0.35), sites.view(-1, 2)[idx])
     colour = tx.saturate(colour, p["saturation"]).clamp(0, 1)
-    n = p["levels"] - 1
-    colour = torch.round(colour * n) / n  # tesserae come in a few stock colours
+    if p["stones"] is None:
+        n = p["levels"] - 1
+        colour = torch.round(colour * n) / n
+    else:
+        colour = tx.gradient_map(luminance(colour), torch.tensor(p["stones"]))
+        colour = _nearest_colour(colour, torch.tensor(p["stones"]))
     variation = tx.rand(gen, sites.shape[0] * sites.shape[1], 3, like=x)[idx].permute(2, 0, 1)
     colour = colour * (1 + p["tile_variation"] * (variation.unsqueeze(0) - 0.5) * 2)
     bevel = 1 - p["bevel"] * (1 - (gap / (tile * 0.3)).clamp(0, 1)) ** 2
@@ -555,15 +582,17 @@ def _mosaic_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
 
 def _pointillism_sample(gen: torch.Generator) -> Params:
     return {
-        "cell": _uniform(gen, 3.5, 7.0), "radius": _uniform(gen, 0.55, 0.85),
-        "canvas": _paper(gen, 0.3), "saturation": _uniform(gen, 1.2, 2.0),
-        "colour_jitter": _uniform(gen, 0.05, 0.18), "brightness": _uniform(gen, 0.0, 0.1),
+        "cell": _uniform(gen, 3.5, 9.0), "radius": _uniform(gen, 0.5, 0.85),
+        "canvas": _paper(gen, 0.4), "saturation": _uniform(gen, 1.2, 2.0),
+        "colour_jitter": _uniform(gen, 0.05, 0.2), "brightness": _uniform(gen, 0.0, 0.1),
+        **_recolour_sample(gen, 0.5),
     }
 
 
 def _pointillism_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
     cell = p["cell"]
-    base = (tx.saturate(tx.blur(x, cell * 0.5), p["saturation"]) + p["brightness"]).clamp(0, 1)
+    base = _recolour(tx.saturate(tx.blur(x, cell * 0.5), p["saturation"]) + p["brightness"], p)
+    base = base.clamp(0, 1)
     out = _colour(p["canvas"], x).expand_as(x)
     for _ in range(2):  # two layers of dots, the second filling the gaps of the first
         sites = tx.jittered_sites(x, gen, cell, 1.0)
