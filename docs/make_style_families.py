@@ -20,9 +20,9 @@ import torch.nn.functional as F
 # the checkout's own package, not an installed one
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from hypernst_cli.io.contact_sheet import contact_sheet
-from hypernst_cli.io.images import save_image
-from hypernst_cli.styles.families import FAMILIES, HELDOUT_FAMILIES, draw_style
+from hypernst_cli.io.contact_sheet import contact_sheet  # noqa: E402
+from hypernst_cli.io.images import save_image  # noqa: E402
+from hypernst_cli.styles.families import FAMILIES, HELDOUT_FAMILIES, draw_style  # noqa: E402
 
 SEEDS = (1, 2, 3)
 

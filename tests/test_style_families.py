@@ -61,6 +61,15 @@ def test_a_family_renders_a_valid_changed_image(name, faces):
     json.dumps(draw_style(name, 1).params)  # parameters are plain data (logged with analogies)
 
 
+def test_every_family_takes_small_and_non_square_images():
+    wide = F.interpolate(_portrait(64, 1), size=(48, 80), mode="bilinear", align_corners=False)
+    tiny = _portrait(24, 0)
+    for name in ALL:
+        for img in (wide, tiny):
+            out = draw_style(name, 2).render(img)
+            assert out.shape == img.shape and torch.isfinite(out).all(), name
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_a_draw_renders_the_same_every_time_and_seeds_differ(name, faces):
     first = draw_style(name, 7).render(faces)

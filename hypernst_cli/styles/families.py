@@ -9,7 +9,9 @@ Conventions: images are torch tensors [B, 3, H, W] in [0, 1] (float32, any devic
 number comes from a ``torch.Generator`` seeded from the draw, so a draw renders identically on
 every call and every machine. Texture fields (paper grain, hatching noise) are made at the image's
 own size from the draw's seed, and scale with the image side (parameters are given for a 256 px
-image) so a draw looks the same at 128 and 256 px.
+image) so a draw looks the same at 128 and 256 px. They never depend on the image's content or
+its place in the batch: one draw gives every image the same paper, strokes, screens and cells.
+The building blocks are in ``styles/textures.py``; docs/style-families.md shows every family.
 
 Families are split: ``TRAIN_FAMILIES`` may be drawn in training; ``HELDOUT_FAMILIES`` never are
 (the analogy benchmark measures generalisation to them).
@@ -17,8 +19,8 @@ Families are split: ``TRAIN_FAMILIES`` may be drawn in training; ``HELDOUT_FAMIL
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import math
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import torch

@@ -222,12 +222,13 @@ def kuwahara(x: torch.Tensor, radius_ref: float, sharpness: float = 8.0) -> torc
     return out
 
 
-def dog_lines(gray: torch.Tensor, sigma_ref: float, threshold: float, sharpness: float = 60.0,
+def dog_lines(gray: torch.Tensor, sigma_ref: float, threshold: float, sharpness: float = 6.0,
               k: float = 1.6) -> torch.Tensor:
     """Ink lines where a difference of Gaussians is dark (the dark side of edges, XDoG-like):
-    [B, 1, H, W], 1 = ink. ``threshold`` (about 0.005-0.03) sets how many edges draw."""
+    [B, 1, H, W], 1 = ink. ``threshold`` (about 0.004-0.03) sets how many edges draw;
+    ``sharpness`` is the slope of the line's edge in units of the threshold."""
     d = blur(gray, sigma_ref) - blur(gray, sigma_ref * k)
-    return torch.sigmoid((-d - threshold) * sharpness / max(threshold, 1e-3) * 0.1)
+    return torch.sigmoid((-d - threshold) * sharpness / max(threshold, 1e-4))
 
 
 def flow_angle(gray: torch.Tensor, sigma_ref: float, bias_angle: float, bias: float
