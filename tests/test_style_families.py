@@ -115,6 +115,18 @@ def test_palette_families_output_only_their_colours():
         assert (values[:, None] - levels[None]).abs().min(1).values.max() < 1e-5
 
 
+def test_draws_with_the_first_versions_parameters_still_render(faces):
+    """duotone and posterize draws recorded before their parameters grew keep rendering."""
+    duo = StyleDraw("duotone", {"dark": [0.1, 0.0, 0.2], "light": [1.0, 0.9, 0.6], "contrast": 1.0})
+    out = duo.render(faces)
+    grey = 0.299 * faces[:, 0] + 0.587 * faces[:, 1] + 0.114 * faces[:, 2]
+    expected = torch.tensor([0.1, 0.0, 0.2]).view(1, 3, 1, 1) \
+        + torch.tensor([0.9, 0.9, 0.4]).view(1, 3, 1, 1) * grey.unsqueeze(1)
+    assert (out - expected).abs().max() < 1e-4
+    post = StyleDraw("posterize", {"levels": 3}).render(faces)
+    assert torch.equal(post, torch.round(faces * 2) / 2)
+
+
 def _consistency(name: str, seed: int) -> tuple[float, float]:
     big = _portrait(256, 0)
     small = F.interpolate(big, size=(128, 128), mode="bilinear", antialias=True, align_corners=False)

@@ -146,8 +146,10 @@ def _duotone_sample(gen: torch.Generator) -> Params:
 
 
 def _duotone_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
-    y = _contrast(luminance(x), p["contrast"], p["gamma"])
-    return tx.gradient_map(y, torch.tensor(p["colours"]))
+    # draws made before the 3-colour version name their two inks "dark" and "light"
+    colours = p["colours"] if "colours" in p else [p["dark"], p["light"]]
+    y = _contrast(luminance(x), p["contrast"], p.get("gamma", 1.0))
+    return tx.gradient_map(y, torch.tensor(colours))
 
 
 def _posterize_sample(gen: torch.Generator) -> Params:
@@ -156,9 +158,11 @@ def _posterize_sample(gen: torch.Generator) -> Params:
 
 
 def _posterize_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
-    # a little smoothing first, so the levels form shapes rather than speckle
-    x = tx.saturate(tx.blur(x, p["smooth"]), p["saturation"]).clamp(0, 1)
-    x = x ** torch.tensor(p["gamma"], dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    # a little smoothing first, so the levels form shapes rather than speckle (draws with only
+    # "levels", made before, posterize the plain image)
+    x = tx.saturate(tx.blur(x, p.get("smooth", 0.0)), p.get("saturation", 1.0)).clamp(0, 1)
+    gamma = p.get("gamma", [1.0, 1.0, 1.0])
+    x = x ** torch.tensor(gamma, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
     n = p["levels"] - 1
     return torch.round(x * n) / n
 
