@@ -61,11 +61,12 @@ def test_a_family_renders_a_valid_changed_image(name, faces):
     json.dumps(draw_style(name, 1).params)  # parameters are plain data (logged with analogies)
 
 
-def test_every_family_takes_small_and_non_square_images():
+def test_every_family_takes_small_non_square_black_and_white_images():
     wide = F.interpolate(_portrait(64, 1), size=(48, 80), mode="bilinear", align_corners=False)
     tiny = _portrait(24, 0)
+    black, white = torch.zeros(1, 3, 32, 32), torch.ones(1, 3, 32, 32)
     for name in ALL:
-        for img in (wide, tiny):
+        for img in (wide, tiny, black, white):
             out = draw_style(name, 2).render(img)
             assert out.shape == img.shape and torch.isfinite(out).all(), name
 
