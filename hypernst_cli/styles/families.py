@@ -560,7 +560,7 @@ def _mosaic_sample(gen: torch.Generator) -> Params:
         "gap": _uniform(gen, 0.4, 1.0), "grout": _jitter_colour(gen, grout, 0.04),
         "levels": _randint(gen, 3, 5), "tile_variation": _uniform(gen, 0.04, 0.15),
         "saturation": _uniform(gen, 0.7, 1.4), "bevel": _uniform(gen, 0.1, 0.3),
-        # stock tesserae: a few levels per channel, or the stones of a colour scheme
+        # stock tesserae: a few tones, or the stones of a colour scheme
         "stones": tx.harmonious_palette(gen, _randint(gen, 6, 10), saturation=(0.2, 0.8),
                                         value=(0.1, 0.95))
         if float(torch.rand(1, generator=gen)) < 0.5 else None,
@@ -573,9 +573,10 @@ def _mosaic_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
     idx, _, gap = tx.nearest_sites(x, sites, tile)
     colour = tx.sample_at(tx.blur(x, tile * 0.35), sites.view(-1, 2)[idx])
     colour = tx.saturate(colour, p["saturation"]).clamp(0, 1)
-    if p["stones"] is None:
-        n = p["levels"] - 1
-        colour = torch.round(colour * n) / n
+    if p["stones"] is None:  # stones come in a few tones; the hue of each is kept
+        lum = luminance(colour)
+        n = p["levels"] + 1
+        colour = colour - lum + torch.round(lum * n) / n
     else:
         colour = tx.gradient_map(luminance(colour), torch.tensor(p["stones"]))
         colour = _nearest_colour(colour, torch.tensor(p["stones"]))
