@@ -308,7 +308,12 @@ def _engraving_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.
 
 def _halftone_sample(gen: torch.Generator) -> Params:
     n = _randint(gen, 1, 3)
-    picks = torch.randperm(len(_PRINT_INKS), generator=gen)[:n].tolist()
+    order = torch.randperm(len(_PRINT_INKS), generator=gen).tolist()
+    picks = order[:n]
+    # one ink at least must be dark enough to carry the picture (no yellow-only print)
+    dark = [i for i in order if sum(a * b for a, b in zip(LUMA, _PRINT_INKS[i])) < 0.45]
+    if not any(i in dark for i in picks):
+        picks[-1] = dark[0]
     base = _uniform(gen, 0, math.pi / 2)
     return {
         "inks": [_jitter_colour(gen, _PRINT_INKS[i], 0.05) for i in picks],

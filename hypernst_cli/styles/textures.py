@@ -123,17 +123,39 @@ def line_screen(x: torch.Tensor, spacing: float, angle: float, coverage: torch.T
     return aa_step(coverage - dist, pixel)
 
 
+def _spot(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The halftone spot function: 1 at dot centres, 0 between them (phases in radians)."""
+    return 0.5 + 0.25 * (torch.cos(u) + torch.cos(v))
+
+
+def _spot_thresholds(levels: int = 257) -> torch.Tensor:
+    """Thresholds t_k with area(spot > t_k) = k / (levels - 1): coverage maps to a threshold
+    through them, so a dot's inked area matches the coverage asked for."""
+    phase = (torch.arange(512, dtype=torch.float64) + 0.5) / 512 * 2 * math.pi
+    values = _spot(phase.view(-1, 1), phase.view(1, -1)).flatten().sort(descending=True).values
+    k = torch.linspace(0, values.numel() - 1, levels).round().long()
+    t = values[k]
+    return t.float()
+
+
+_SPOT_THRESHOLDS = _spot_thresholds()
+
+
 def dot_screen(x: torch.Tensor, period: float, angle: float, coverage: torch.Tensor,
                shift: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
-    """Halftone dots on a grid rotated by ``angle`` with ``period`` reference pixels; dot area
-    follows ``coverage`` (0..1; dots merge into a checker, then solid, near 1). 1 = ink."""
+    """Halftone dots on a grid rotated by ``angle`` with ``period`` reference pixels; the inked
+    area follows ``coverage`` (0..1; dots grow, touch in a checker at 1/2, then merge). 1 = ink."""
     along, across = rotated(x, angle)
     u = (along + shift[0]) / period * 2 * math.pi
     v = (across + shift[1]) / period * 2 * math.pi
-    spot = 0.5 + 0.25 * (torch.cos(u) + torch.cos(v))  # 1 at dot centres, 0 between them
+    table = _SPOT_THRESHOLDS.to(coverage)
+    pos = coverage.clamp(0, 1) * (table.numel() - 1)
+    lo = pos.floor().clamp(max=table.numel() - 2).long()
+    threshold = torch.lerp(table[lo], table[lo + 1], pos - lo)
     pixel = 2.2 / (period * ref_scale(x))
-    # coverage -> threshold: the spot function's area above t is about 1 - t near the middle
-    return aa_step(spot - (1 - coverage), pixel)
+    ink = aa_step(_spot(u, v) - threshold, pixel)
+    # the anti-aliased edge would leave a speck at coverage 0 and a pinhole at 1
+    return torch.where(coverage <= 0, 0.0, torch.where(coverage >= 1, 1.0, ink))
 
 
 def jittered_sites(x: torch.Tensor, gen: torch.Generator, cell: float, jitter: float = 1.0
