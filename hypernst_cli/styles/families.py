@@ -458,8 +458,8 @@ def _pastel_sample(gen: torch.Generator) -> Params:
         "paper": _jitter_colour(gen, _choice(gen, _TONED_PAPERS), 0.05),
         "angles": [angle, angle + _uniform(gen, 0.4, 1.2)], "stroke_width": _uniform(gen, 2.0, 4.0),
         "stroke_length": _uniform(gen, 8.0, 18.0), "whiten": _uniform(gen, 0.1, 0.3),
-        "saturation": _uniform(gen, 0.9, 1.4), "coverage": _uniform(gen, 0.6, 0.85),
-        "streak_contrast": _uniform(gen, 0.15, 0.35), "tooth": _uniform(gen, 0.3, 0.6),
+        "saturation": _uniform(gen, 0.9, 1.4), "coverage": _uniform(gen, 0.7, 0.95),
+        "streak_contrast": _uniform(gen, 0.05, 0.15), "tooth": _uniform(gen, 0.3, 0.6),
         "soft": _uniform(gen, 0.8, 2.0), "levels": _randint(gen, 4, 7),
         **_recolour_sample(gen, 0.5),
     }
@@ -479,10 +479,10 @@ def _pastel_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
         # strokes blend the colours along their direction; the stick's pressure varies per
         # stroke, and where it is light the paper's tooth shows through the chalk
         angle = torch.full_like(dark[:1], a)
-        stroked = tx.smear(chalk, angle, p["stroke_length"] * 0.7, steps=2)
+        stroked = tx.smear(chalk, angle, p["stroke_length"] * 0.4, steps=2)
         pressure = tx.equalize(tx.value_noise(x, gen, p["stroke_width"], angle=a, stretch=stretch))
         shade = 1 + p["streak_contrast"] * (pressure - 0.5) * 2
-        level = p["coverage"] + 0.35 * dark + 0.4 * (pressure - 0.5) - 0.35 * i
+        level = p["coverage"] + 0.35 * dark + 0.3 * (pressure - 0.5) - 0.35 * i
         cover = _smoothstep(-0.25, 0.25, level - (tooth * p["tooth"] * 2 + 0.5 - p["tooth"]))
         if i > 0:  # the crossing layer only where the first was pressed hard, in the darks
             cover = cover * _smoothstep(0.3, 0.6, dark)
