@@ -237,7 +237,7 @@ def _charcoal_sample(gen: torch.Generator) -> Params:
         "chalk": float(torch.rand(1, generator=gen)) < 0.5,
         "angle": _uniform(gen, 0, math.pi), "stroke_width": _uniform(gen, 2.5, 6.0),
         "stroke_length": _uniform(gen, 10.0, 30.0), "smudge": _uniform(gen, 1.0, 3.0),
-        "contrast": _uniform(gen, 1.2, 2.2), "tooth": _uniform(gen, 0.25, 0.6),
+        "contrast": _uniform(gen, 1.0, 1.8), "tooth": _uniform(gen, 0.3, 0.7),
         "line_threshold": _uniform(gen, 0.006, 0.02),
     }
 
@@ -247,10 +247,12 @@ def _charcoal_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.T
     strokes = tx.equalize(tx.fbm(x, gen, p["stroke_width"], octaves=3, angle=p["angle"],
                                  stretch=p["stroke_length"] / p["stroke_width"]))
     tooth = tx.fbm(x, gen, 1.2, octaves=2)
-    cover = _smoothstep(0.0, 1.0, (1 - g) * 1.3 + 0.45 * (strokes - 0.5) - 0.15)
+    cover = _smoothstep(0.0, 1.0, (1 - g) * 1.4 + 0.45 * (strokes - 0.5) - 0.05)
     lines = tx.dog_lines(g, 1.8, p["line_threshold"])
-    # charcoal skips the paper's valleys: the tooth shows as light specks in the tone
-    ink = torch.maximum(cover, lines) * (1 - p["tooth"] * _smoothstep(0.45, 0.75, tooth))
+    # charcoal skips the paper's valleys: the tooth shows as light grain in the mid tones (the
+    # darks are pressed into it)
+    ink = torch.maximum(cover, lines)
+    ink = ink * (1 - p["tooth"] * _smoothstep(0.4, 0.7, tooth) * (1 - 0.8 * ink))
     out = _ink_on_paper(_colour(p["paper"], x), _colour(p["charcoal"], x), ink.clamp(0, 1))
     if p["chalk"]:  # white chalk on the highlights of toned paper
         chalk = _smoothstep(0.6, 0.9, g) * (1 - 0.6 * _smoothstep(0.5, 0.8, tooth))
