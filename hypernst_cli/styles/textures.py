@@ -181,27 +181,28 @@ def nearest_sites(x: torch.Tensor, sites: torch.Tensor, cell: float
     ny, nx = sites.shape[:2]
     cy = torch.floor(y / cell).long() + 1
     cx = torch.floor(xx / cell).long() + 1
-    flat = sites.view(-1, 2)
-    cand_idx, cand_d2, cand_pos = [], [], []
+    site_y, site_x = sites[..., 0].flatten(), sites[..., 1].flatten()
+    # running nearest and second nearest over the 9 candidate cells (elementwise, no sort)
+    inf = torch.full_like(y, float("inf"))
+    d_first, d_second = inf, inf
+    i_first = torch.zeros_like(cy)
+    y_first, x_first, y_second, x_second = y, xx, y, xx
     for dy in (-1, 0, 1):
         for dx in (-1, 0, 1):
             idx = (cy + dy).clamp(0, ny - 1) * nx + (cx + dx).clamp(0, nx - 1)
-            pos = flat[idx]
-            cand_idx.append(idx)
-            cand_pos.append(pos)
-            cand_d2.append((pos[..., 0] - y) ** 2 + (pos[..., 1] - xx) ** 2)
-    d2 = torch.stack(cand_d2)  # [9, H, W]
-    idx = torch.stack(cand_idx)
-    pos = torch.stack(cand_pos)  # [9, H, W, 2]
-    order = d2.topk(2, dim=0, largest=False).indices
-    first, second = order[0], order[1]
-    d1 = d2.gather(0, first[None])[0]
-    d2b = d2.gather(0, second[None])[0]
-    p1 = pos.gather(0, first[None, ..., None].expand(1, *first.shape, 2))[0]
-    p2 = pos.gather(0, second[None, ..., None].expand(1, *second.shape, 2))[0]
-    sep = (p1 - p2).norm(dim=-1).clamp(min=1e-6)
-    gap = (d2b - d1) / (2 * sep)  # distance from the pixel to the bisector of the two sites
-    return idx.gather(0, first[None])[0], d1.sqrt(), gap
+            py, px = site_y[idx], site_x[idx]
+            d = (py - y) ** 2 + (px - xx) ** 2
+            closer, second = d < d_first, d < d_second
+            d_second = torch.where(closer, d_first, torch.where(second, d, d_second))
+            y_second = torch.where(closer, y_first, torch.where(second, py, y_second))
+            x_second = torch.where(closer, x_first, torch.where(second, px, x_second))
+            d_first = torch.where(closer, d, d_first)
+            y_first = torch.where(closer, py, y_first)
+            x_first = torch.where(closer, px, x_first)
+            i_first = torch.where(closer, idx, i_first)
+    sep = torch.sqrt((y_first - y_second) ** 2 + (x_first - x_second) ** 2).clamp(min=1e-6)
+    gap = (d_second - d_first) / (2 * sep)  # distance from the pixel to the two sites' bisector
+    return i_first, d_first.sqrt(), gap
 
 
 def sample_at(image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
