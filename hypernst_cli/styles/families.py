@@ -142,7 +142,8 @@ def _recolour(x: torch.Tensor, p: Params) -> torch.Tensor:
 def _duotone_sample(gen: torch.Generator) -> Params:
     k = _randint(gen, 2, 3)
     colours = tx.harmonious_palette(gen, k, saturation=(0.2, 0.95), value=(0.08, 0.97))
-    return {"colours": colours, "contrast": _uniform(gen, 0.8, 1.7), "gamma": _uniform(gen, 0.7, 1.4)}
+    return {"colours": colours, "contrast": _uniform(gen, 0.8, 1.7),
+            "gamma": _uniform(gen, 0.7, 1.4)}
 
 
 def _duotone_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
@@ -154,7 +155,8 @@ def _duotone_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Te
 
 def _posterize_sample(gen: torch.Generator) -> Params:
     return {"levels": _randint(gen, 2, 5), "saturation": _uniform(gen, 0.7, 1.8),
-            "gamma": [_uniform(gen, 0.75, 1.3) for _ in range(3)], "smooth": _uniform(gen, 0.5, 2.5)}
+            "gamma": [_uniform(gen, 0.75, 1.3) for _ in range(3)],
+            "smooth": _uniform(gen, 0.5, 2.5)}
 
 
 def _posterize_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor:
@@ -211,7 +213,8 @@ def _hatching(x: torch.Tensor, gen: torch.Generator, darkness: torch.Tensor, ang
     the stroke density follows the tone; a second layer crosses the first in the darks."""
     ink = torch.zeros_like(darkness)
     for i in range(layers):
-        streaks = tx.equalize(tx.value_noise(x, gen, width, angle=angles[i], stretch=length / width))
+        streaks = tx.equalize(tx.value_noise(x, gen, width, angle=angles[i],
+                                             stretch=length / width))
         level = (darkness - 0.5 * i) / (1 - 0.5 * i)  # the cross layer only in the darks
         ink = torch.maximum(ink, tx.aa_step(level - streaks, 0.15))
     return ink
@@ -450,7 +453,8 @@ def _oil_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Tensor
     gy, gx = (torch.diff(height, dim=d, append=height.narrow(d, -1, 1)) for d in (2, 3))
     light = (-(gx + gy) / tx.ref_scale(x) * 6).clamp(-1, 1)
     along, across = tx.rotated(x, 0.0)
-    weave = torch.sin(along / p["canvas_period"] * math.pi) * torch.sin(across / p["canvas_period"] * math.pi)
+    period = p["canvas_period"]
+    weave = torch.sin(along / period * math.pi) * torch.sin(across / period * math.pi)
     return paint * (1 + p["impasto"] * light) * (1 - p["canvas"] * (0.5 + 0.5 * weave))
 
 
@@ -495,7 +499,8 @@ def _pastel_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torch.Ten
 def _cartoon_sample(gen: torch.Generator) -> Params:
     return {
         "radius": _uniform(gen, 2.0, 5.0), "levels": _randint(gen, 3, 6),
-        "saturation": _uniform(gen, 1.1, 1.9), "gains": [_uniform(gen, 0.85, 1.15) for _ in range(3)],
+        "saturation": _uniform(gen, 1.1, 1.9),
+        "gains": [_uniform(gen, 0.85, 1.15) for _ in range(3)],
         "line_sigma": _uniform(gen, 1.0, 2.2), "line_threshold": _uniform(gen, 0.004, 0.015),
         "line_colour": _jitter_colour(gen, _choice(gen, _INKS[:3]), 0.03),
         "brightness": _uniform(gen, 0.0, 0.15),
@@ -615,7 +620,8 @@ def _pointillism_apply(x: torch.Tensor, p: Params, gen: torch.Generator) -> torc
         jitter = (tx.rand(gen, sites.shape[0] * sites.shape[1], 3, like=x) - 0.5) * 2
         colour = tx.sample_at(base, sites.view(-1, 2)[idx])
         colour = colour + p["colour_jitter"] * jitter[idx].permute(2, 0, 1).unsqueeze(0)
-        size = p["radius"] * cell * (0.8 + 0.4 * tx.rand(gen, sites.shape[0] * sites.shape[1], like=x)[idx])
+        n_sites = sites.shape[0] * sites.shape[1]
+        size = p["radius"] * cell * (0.8 + 0.4 * tx.rand(gen, n_sites, like=x)[idx])
         dot = tx.aa_step(size - dist, 1 / tx.ref_scale(x))
         out = out * (1 - dot) + colour.clamp(0, 1) * dot
     return out
