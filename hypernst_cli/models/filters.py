@@ -27,3 +27,12 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     x = F.pad(x, (radius, radius, radius, radius), mode="reflect")
     x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
     return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def sobel_magnitude(gray: torch.Tensor) -> torch.Tensor:
+    """Sobel gradient magnitude of [B, 1, H, W] (8x the per-pixel derivative), replicate-padded."""
+    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=gray.dtype, device=gray.device)
+    g = F.pad(gray, (1, 1, 1, 1), mode="replicate")
+    gx = F.conv2d(g, kx.view(1, 1, 3, 3))
+    gy = F.conv2d(g, kx.t().contiguous().view(1, 1, 3, 3))
+    return torch.sqrt(gx**2 + gy**2 + 1e-12)

@@ -21,7 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from hypernst_cli.models.filters import gaussian_blur, luminance
+from hypernst_cli.models.filters import gaussian_blur, luminance, sobel_magnitude
 
 #: the transforms a pseudo-style may combine
 OPS = ("grade", "posterize", "blur_sharpen", "ink", "texture", "palette")
@@ -71,14 +71,6 @@ def colour_grade(x: torch.Tensor, gen: torch.Generator, saturation: float | None
     grey = luminance(x)
     drawn = _uniform(gen, 0.0, 1.8)
     return grey + (x - grey) * (drawn if saturation is None else saturation)
-
-
-def sobel_magnitude(gray: torch.Tensor) -> torch.Tensor:
-    kx = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=gray.dtype, device=gray.device)
-    g = F.pad(gray, (1, 1, 1, 1), mode="replicate")
-    gx = F.conv2d(g, kx.view(1, 1, 3, 3))
-    gy = F.conv2d(g, kx.t().contiguous().view(1, 1, 3, 3))
-    return torch.sqrt(gx**2 + gy**2 + 1e-12)
 
 
 def pseudo_style(image: torch.Tensor, gen: torch.Generator, min_ops: int = 1) -> torch.Tensor:
