@@ -37,10 +37,8 @@ import numpy as np
 
 from hypernst_cli.errors import UsageError
 from hypernst_cli.faces.regions import REGION_NAMES
+from hypernst_cli.styles.families import EVAL_SEED_BASE
 
-#: Seeds of evaluation draws are at or above this; training draws (of TRAIN_FAMILIES) must stay
-#: below it, so a "training family, unseen seed" row measures draws training never saw.
-EVAL_SEED_BASE = 1 << 30
 _SEED_SPAN = (1 << 31) - 1 - EVAL_SEED_BASE
 
 #: the three metric subjects of every item, in table order
