@@ -107,8 +107,12 @@ def _style_and_face_similarity(stage) -> tuple[float, float]:
     n_draws, n_faces = codes.shape[:2]
     by_draw = torch.einsum("dfc,dgc->dfg", codes, codes)  # same draw, faces f and g
     by_face = torch.einsum("dfc,efc->fde", codes, codes)  # same face, draws d and e
-    same_style = (by_draw.sum() - by_draw.diagonal(dim1=1, dim2=2).sum()) / (n_draws * n_faces * (n_faces - 1))
-    same_face = (by_face.sum() - by_face.diagonal(dim1=1, dim2=2).sum()) / (n_faces * n_draws * (n_draws - 1))
+
+    def off_diagonal(sims: torch.Tensor) -> torch.Tensor:
+        return sims.sum() - sims.diagonal(dim1=1, dim2=2).sum()
+
+    same_style = off_diagonal(by_draw) / (n_draws * n_faces * (n_faces - 1))
+    same_face = off_diagonal(by_face) / (n_faces * n_draws * (n_draws - 1))
     return float(same_style), float(same_face)
 
 

@@ -76,7 +76,8 @@ def partner_indices(gen: torch.Generator, own: list[int], n: int) -> list[int]:
     return out
 
 
-def draw_item_styles(gen: torch.Generator, families: tuple[str, ...], region_mixed: float) -> RegionDraws:
+def draw_item_styles(gen: torch.Generator, families: tuple[str, ...],
+                     region_mixed: float) -> RegionDraws:
     """One item's draws: a single draw for every region, or (with probability ``region_mixed``)
     an independent draw per region."""
     mixed = float(torch.rand(1, generator=gen)) < region_mixed

@@ -468,7 +468,7 @@ class StylizeStage(HyperStage):
         styled = self.preview(c, mask, self.style_codes[[i % len(self.style) for i in range(n)]])
         rec = self.preview(c, mask, self.content_codes[:n])
         rows = {"content": c, "style": sb["image"], "stylized": styled, "reconstructed": rec}
-        if self.n_analogy and len(self.content) >= 2:  # fixed items: step 0's draws, first faces
+        if self.n_analogy:  # fixed items: step 0's draws on the first faces
             items = self.analogy.draw(0, 0, c, mask, list(range(n)))
             rows.update(exemplar=items.exemplar, target=items.target,
                         analogy=self.preview(c, mask, items.exemplar_codes))
