@@ -89,7 +89,8 @@ def draw_item_styles(gen: torch.Generator, families: tuple[str, ...],
 
 def render_item(image: torch.Tensor, mask: torch.Tensor, draws: RegionDraws) -> torch.Tensor:
     """T(x) for one image [3, H, W] in [-1, 1] with its mask [H, W]: one draw renders the whole
-    image; per-region draws are composed through the mask. Returns [3, H, W] in [-1, 1]."""
+    image; per-region draws are composed through the mask. Returns [3, H, W] in [-1, 1].
+    Rendered on the CPU, where the draws' seeded texture generators live."""
     x = (image[None].float().cpu() + 1) / 2
     distinct = {id(d) for d in draws.values()}
     if len(distinct) == 1:
