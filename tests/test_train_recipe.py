@@ -309,7 +309,7 @@ def test_select_excludes_holdouts_and_draws_utkface_with_a_seed(shared_data, tmp
 
 
 def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
-    """run.sh with tiny overrides: select, prepare, five steps, a model with edit directions that
+    """run.sh with tiny overrides: select, prepare, six steps, a model with edit directions that
     `hypernst stylize` takes; a second run skips the finished steps."""
     out, dest = tmp_path / "out", tmp_path / "model"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
@@ -321,17 +321,23 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
     held = {Path(h).stem for h in (RECIPE / "holdout.txt").read_text().split() if "/" in h}
     prepared = {p.stem for p in (out / "data").rglob("*.png")}
     assert prepared and not prepared & held
-    for stage in ("aladin", "autoencoder", "reconstruct", "stylize", "stylize-colour"):
+    steps = ("aladin", "autoencoder", "reconstruct", "stylize", "stylize-colour", "stylize-analogy")
+    for stage in steps:
         assert (out / "runs" / stage / ".complete").exists()
         assert json.loads((out / "runs" / stage / "final" / "metrics.json").read_text())["steps"] == 2
     metrics = json.loads((dest / "metrics.json").read_text())
     assert all(metrics["networks"][n] == "trained" for n in INFERENCE_PARTS), metrics["networks"]
     assert set(metrics["trained_by"]) == set(INFERENCE_PARTS)  # what the folder holds
-    assert metrics["trained_by"]["aladin"] == "aladin" and metrics["trained_by"]["hypernet"] == "stylize-colour"
-    assert list(metrics["stages"]) == ["aladin", "autoencoder", "reconstruct", "stylize",
-                                       "stylize-colour"]
+    assert metrics["trained_by"]["aladin"] == "aladin" and metrics["trained_by"]["hypernet"] == "stylize-analogy"
+    assert list(metrics["stages"]) == list(steps)
     colour_step = (out / "runs" / "stylize-colour" / "config.toml").read_text()
     assert "style_variants = 2" in colour_step and 'init = "' + str(out / "runs" / "stylize" / "final") in colour_step
+    # step 6: analogy items on half the batch, from step 5; step 1 with cross-face family positives
+    analogy_step = read_metrics(out / "runs" / "stylize-analogy")
+    assert all(math.isfinite(r["loss_analogy"]) and math.isfinite(r["loss_colour"]) for r in analogy_step)
+    analogy_cfg = (out / "runs" / "stylize-analogy" / "config.toml").read_text()
+    assert "share = 0.5" in analogy_cfg and 'init = "' + str(out / "runs" / "stylize-colour" / "final") in analogy_cfg
+    assert "family_positives = 0.25" in (out / "runs" / "aladin" / "config.toml").read_text()
     assert "## Training history" in (dest / "README.md").read_text()
     from hypernst_cli.weights.checkpoint import load_model_folder
 
@@ -348,7 +354,7 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
 
     again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert again.stdout.count(": done (") == 5
+    assert again.stdout.count(": done (") == 6
 
 
 def test_laplacian_l1_sees_every_frequency_band():

@@ -20,6 +20,9 @@ heads below ``start_layer`` frozen). Per batch, content images c and style image
       either side is skipped);
   L = rec * L_rec + style * (L_disc + L_pcd) with non-saturating -log D terms; the
   discriminators are trained with y(c, s) as fake, s as real, and R1 on reals.
+  With ``analogy.share`` > 0 (not in the paper, see ``train.analogy``) the first items of the
+  batch are analogy items instead: content B with the codes of an exemplar T(A), its output
+  compared with the target T(B) (L1 + Laplacian L1 + LPIPS); the unpaired terms act on the rest.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from hypernst_cli.models.hypernet import add_offsets
 from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
 from hypernst_cli.pipeline.core import invert
 from hypernst_cli.pipeline.style_codes import N_REGIONS, arrange
+from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
 from hypernst_cli.train.common import (
     ImageUnion,
     ModelStage,
@@ -42,6 +46,7 @@ from hypernst_cli.train.common import (
     style_code_provider,
 )
 from hypernst_cli.train.losses import (
+    analogy_loss,
     d_logistic,
     g_nonsaturating,
     r1_penalty,
@@ -227,8 +232,10 @@ class StylizeStage(HyperStage):
         self.H_train = self.ctx.wrap(self.H)
         self.D = self.network("discriminator").train()
         self.PD = self.network("patch_disc").train()
-        # with loss.style = 0 nothing reads the discriminators: they are carried, not trained
-        self.adversarial = float(self.cfg["loss"]["style"]) > 0
+        self.setup_analogy()
+        # with loss.style = 0 (or no unpaired items) nothing reads the discriminators: they are
+        # carried, not trained
+        self.adversarial = float(self.cfg["loss"]["style"]) > 0 and self.n_unpaired > 0
         if self.adversarial:
             self.origin.update(discriminator="trained", patch_disc="trained")
         else:
@@ -256,6 +263,36 @@ class StylizeStage(HyperStage):
     def load_data_state(self, state: dict[str, Any]) -> None:
         self.content_sampler.position = int(state["content"])
         self.style_sampler.position = int(state["style"])
+
+    # --- analogy items ---------------------------------------------------------------------------
+    def setup_analogy(self) -> None:
+        """The ``[analogy]`` options: how many items of a batch are analogy items, and the
+        LPIPS module their loss uses (dropped with one note when its backbone is missing)."""
+        self.analogy = AnalogySource(self.cfg["analogy"], self.content, self.code_provider,
+                                     int(self.cfg["seed"]))
+        batch = int(self.cfg["batch_size"])
+        self.n_analogy = self.analogy.count(batch)
+        self.n_unpaired = batch - self.n_analogy
+        loss_cfg = self.cfg["loss"]
+        unpaired_terms = ("style", "colour", "code", "structure")
+        if self.n_unpaired == 0 and any(float(loss_cfg[k]) > 0 for k in unpaired_terms):
+            self.log_once("analogy", "analogy.share = 1: every item is an analogy item, so the "
+                          "unpaired style terms (loss.style, colour, code, structure) had no items")
+        if self.n_analogy and self.analogy.weights["lpips"] > 0 and self.lpips_loss is None:
+            from hypernst_cli.train.losses import find_lpips
+
+            self.lpips_loss, why = find_lpips("alex", self.device)
+            if self.lpips_loss is None:
+                self.cfg["analogy"]["lpips"] = self.analogy.weights["lpips"] = 0.0
+                self.log_once("lpips_analogy", f"LPIPS term of the analogy loss dropped: {why}")
+
+    def analogy_term(self, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """The analogy loss of outputs y(B, T(A)) against their targets T(B)."""
+        w = self.analogy.weights
+        loss, parts = analogy_loss(y, target, l1=w["l1"], laplacian=w["laplacian"],
+                                   lpips_weight=w["lpips"], lpips=self.lpips_loss)
+        return loss, {"loss_analogy": float(loss.detach()),
+                      **{f"analogy_{k}": float(v) for k, v in parts.items()}}
 
     # --- region-matched patches ------------------------------------------------------------------
     def patches(self, image: torch.Tensor, mask: torch.Tensor, region: int, count: int,
@@ -320,9 +357,17 @@ class StylizeStage(HyperStage):
         cb = self.batch(self.content, self.content_sampler)
         sb = self.batch(self.style, self.style_sampler)
         c, c_mask = cb["image"], cb["mask"]
-        s, s_mask = sb["image"], sb["mask"]
+        # the first n_a contents are analogy items; the rest are paired with style images
+        n_a = self.n_analogy
+        s, s_mask = sb["image"][n_a:], sb["mask"][n_a:]
+        u_mask = c_mask[n_a:]
         own = self.content_codes[cb["index"].to(self.device)]
-        swapped = self.style_codes[sb["index"].to(self.device)]
+        swapped = self.style_codes[sb["index"].to(self.device)][n_a:]
+        analogy: AnalogyBatch | None = None
+        if n_a:
+            analogy = self.analogy.draw(step, self.ctx.rank, c[:n_a], c_mask[:n_a],
+                                        cb["index"][:n_a].tolist())
+            swapped = torch.cat([analogy.exemplar_codes, swapped])
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
         wplus, initial = self.start(c)
         logs: dict[str, float] = {}
@@ -344,14 +389,22 @@ class StylizeStage(HyperStage):
         offset_weight = float(loss_cfg["offsets"])
         self.refine(c, c_mask, own, wplus, initial, rec_fn, offset_weight)
 
-        # (A) stylization with the style image's codes on the content's mask
-        guidance = self.guidance(loss_cfg, c, c_mask, s, s_mask)
+        # (A) stylization with the style image's codes on the content's mask (and the analogy
+        # items with their exemplar's codes, compared with their targets)
+        guidance = self.guidance(loss_cfg, c[n_a:], u_mask, s, s_mask) if self.n_unpaired else None
 
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
-            loss, parts = guidance(y)
+            loss, parts = y.new_zeros((), dtype=torch.float32), {}
+            if analogy is not None:
+                loss, parts = self.analogy_term(y[:n_a], analogy.target)
+            y_u = y[n_a:]
+            if guidance is not None:
+                guided, guided_parts = guidance(y_u)
+                loss = loss + guided
+                parts.update(guided_parts)
             if self.adversarial:
-                l_disc = g_nonsaturating(self.D(y))
-                pairs = self.patch_pairs(y, c_mask, s, s_mask, gen)
+                l_disc = g_nonsaturating(self.D(y_u))
+                pairs = self.patch_pairs(y_u, u_mask, s, s_mask, gen)
                 l_pcd = g_nonsaturating(self.PD(pairs[0], pairs[1])) if pairs else y.new_zeros(())
                 loss = loss + loss_cfg["style"] * (l_disc + l_pcd)
                 parts.update(loss_disc=float(l_disc.detach()), loss_pcd=float(l_pcd.detach()),
@@ -360,15 +413,16 @@ class StylizeStage(HyperStage):
                 logs.update(parts)
             return loss
 
-        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1]
+        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1][n_a:]
         self.ctx.step(opt_h)
         if self.adversarial:
-            self.discriminator_step(step, s, s_mask, stylized, c_mask, gen, logs)
+            self.discriminator_step(step, s, s_mask, stylized, u_mask, gen, logs)
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
         logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + sum(
             float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0) for k in ("colour", "code", "structure")
-        ) + loss_cfg["style"] * (logs.get("loss_disc", 0.0) + logs.get("loss_pcd", 0.0))
+        ) + loss_cfg["style"] * (logs.get("loss_disc", 0.0) + logs.get("loss_pcd", 0.0)
+                                 ) + logs.get("loss_analogy", 0.0)
         return logs
 
     def discriminator_step(self, step: int, s: torch.Tensor, s_mask: torch.Tensor,
@@ -413,5 +467,9 @@ class StylizeStage(HyperStage):
         c, mask = cb["image"].to(self.device), cb["mask"].to(self.device)
         styled = self.preview(c, mask, self.style_codes[[i % len(self.style) for i in range(n)]])
         rec = self.preview(c, mask, self.content_codes[:n])
-        return sample_sheet({"content": c, "style": sb["image"], "stylized": styled,
-                             "reconstructed": rec})
+        rows = {"content": c, "style": sb["image"], "stylized": styled, "reconstructed": rec}
+        if self.n_analogy:  # fixed items: step 0's draws on the first faces
+            items = self.analogy.draw(0, 0, c, mask, list(range(n)))
+            rows.update(exemplar=items.exemplar, target=items.target,
+                        analogy=self.preview(c, mask, items.exemplar_codes))
+        return sample_sheet(rows)

@@ -145,6 +145,21 @@ def laplacian_l1(output: torch.Tensor, target: torch.Tensor, levels: int = 4) ->
     return total / weight
 
 
+
+def analogy_loss(output: torch.Tensor, target: torch.Tensor, *, l1: float, laplacian: float,
+                 lpips_weight: float, lpips: LPIPSLoss | None) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A paired target's loss (stage 2's analogy items): l1 * L1 + laplacian * Laplacian-pyramid
+    L1 (+ lpips * LPIPS when the loss module exists); returns (loss, its parts)."""
+    plain = (output.float() - target.float()).abs().mean()
+    pyramid = laplacian_l1(output, target)
+    loss = l1 * plain + laplacian * pyramid
+    parts: dict[str, Any] = {"l1": plain.detach(), "laplacian": pyramid.detach()}
+    if lpips is not None and lpips_weight > 0:
+        lp = lpips(output, target)
+        loss = loss + lpips_weight * lp
+        parts["lpips"] = lp.detach()
+    return loss, parts
+
 # --- style guidance for stage 2 (not in the paper; 0 by default) --------------------------------
 
 def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:

@@ -148,14 +148,18 @@ def random_view(image: torch.Tensor, size: int, scale: tuple[float, float],
 
 
 def make_views(images: torch.Tensor, styled: torch.Tensor, size: int, scale: tuple[float, float],
-               gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+               gen: torch.Generator, second: dict[int, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two views per image [B, 3, H, W] in [0, 1]; ``styled`` [B] bool: apply a pseudo-style
-    (the same one to both views) first. Returns (views A, views B), each [B, 3, size, size]."""
+    (the same one to both views) first. ``second`` {row: [3, H, W]}: the image view B of that
+    row is cut from instead (another face in the same style, as it is: no pseudo-style); other
+    rows cut both views from their own image. Returns (views A, views B), each [B, 3, size, size]."""
     a, b = [], []
-    for image, use in zip(images, styled.tolist()):
+    second = second or {}
+    for i, (image, use) in enumerate(zip(images, styled.tolist())):
         src = pseudo_style(image, gen) if use else image
         a.append(random_view(src, size, scale, gen))
-        b.append(random_view(src, size, scale, gen))
+        b.append(random_view(second.get(i, src), size, scale, gen))
     return torch.stack(a).to(images.device), torch.stack(b).to(images.device)
 
 

@@ -7,8 +7,8 @@
 #
 # Steps: select inputs (hold-outs of holdout.txt removed, UTKFACE UTKFace images drawn with SEED)
 # -> hypernst prepare (FFHQ alignment + face parsing, resumable) -> train aladin -> autoencoder
-# -> reconstruct -> stylize -> stylize-colour (each with --resume) -> export
-# runs/stylize-colour/final to MODEL_DEST
+# -> reconstruct -> stylize -> stylize-colour -> stylize-analogy (each with --resume) -> export
+# runs/stylize-analogy/final to MODEL_DEST
 # (`hypernst weights export`: no discriminators, fp16) -> edit directions (age, smile, pose) fit
 # on DIRECTIONS UTKFace photos with the exported encoder, added to MODEL_DEST -> every stage's
 # steps and losses recorded in MODEL_DEST's metrics.json and card (hypernst_cli/train/history.py).
@@ -70,10 +70,11 @@ step autoencoder autoencoder "$OUT/runs/aladin/final"
 step reconstruct reconstruct "$OUT/runs/autoencoder/final"
 step stylize stylize "$OUT/runs/reconstruct/final"
 step stylize-colour stylize "$OUT/runs/stylize/final"
+step stylize-analogy stylize "$OUT/runs/stylize-colour/final"
 
 echo "== export the model to $DEST (inference networks only, fp16)"
 rm -rf "$DEST.partial"
-"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize-colour/final" -o "$DEST.partial"
+"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize-analogy/final" -o "$DEST.partial"
 if [ "${DIRECTIONS:-1500}" != 0 ]; then
     echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos)"
     "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$DATA_ROOT/utkface" \
@@ -81,7 +82,7 @@ if [ "${DIRECTIONS:-1500}" != 0 ]; then
         -o "$OUT/directions" --into "$DEST.partial"
 fi
 "$PY" -m hypernst_cli.train.history "$OUT/runs" "$DEST.partial" aladin autoencoder reconstruct stylize \
-    stylize-colour
+    stylize-colour stylize-analogy
 rm -rf "$DEST"
 mv "$DEST.partial" "$DEST"
 echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"

@@ -1,0 +1,162 @@
+"""Analogy supervision for stage 2 (not in the paper): paired targets from procedural styles.
+
+The paper's stage 2 has no target for what a stylized face should look like; its discriminators
+learn one from real art over a long GPU budget. On a CPU budget the hyper-network learns a colour
+wash instead. An *image analogy* gives a direct target: for content faces A != B of the content
+set and a style draw T (``hypernst_cli.styles.families``), the exemplar is T(A) and the target is
+T(B). The hyper-network sees B with the region codes of T(A) (ALADIN patch averages on A's mask,
+paper Eq. 1, the model's own code path) arranged on B's mask, and its output is compared with
+T(B) pixel for pixel.
+
+A *region-mixed* item draws one style per region (background, face, hair): the exemplar composes
+the three renders of A through A's mask and the target those of B through B's mask, so the region
+codes have to steer their own regions.
+
+Every random choice of a step (which faces are the exemplars, the draws) comes from a generator
+seeded by (seed, step, rank), so a resumed run sees the same items. Draw seeds stay below
+EVAL_SEED_BASE (``random_draw``), under the benchmark's evaluation seeds; held-out families are refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from hypernst_cli.errors import UsageError
+from hypernst_cli.pipeline.style_codes import N_REGIONS
+from hypernst_cli.styles.families import (
+    FAMILIES,
+    HELDOUT_FAMILIES,
+    TRAIN_FAMILIES,
+    StyleDraw,
+    random_draw,
+    render_regions,
+)
+from hypernst_cli.train.data import make_batch, to_uint8
+
+if TYPE_CHECKING:
+    from hypernst_cli.pipeline.style_codes import StyleCodeProvider
+
+#: per item: the draw of each region (the same draw in every region unless region-mixed)
+RegionDraws = dict[int, StyleDraw]
+
+
+def training_families(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """The families a training stage may draw: ``names`` (empty: every training family).
+    Unknown names and held-out families are refused: the benchmark measures those unseen."""
+    if not names:
+        return TRAIN_FAMILIES
+    unknown = [n for n in names if n not in FAMILIES]
+    if unknown:
+        raise UsageError(f"unknown style famil{'y' if len(unknown) == 1 else 'ies'} {unknown}",
+                         hint=f"known: {', '.join(FAMILIES)}")
+    held = [n for n in names if n in HELDOUT_FAMILIES]
+    if held:
+        raise UsageError(f"style families {held} are held out for evaluation and never trained on",
+                         hint=f"training families: {', '.join(TRAIN_FAMILIES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def step_generator(seed: int, step: int, rank: int, salt: int) -> torch.Generator:
+    """The generator of one step's draws; ``salt`` keeps streams of different uses apart."""
+    return torch.Generator().manual_seed(seed * 1_000_003 + step * 7_919 + rank * 104_729 + salt)
+
+
+def partner_indices(gen: torch.Generator, own: list[int], n: int) -> list[int]:
+    """For each index of ``own``, another index of range(n), uniform among the n - 1 others."""
+    if n < 2:
+        raise UsageError("analogy items and family positives need at least 2 content images")
+    out = []
+    for i in own:
+        j = int(torch.randint(0, n - 1, (1,), generator=gen))
+        out.append(j + 1 if j >= i else j)
+    return out
+
+
+def draw_item_styles(gen: torch.Generator, families: tuple[str, ...],
+                     region_mixed: float) -> RegionDraws:
+    """One item's draws: a single draw for every region, or (with probability ``region_mixed``)
+    an independent draw per region."""
+    mixed = float(torch.rand(1, generator=gen)) < region_mixed
+    if mixed:
+        return {r: random_draw(gen, families) for r in range(N_REGIONS)}
+    draw = random_draw(gen, families)
+    return {r: draw for r in range(N_REGIONS)}
+
+
+def render_item(image: torch.Tensor, mask: torch.Tensor, draws: RegionDraws) -> torch.Tensor:
+    """T(x) for one image [3, H, W] in [-1, 1] with its mask [H, W]: one draw renders the whole
+    image; per-region draws are composed through the mask. Returns [3, H, W] in [-1, 1].
+    Rendered on the CPU, where the draws' seeded texture generators live."""
+    x = (image[None].float().cpu() + 1) / 2
+    distinct = {id(d) for d in draws.values()}
+    if len(distinct) == 1:
+        out = next(iter(draws.values())).render(x)
+    else:
+        out = render_regions(x, mask[None].cpu(), draws)
+    return (out[0] * 2 - 1).to(image.device, image.dtype)
+
+
+@dataclass
+class AnalogyBatch:
+    """n analogy items: content B (given), exemplar T(A) with A's mask and codes, target T(B)."""
+
+    exemplar: torch.Tensor  # T(A) [n, 3, H, W] in [-1, 1]
+    exemplar_mask: torch.Tensor  # A's masks [n, H, W]
+    exemplar_codes: torch.Tensor  # [n, N_REGIONS, D]: ALADIN region codes of T(A) on A's mask
+    target: torch.Tensor  # T(B) [n, 3, H, W] in [-1, 1]
+    exemplar_index: list[int]  # A's index in the content set
+    draws: list[RegionDraws]
+
+
+def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
+                   masks: torch.Tensor) -> torch.Tensor:
+    """[n, N_REGIONS, D] region codes of rendered exemplars [n, 3, H, W] in [-1, 1] on their known
+    masks [n, H, W]: the provider's own code path (as for an image file), not cached (every
+    rendered draw is new)."""
+    images = to_uint8(exemplars)
+    labels = masks.cpu().numpy().astype(np.uint8)
+    return torch.stack([provider.for_image(im, mask=m).region_codes.float()
+                        for im, m in zip(images, labels)])
+
+
+class AnalogySource:
+    """Draws a step's analogy items from the content set (``[analogy]`` of the stylize config)."""
+
+    def __init__(self, cfg: dict[str, Any], content: Any, provider: StyleCodeProvider,
+                 seed: int) -> None:
+        self.share = float(cfg["share"])
+        self.region_mixed = float(cfg["region_mixed"])
+        if not 0 <= self.share <= 1 or not 0 <= self.region_mixed <= 1:
+            raise UsageError("analogy.share and analogy.region_mixed must lie in [0, 1]")
+        self.families = training_families(list(cfg["families"]))
+        self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips")}
+        self.content, self.provider, self.seed = content, provider, seed
+        if self.share > 0 and len(content) < 2:
+            raise UsageError("analogy.share > 0 needs at least 2 content images (A != B)")
+
+    def count(self, batch_size: int) -> int:
+        """Analogy items per batch: ``share`` of it, at least one when the share is not 0."""
+        if self.share <= 0:
+            return 0
+        return min(batch_size, max(1, int(round(self.share * batch_size))))
+
+    def draw(self, step: int, rank: int, content: torch.Tensor, masks: torch.Tensor,
+             indices: list[int]) -> AnalogyBatch:
+        """Items for contents B (``content`` [n, 3, H, W] in [-1, 1], their masks and indices in
+        the content set): each gets an exemplar face A != B and its own draws, fixed by
+        (seed, step, rank)."""
+        gen = step_generator(self.seed, step, rank, salt=17)
+        partners = partner_indices(gen, indices, len(self.content))
+        draws = [draw_item_styles(gen, self.families, self.region_mixed) for _ in indices]
+        a = make_batch(self.content, partners)
+        a_images, a_masks = a["image"], a["mask"]
+        exemplar = torch.stack([render_item(x, m, d) for x, m, d in zip(a_images, a_masks, draws)])
+        target = torch.stack([render_item(x, m, d) for x, m, d in zip(content, masks, draws)])
+        codes = exemplar_codes(self.provider, exemplar, a_masks)
+        device = content.device
+        return AnalogyBatch(exemplar.to(device), a_masks.to(device), codes.to(device), target,
+                            partners, draws)
