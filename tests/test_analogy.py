@@ -221,11 +221,12 @@ def _held_analogy_loss(stage, step: int = 10**6) -> float:
 
 def test_analogy_training_moves_outputs_towards_the_targets(faces, tiny_model_dir):
     """Eight steps of analogy items alone (no reconstruction pass) bring the outputs on items
-    never trained on (other draws) well towards their targets, and the logged loss falls."""
+    never trained on (other draws) well towards their targets. (The per-step loss is not
+    compared: it swings with each step's draws.)"""
     stage = stylize_stage(faces, tiny_model_dir, lr=0.003, batch_size=4,
                           **{"loss.rec": 0.0, "analogy.share": 1.0, "analogy.families": ["duotone"]})
     start = _held_analogy_loss(stage)
-    logged = [stage.train_step(step)["loss_analogy"] for step in range(8)]
+    for step in range(8):
+        stage.train_step(step)
     end = _held_analogy_loss(stage)
     assert end < 0.6 * start, (start, end)
-    assert np.mean(logged[-3:]) < 0.7 * np.mean(logged[:3]), logged
