@@ -1,4 +1,10 @@
-"""Shared fixtures: ../shared/data (skips with a reason when absent) and an in-process CLI runner."""
+"""Shared fixtures: real photos the repository carries (``portraits``), ../shared/data (only for
+tests marked ``shared``: skips with a reason when absent), the tiny model and an in-process CLI
+runner.
+
+``--no-shared`` (or ``HYPERNST_SHARED_DATA=/nonexistent``) runs the suite as a fresh clone would:
+../shared/data is not looked at.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +18,61 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _shared_data_dir() -> Path:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-shared", action="store_true",
+                     help="hide ../shared/data, as on a fresh clone (tests marked `shared` skip)")
+
+
+_NO_SHARED = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _NO_SHARED
+    _NO_SHARED = bool(config.getoption("--no-shared"))
+
+
+def _shared_data_dir() -> Path | None:
+    if _NO_SHARED:
+        return None
     env = os.environ.get("HYPERNST_SHARED_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (faces/, photos/, styles/, utkface/); skips the test when it is absent."""
+    """../shared/data (faces/, photos/, styles/, utkface/), for tests marked ``shared``; skips
+    the test when it is absent or hidden (``--no-shared``)."""
     d = _shared_data_dir()
+    if d is None:
+        pytest.skip("needs ../shared/data (hidden by --no-shared)")
     if not (d / "faces").is_dir():
         pytest.skip(f"needs the shared data folder {d} (absent on a fresh clone without ../shared)")
     return d
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    """Count the tests that need ../shared/data (marked ``shared``) and how many of them ran."""
+    stats = terminalreporter.stats
+    marked = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])
+              if getattr(r, "when", "call") in ("call", "setup") and "shared" in r.keywords]
+    seen: dict[str, str] = {}
+    for r in marked:
+        if r.outcome != "passed" or r.when == "call":
+            seen[r.nodeid] = r.outcome
+    ran = sum(v != "skipped" for v in seen.values())
+    terminalreporter.write_line(
+        f"tests that need ../shared/data (marked `shared`): {len(seen)}, ran {ran}, "
+        f"skipped {len(seen) - ran}"
+    )
+
+
+@pytest.fixture(scope="session")
+def portraits(tmp_path_factory) -> Path:
+    """Real photos in ../shared/data's layout (faces/, photos/, styles/, utkface/), derived from
+    what the repository and scikit-image carry (tests/portraits.py): no ../shared needed."""
+    from portraits import build_portraits
+
+    return build_portraits(tmp_path_factory.mktemp("portraits"))
 
 
 @dataclass

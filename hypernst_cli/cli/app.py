@@ -13,7 +13,7 @@ import typer
 
 from hypernst_cli import __version__
 from hypernst_cli.cli.state import STATE
-from hypernst_cli.errors import EXIT_DEVICE, EXIT_INTERNAL, HypernstError
+from hypernst_cli.errors import EXIT_DEVICE, EXIT_INTERNAL, HypernstError, write_error_from
 
 app = typer.Typer(
     name="hypernst",
@@ -103,7 +103,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if STATE.debug:
             traceback.print_exc()
-        if _is_out_of_memory(exc):
+        write_error = write_error_from(exc)  # a write outside the atomic writer (a folder, a log)
+        if write_error is not None:
+            _print_error(write_error.one_line())
+            code = write_error.exit_code
+        elif _is_out_of_memory(exc):
             _print_error(
                 "out of memory (try a smaller --batch-size, a smaller --size, or --device cpu)"
             )
