@@ -16,8 +16,9 @@ Sources:
 - ``photos/``: unaligned photos with one face each (3): ``astronaut.jpg`` (the photograph's upper
   part, enlarged: the whole one holds a second, faint false detection), ``face-1-scene.jpg`` (a face turned a little, small, off-centre on a landscape picture),
   ``face-2-scene.jpg`` (a face low on a tall picture);
-- ``styles/``: the example styles, scikit-image pictures cropped to 256 px squares, and two
-  faces painted (posterised, and as a grey pencil drawing) so some styles hold a face (10);
+- ``styles/``: the example styles, scikit-image pictures cropped to 256 px squares (10: one of
+  them, poster-portrait, holds a face), and the faces painted (posterised, drawn in pencil,
+  duotone), art portraits whose face dlib finds (``FACE_STYLES``, 7);
 - ``utkface/``: UTKFace-like crops (200 px JPEG named ``AGE_GENDER_RACE_STAMP.jpg.chip.jpg``): the
   faces above with varied crops, tone and mirror, and made-up ages (24).
 
@@ -84,6 +85,19 @@ def _pencil(face: np.ndarray) -> np.ndarray:
     return np.asarray(Image.merge("RGB", [ImageOps.autocontrast(edges)] * 3))
 
 
+def _duotone(face: np.ndarray) -> np.ndarray:
+    grey = Image.fromarray(face).convert("L")
+    return np.asarray(ImageOps.colorize(grey, black=(40, 10, 90), white=(255, 220, 120)))
+
+
+#: styles painted from the faces above (dlib finds the face in each: art portraits)
+FACE_STYLES = {
+    "painted-face-2": _painted, "painted-astronaut": _painted, "painted-face-3": _painted,
+    "pencil-astronaut": _pencil, "duotone-face-1": _duotone, "duotone-face-3": _duotone,
+    "duotone-astronaut-mirror": _duotone,
+}
+
+
 def build_portraits(root: Path) -> Path:
     """Write faces/, photos/, styles/ and utkface/ under ``root`` (see the module docstring)."""
     from skimage import data
@@ -115,8 +129,9 @@ def build_portraits(root: Path) -> Path:
             root / "styles" / path.name)
     for name in SKIMAGE_STYLES:
         Image.fromarray(_square(getattr(data, name)())).save(root / "styles" / f"{name}.png")
-    Image.fromarray(_painted(faces["face-2"])).save(root / "styles" / "painted-face-2.png")
-    Image.fromarray(_pencil(faces["astronaut"])).save(root / "styles" / "pencil-astronaut.png")
+    for name, make in FACE_STYLES.items():
+        kind, face = name.split("-", 1)
+        Image.fromarray(make(faces[face])).save(root / "styles" / f"{name}.png")
 
     rng = np.random.default_rng(0)
     names = list(faces)

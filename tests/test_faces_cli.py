@@ -10,12 +10,12 @@ from PIL import Image
 
 
 @pytest.fixture
-def inputs(tmp_path, shared_data):
-    """Two shared photos (downscaled, to keep the tests fast), a face-less gradient, a two-face image."""
+def inputs(tmp_path, portraits):
+    """Two photos (downscaled, to keep the tests fast), a face-less gradient, a two-face image."""
     folder = tmp_path / "in"
     folder.mkdir()
-    a = Image.open(shared_data / "photos" / "iu.jpg").convert("RGB")
-    b = Image.open(shared_data / "photos" / "unsplash-rDEOVtE7vOs.jpg").convert("RGB")
+    a = Image.open(portraits / "photos" / "astronaut.jpg").convert("RGB")
+    b = Image.open(portraits / "photos" / "face-1-scene.jpg").convert("RGB")
     a = a.resize((a.width // 2, a.height // 2))
     b = b.resize((b.width * a.height // b.height, a.height))
     a.save(folder / "one.jpg")
@@ -111,8 +111,8 @@ def test_all_faces_gives_indexed_outputs(run_cli, inputs):
         assert (inputs / "s" / f"pair_{i}_aligned.png").exists()
 
 
-def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, shared_data):
-    faces = sorted((shared_data / "faces").glob("*.png"))[:3]
+def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, portraits):
+    faces = sorted((portraits / "faces").glob("*.png"))[:3]
     out = inputs / "seg"
     r = run_cli("--quiet", "segment", *faces, "-o", out, "--contact-sheet", "--json")
     assert r.exit_code == 0, r.stderr
