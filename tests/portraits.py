@@ -20,13 +20,15 @@ Sources:
   them, poster-portrait, holds a face), and the faces painted (posterised, drawn in pencil,
   duotone), art portraits whose face dlib finds (``FACE_STYLES``, 7);
 - ``utkface/``: UTKFace-like crops (200 px JPEG named ``AGE_GENDER_RACE_STAMP.jpg.chip.jpg``): the
-  faces above with varied crops, tone and mirror, and made-up ages (24).
+  faces above with varied crops, tone and mirror, and made-up ages; dlib finds a face in
+  each (24).
 
 Everything takes a few seconds and is cached for the session by the ``portraits`` fixture.
 """
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +110,8 @@ def build_portraits(root: Path) -> Path:
     for sub in ("faces", "photos", "styles", "utkface"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     photo = astronaut()
-    aligned = FaceProcessor(backend="dlib").align_largest(photo, 256).image
+    processor = FaceProcessor(backend="dlib")
+    aligned = processor.align_largest(photo, 256).image
     faces = {"astronaut": aligned, **{f"face-{i}": example_face(i) for i in (1, 2, 3)}}
     faces["astronaut-mirror"] = aligned[:, ::-1]
     faces["face-1-mirror"] = faces["face-1"][:, ::-1]
@@ -135,7 +138,8 @@ def build_portraits(root: Path) -> Path:
 
     rng = np.random.default_rng(0)
     names = list(faces)
-    for k in range(24):
+    k = 0
+    while k < 24:
         base = faces[names[k % len(names)]]
         pad = int(rng.integers(20, 44))  # UTKFace crops are tighter than FFHQ's
         crop = base[pad:256 - pad // 2, pad // 2 + pad // 4: 256 - pad // 2 - pad // 4]
@@ -143,7 +147,13 @@ def build_portraits(root: Path) -> Path:
         img = np.clip(crop.astype(np.float32) * gain, 0, 255).astype(np.uint8)
         if k % 3 == 1:
             img = img[:, ::-1]
-        age, gender, race = int(rng.integers(1, 90)), k % 2, k % 5
+        buf = io.BytesIO()
         Image.fromarray(np.ascontiguousarray(img)).resize((200, 200), Image.Resampling.LANCZOS).save(
-            root / "utkface" / f"{age}_{gender}_{race}_20170{k:03d}.jpg.chip.jpg", quality=92)
+            buf, format="JPEG", quality=92)
+        if not processor.detect(np.asarray(Image.open(buf))):
+            continue  # like UTKFace's own crops, every one shows a face dlib finds: draw again
+        age, gender, race = int(rng.integers(1, 90)), k % 2, k % 5
+        (root / "utkface" / f"{age}_{gender}_{race}_20170{k:03d}.jpg.chip.jpg").write_bytes(
+            buf.getvalue())
+        k += 1
     return root
