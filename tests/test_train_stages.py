@@ -18,8 +18,10 @@ from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
 from hypernst_cli.train.config import load_train_config
 from hypernst_cli.train.trainer import TrainContext, read_metrics
 
-FACES = ["ffhq_000000.png", "ffhq_000001.png", "ffhq_000015.png", "dsg_006750.png"]
-STYLES = ["aahq_100000.png", "aahq_100001.png", "jojo_sketch.png", "dsg_anime_16031200.png"]
+FACES = ["astronaut.png", "face-1.png", "face-2.png", "face-3.png"]
+#: the last style shows no face dlib finds (a watercolour pattern)
+STYLES = ["poster-portrait.png", "painted-face-3.png", "duotone-astronaut-mirror.png",
+          "watercolour.png"]
 CPU = TrainContext(device=torch.device("cpu"))
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,15 +35,15 @@ def run_cli_args(*args: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def prepared(shared_data, tmp_path_factory) -> Path:
-    """4 faces + 4 styles (one anime style without a detectable face) through `hypernst prepare`."""
+def prepared(portraits, tmp_path_factory) -> Path:
+    """4 faces + 4 styles (one without a detectable face) through `hypernst prepare`."""
     root = tmp_path_factory.mktemp("prepare")
     (root / "content").mkdir()
     (root / "style").mkdir()
     for name in FACES:
-        shutil.copy(shared_data / "faces" / name, root / "content" / name)
+        shutil.copy(portraits / "faces" / name, root / "content" / name)
     for name in STYLES:
-        shutil.copy(shared_data / "styles" / name, root / "style" / name)
+        shutil.copy(portraits / "styles" / name, root / "style" / name)
     data = root / "data"
     code = run_cli_args("-q", "prepare", root / "content", root / "style", "-o", data,
                         "--size", "64", "--backend", "dlib")
@@ -67,12 +69,12 @@ def test_prepare_report_and_resume(prepared, run_cli, tmp_path):
     rows = [json.loads(line) for line in (prepared / "report.jsonl").read_text().splitlines()]
     by_name = {r["name"]: r for r in rows}
     assert all(by_name[Path(n).stem]["status"] == "ok" for n in FACES)
-    anime = by_name["dsg_anime_16031200"]
-    assert anime["status"] == "kept_no_face" and not anime["mask"]
-    assert (prepared / "style" / "dsg_anime_16031200.png").exists()
-    assert not (prepared / "style" / "dsg_anime_16031200.mask.png").exists()
+    faceless = by_name["watercolour"]
+    assert faceless["status"] == "kept_no_face" and not faceless["mask"]
+    assert (prepared / "style" / "watercolour.png").exists()
+    assert not (prepared / "style" / "watercolour.mask.png").exists()
     mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
-        prepared / "content" / "ffhq_000000.mask.png"))
+        prepared / "content" / "astronaut.mask.png"))
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2} and (mask == 1).any()
 
     # resumable: a second run over a copy skips everything; an unreadable content file is rejected
