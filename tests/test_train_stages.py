@@ -19,9 +19,8 @@ from hypernst_cli.train.config import load_train_config
 from hypernst_cli.train.trainer import TrainContext, read_metrics
 
 FACES = ["astronaut.png", "face-1.png", "face-2.png", "face-3.png"]
-#: the last style shows no face dlib finds (a watercolour pattern)
-STYLES = ["poster-portrait.png", "painted-face-3.png", "duotone-astronaut-mirror.png",
-          "watercolour.png"]
+#: the last style shows no face dlib finds (a neon pattern)
+STYLES = ["poster-portrait.png", "painted-face-2.png", "duotone-face-3.png", "neon.png"]
 CPU = TrainContext(device=torch.device("cpu"))
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,10 +68,10 @@ def test_prepare_report_and_resume(prepared, run_cli, tmp_path):
     rows = [json.loads(line) for line in (prepared / "report.jsonl").read_text().splitlines()]
     by_name = {r["name"]: r for r in rows}
     assert all(by_name[Path(n).stem]["status"] == "ok" for n in FACES)
-    faceless = by_name["watercolour"]
+    faceless = by_name["neon"]
     assert faceless["status"] == "kept_no_face" and not faceless["mask"]
-    assert (prepared / "style" / "watercolour.png").exists()
-    assert not (prepared / "style" / "watercolour.mask.png").exists()
+    assert (prepared / "style" / "neon.png").exists()
+    assert not (prepared / "style" / "neon.mask.png").exists()
     mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
         prepared / "content" / "astronaut.mask.png"))
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2} and (mask == 1).any()
@@ -330,7 +329,7 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
     assert "loss_colour" not in plain
 
     def colour_gap_after(weight: float) -> float:
-        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 6, lr=0.001,
+        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 10, lr=0.001,
                                      **{"loss.colour": weight, "loss.style": 0.0})
         cb, sb = stage.batch(stage.content, stage.content_sampler), stage.batch(stage.style, stage.style_sampler)
         codes = stage.style_codes[sb["index"]]
