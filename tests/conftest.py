@@ -2,8 +2,9 @@
 tests marked ``shared``: skips with a reason when absent), the tiny model and an in-process CLI
 runner.
 
-``--no-shared`` (or ``HYPERNST_SHARED_DATA=/nonexistent``) runs the suite as a fresh clone would:
-../shared/data is not looked at.
+``--no-shared`` (or ``HYPERNST_NO_SHARED=1``, or ``HYPERNST_SHARED_DATA=/nonexistent``) runs the
+suite as a fresh clone would: ../shared/data is not looked at, and the few tests marked ``shared``
+are deselected and counted in the summary.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ _NO_SHARED = False
 
 def pytest_configure(config: pytest.Config) -> None:
     global _NO_SHARED
-    _NO_SHARED = bool(config.getoption("--no-shared"))
+    _NO_SHARED = bool(config.getoption("--no-shared")) or os.environ.get("HYPERNST_NO_SHARED") == "1"
 
 
 def _shared_data_dir() -> Path | None:
@@ -40,8 +41,8 @@ def _shared_data_dir() -> Path | None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (faces/, photos/, styles/, utkface/), for tests marked ``shared``; skips
-    the test when it is absent or hidden (``--no-shared``)."""
+    """../shared/data (faces/, photos/, styles/, utkface/), for tests marked ``shared`` (which are
+    deselected without it); skips any other test that asks for it when it is absent."""
     d = _shared_data_dir()
     if d is None:
         pytest.skip("needs ../shared/data (hidden by --no-shared)")
@@ -50,19 +51,33 @@ def shared_data() -> Path:
     return d
 
 
+def _shared_available() -> bool:
+    d = _shared_data_dir()
+    return d is not None and (d / "faces").is_dir()
+
+
+_SHARED_COUNT = {"marked": 0, "deselected": 0}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``shared`` need ../shared/data: without it (a fresh clone, or --no-shared)
+    they are deselected, and the count is printed at the end, not hidden among skips."""
+    marked = [item for item in items if item.get_closest_marker("shared")]
+    _SHARED_COUNT["marked"] = len(marked)
+    if marked and not _shared_available():
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [item for item in items if not item.get_closest_marker("shared")]
+        _SHARED_COUNT["deselected"] = len(marked)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
-    """Count the tests that need ../shared/data (marked ``shared``) and how many of them ran."""
-    stats = terminalreporter.stats
-    marked = [r for key in ("passed", "failed", "skipped", "error") for r in stats.get(key, [])
-              if getattr(r, "when", "call") in ("call", "setup") and "shared" in r.keywords]
-    seen: dict[str, str] = {}
-    for r in marked:
-        if r.outcome != "passed" or r.when == "call":
-            seen[r.nodeid] = r.outcome
-    ran = sum(v != "skipped" for v in seen.values())
+    marked, deselected = _SHARED_COUNT["marked"], _SHARED_COUNT["deselected"]
+    where = _shared_data_dir()
+    state = "hidden (--no-shared)" if where is None else (
+        f"found at {where}" if _shared_available() else f"absent ({where})")
     terminalreporter.write_line(
-        f"tests that need ../shared/data (marked `shared`): {len(seen)}, ran {ran}, "
-        f"skipped {len(seen) - ran}"
+        f"tests that need ../shared/data (marked `shared`): {marked}; ran {marked - deselected}, "
+        f"deselected {deselected}; ../shared/data {state}"
     )
 
 
