@@ -88,14 +88,13 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         )
     except OSError as exc:
         raise write_error_from(exc, dest) or exc
-    try:
-        with contextlib.suppress(OSError):  # some file systems (FAT, SMB) refuse modes
-            os.fchmod(fd, plain_file_mode())
-    finally:
-        os.close(fd)
+    os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # after the write: some writers (safetensors) replace the file with one of their own
+        with contextlib.suppress(OSError):  # some file systems (FAT, SMB) refuse modes
+            os.chmod(tmp, plain_file_mode())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
