@@ -43,13 +43,19 @@ def _global_options(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads (default: $HYPERNST_THREADS, $OMP_NUM_THREADS, $MKL_NUM_THREADS, else "
+        "one per core this process may use).",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    from hypernst_cli.device import validate_device_spec
+    from hypernst_cli.device import request_threads, validate_device_spec
 
     STATE.device = validate_device_spec(device)
+    request_threads(threads)
     STATE.debug = STATE.debug or debug
     STATE.quiet = quiet
 
