@@ -13,7 +13,7 @@ Batch scaling: ``generate`` over 1, 4, 16 faces with one style. Peak RSS (and VR
 Run: python benchmarks/pipeline_speed.py [--config compact] [--device cpu] [--threads 2]
      [--runs 3] [--precision fp32|bf16|fp16] [--compile] [--batches 1,4,16] [--no-record]
 Needs the shared test data (``HYPERNST_SHARED_DATA``, default ../shared/data). ``--threads``
-is fixed here (the CLI picks it from the cores and the load average, see hypernst_cli/device.py):
+is fixed here (the CLI uses one per core unless told otherwise, see hypernst_cli/device.py):
 compare 1 and 2 on a busy machine to see why.
 """
 

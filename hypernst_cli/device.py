@@ -85,43 +85,68 @@ def _cgroup_cpu_quota() -> float | None:
         return None
 
 
-def configure_cpu_threads() -> int:
-    """One intra-op thread per usable core that other processes are not already using, unless
-    the user set OMP_NUM_THREADS (or HYPERNST_THREADS).
+#: environment variables that set the thread count, in the order they are honoured: the project's
+#: own, then OpenMP's and MKL's (torch reads both when it starts)
+THREAD_VARIABLES = ("HYPERNST_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-    Usable cores: the affinity mask, capped by a cgroup quota. Busy cores: the 1-minute load
-    average at start-up, rounded. Why: every parallel region of a forward pass ends in a barrier,
-    so one thread descheduled by a competing process stalls all of them; on a 2-core machine
-    running another job, 2 threads measured ~10-50x slower than 1 (benchmarks/RESULTS.md), while
-    on an idle machine all cores are used.
+_requested_threads: int | None = None  # --threads
+
+
+def request_threads(n: int | None) -> None:
+    """Record ``--threads`` (it wins over the environment)."""
+    global _requested_threads
+    if n is not None and n < 1:
+        raise UsageError(f"--threads must be at least 1, got {n}")
+    _requested_threads = n
+
+
+def thread_policy() -> tuple[int, str]:
+    """(threads, why): ``--threads``, else the first of ``THREAD_VARIABLES`` that is set, else
+    one thread per usable core (the affinity mask, capped by a cgroup CPU quota).
+
+    Not a guess from the load average: a load seen at start-up says nothing about the next
+    minutes, and on a 2-core machine the guess ran a lone job on 1 thread, about half speed
+    (benchmarks/RESULTS.md). Users who share cores set the count themselves.
     """
+    if _requested_threads is not None:
+        return _requested_threads, f"--threads {_requested_threads}"
+    for name in THREAD_VARIABLES:
+        raw = os.environ.get(name, "").strip()
+        if not raw:
+            continue
+        # OpenMP allows a list per nesting level ("4,2"): the first is the outer one
+        try:
+            n = int(raw.split(",")[0])
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise UsageError(f"{name} must be a positive integer, got '{raw}'",
+                             hint=f"unset {name} or give a number of threads")
+        return n, f"{name}={raw}"
+    cores = cpu_budget()
+    return cores, f"one per usable core: {_cores_text()}"
+
+
+def _cores_text() -> str:
+    try:
+        mask = len(os.sched_getaffinity(0))
+        text = f"{mask} in this process's CPU mask"
+    except AttributeError:
+        text = f"{os.cpu_count() or 1} cores"
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        text += f", cgroup quota {quota:g} CPUs"
+    return text
+
+
+def configure_cpu_threads() -> int:
+    """Set torch's intra-op threads by ``thread_policy`` and return the count."""
     import torch
 
-    requested = os.environ.get("HYPERNST_THREADS", "").strip()
-    if requested:
-        try:
-            n = int(requested)
-        except ValueError:
-            raise UsageError(f"HYPERNST_THREADS must be a positive integer, got '{requested}'") from None
-        if n < 1:
-            raise UsageError(f"HYPERNST_THREADS must be a positive integer, got '{requested}'")
-        torch.set_num_threads(n)
-        return n
-    if "OMP_NUM_THREADS" in os.environ:
-        return torch.get_num_threads()
-    cores = cpu_budget()
-    threads = max(1, cores - busy_cores(cores))
-    torch.set_num_threads(threads)
+    threads, _ = thread_policy()
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return threads
-
-
-def busy_cores(cores: int) -> int:
-    """Cores other processes keep busy (1-minute load average, rounded; 0 where unknown)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0
-    return min(cores, int(load + 0.5))
 
 
 def describe_device(device: torch.device) -> str:

@@ -11,12 +11,16 @@ Exit codes (documented in the README):
 2     bad usage or bad input (unreadable image, no face, bad option)
 3     missing or invalid model weights (not found, hash mismatch, offline)
 4     out of memory, or the requested device is unavailable
+74    an output cannot be written: disk full, permission denied, read-only file system, name too
+      long (the machine's environment, not the input; like sysexits' EX_IOERR)
 70    internal error (a bug: please report it with the ``--debug`` output)
 ====  ==================================================================
 """
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
 EXIT_OK = 0
@@ -24,6 +28,7 @@ EXIT_PARTIAL = 1
 EXIT_INPUT = 2
 EXIT_WEIGHTS = 3
 EXIT_DEVICE = 4
+EXIT_WRITE = 74
 EXIT_INTERNAL = 70
 
 
@@ -116,3 +121,62 @@ class DeviceError(HypernstError):
 
 class OutOfMemoryError(DeviceError):
     """The device ran out of memory."""
+
+
+# --- 74: the file system refuses a write -----------------------------------------------------------
+
+#: errno -> (cause, what to do) for write failures that come from the machine, not from hypernst
+_WRITE_CAUSES: dict[int, tuple[str, str]] = {
+    errno.ENOSPC: ("no space left on the device", "free some space or write to another disk"),
+    errno.EDQUOT: ("disk quota exceeded", "free some space or write to another disk"),
+    errno.EACCES: ("permission denied", "write to a folder you may write to, or fix its permissions"),
+    errno.EPERM: ("operation not permitted", "write to a folder you may write to, or fix its permissions"),
+    errno.EROFS: ("read-only file system", "write to a writable disk"),
+    errno.ENAMETOOLONG: ("file name too long", "use a shorter output path"),
+}
+
+
+class WriteError(HypernstError):
+    """The file system refused to write an output: disk full, no permission, read-only, name too
+    long. Nothing partial is left; a batch stops here (every later item would fail the same way)."""
+
+    exit_code = EXIT_WRITE
+
+    def __init__(self, path: str | Path, cause: str, *, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.cause = cause
+        super().__init__(f"{path}: cannot write: {cause}", hint=hint)
+
+
+def write_error_from(exc: BaseException, path: str | Path | None = None) -> WriteError | None:
+    """The ``WriteError`` an environment failure (``OSError`` with one of the errnos above, also
+    as the cause of another exception) amounts to, naming ``path`` (else the error's own file
+    name); None for anything else."""
+    current: BaseException | None = exc
+    for _ in range(8):  # walk a short cause chain (libraries wrap OSError)
+        if current is None:
+            return None
+        if isinstance(current, WriteError):
+            return current
+        if isinstance(current, OSError) and current.errno in _WRITE_CAUSES:
+            cause, hint = _WRITE_CAUSES[current.errno]
+            where = path if path is not None else (current.filename or "output")
+            return WriteError(where, cause, hint=hint)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def disk_full_error(path: str | Path) -> WriteError:
+    """The error for a write that failed while the file system has no free space left (libraries
+    such as safetensors report ENOSPC in their own exception types)."""
+    cause, hint = _WRITE_CAUSES[errno.ENOSPC]
+    return WriteError(path, cause, hint=hint)
+
+
+def no_space_left(folder: str | Path) -> bool:
+    """True when the file system holding ``folder`` has no block left for this user."""
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail == 0

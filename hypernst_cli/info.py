@@ -24,7 +24,7 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
     import torch
 
     from hypernst_cli.configs import config_names, get_config
-    from hypernst_cli.device import describe_device, resolve_device
+    from hypernst_cli.device import describe_device, resolve_device, thread_policy
     from hypernst_cli.weights.registry import RESOLUTION_ORDER, load_registry, locate
 
     try:
@@ -77,6 +77,7 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
             "cuda": cuda,
         },
         "device": describe_device(device),
+        "threads": dict(zip(("count", "reason"), thread_policy(), strict=True)),
         "device_spec": device_spec,
         "cache_dir": str(cache_dir()),
         "configs": configs,

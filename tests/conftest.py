@@ -1,4 +1,11 @@
-"""Shared fixtures: ../shared/data (skips with a reason when absent) and an in-process CLI runner."""
+"""Shared fixtures: real photos the repository carries (``portraits``), ../shared/data (only for
+tests marked ``shared``: skips with a reason when absent), the tiny model and an in-process CLI
+runner.
+
+``--no-shared`` (or ``HYPERNST_NO_SHARED=1``, or ``HYPERNST_SHARED_DATA=/nonexistent``) runs the
+suite as a fresh clone would: ../shared/data is not looked at, and the few tests marked ``shared``
+are deselected and counted in the summary.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +19,75 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def _shared_data_dir() -> Path:
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-shared", action="store_true",
+                     help="hide ../shared/data, as on a fresh clone (tests marked `shared` skip)")
+
+
+_NO_SHARED = False
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    global _NO_SHARED
+    _NO_SHARED = bool(config.getoption("--no-shared")) or os.environ.get("HYPERNST_NO_SHARED") == "1"
+
+
+def _shared_data_dir() -> Path | None:
+    if _NO_SHARED:
+        return None
     env = os.environ.get("HYPERNST_SHARED_DATA")
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (faces/, photos/, styles/, utkface/); skips the test when it is absent."""
+    """../shared/data (faces/, photos/, styles/, utkface/), for tests marked ``shared`` (which are
+    deselected without it); skips any other test that asks for it when it is absent."""
     d = _shared_data_dir()
+    if d is None:
+        pytest.skip("needs ../shared/data (hidden by --no-shared)")
     if not (d / "faces").is_dir():
         pytest.skip(f"needs the shared data folder {d} (absent on a fresh clone without ../shared)")
     return d
+
+
+def _shared_available() -> bool:
+    d = _shared_data_dir()
+    return d is not None and (d / "faces").is_dir()
+
+
+_SHARED_COUNT = {"marked": 0, "deselected": 0}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``shared`` need ../shared/data: without it (a fresh clone, or --no-shared)
+    they are deselected, and the count is printed at the end, not hidden among skips."""
+    marked = [item for item in items if item.get_closest_marker("shared")]
+    _SHARED_COUNT["marked"] = len(marked)
+    if marked and not _shared_available():
+        config.hook.pytest_deselected(items=marked)
+        items[:] = [item for item in items if not item.get_closest_marker("shared")]
+        _SHARED_COUNT["deselected"] = len(marked)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+    marked, deselected = _SHARED_COUNT["marked"], _SHARED_COUNT["deselected"]
+    where = _shared_data_dir()
+    state = "hidden (--no-shared)" if where is None else (
+        f"found at {where}" if _shared_available() else f"absent ({where})")
+    terminalreporter.write_line(
+        f"tests that need ../shared/data (marked `shared`): {marked}; ran {marked - deselected}, "
+        f"deselected {deselected}; ../shared/data {state}"
+    )
+
+
+@pytest.fixture(scope="session")
+def portraits(tmp_path_factory) -> Path:
+    """Real photos in ../shared/data's layout (faces/, photos/, styles/, utkface/), derived from
+    what the repository and scikit-image carry (tests/portraits.py): no ../shared needed."""
+    from portraits import build_portraits
+
+    return build_portraits(tmp_path_factory.mktemp("portraits"))
 
 
 @dataclass

@@ -75,6 +75,36 @@ def test_fatal_errors_stop_the_batch(tmp_path):
     assert calls == ["a"]
 
 
+def test_a_refused_write_stops_the_batch_after_its_summary(tmp_path, capsys):
+    """A worker's raw OSError (disk full) stops the batch like a WriteError: the items done are
+    kept and counted, the summary line is printed, then the error is raised (exit 74)."""
+    import errno
+
+    from hypernst_cli.errors import WriteError
+
+    calls: list[str] = []
+
+    def work(item):
+        calls.append(item.label)
+        if item.label == "b":
+            raise OSError(errno.ENOSPC, "No space left on device", str(item.outputs[0]))
+        atomic_write_text(item.outputs[0], item.label)
+
+    with pytest.raises(WriteError) as exc:
+        run_batch(_items(tmp_path, ["a", "b", "c"]), work, as_json=True)
+    assert calls == ["a", "b"] and exc.value.exit_code == 74
+    assert str(tmp_path / "b.txt") in exc.value.one_line()
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    summary = lines[-1]["summary"]
+    assert (summary["ok"], summary["failed"], summary["not_run"], summary["total"]) == (1, 1, 1, 3)
+    assert summary["stopped"] == exc.value.one_line()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
+    # a lone item: just its error, as for any other error
+    with pytest.raises(WriteError):
+        run_batch(_items(tmp_path, ["b"]), work)
+    assert capsys.readouterr().out == ""
+
+
 def test_leftover_temp_files_are_swept(tmp_path):
     leftover = tmp_path / ".a.tmp-xyz.txt"
     leftover.write_text("half")

@@ -141,8 +141,8 @@ def test_debug_shows_traceback_in_a_real_process(tmp_path):
     assert debug.returncode == 2 and "Traceback" in debug.stderr
 
 
-def test_shared_photos_are_readable(run_cli, shared_data):
-    r = run_cli("check", shared_data / "photos")
+def test_real_photos_are_readable(run_cli, portraits):
+    r = run_cli("check", portraits / "photos")
     assert r.exit_code == 0
     assert r.stdout.count("ok ") == 3
 

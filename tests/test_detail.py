@@ -45,11 +45,11 @@ def detailed_model_dir(tiny_model_dir, tmp_path):
 
 
 def test_pipeline_restores_detail_on_stylized_outputs_but_not_on_edits(detailed_model_dir,
-                                                                      shared_data, isolated_cache):
+                                                                      portraits, isolated_cache):
     from hypernst_cli.pipeline.core import edit_wplus
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
-    photo = sorted((shared_data / "photos").glob("*.jpg"))[0]
+    photo = sorted((portraits / "photos").glob("*.jpg"))[0]
 
     def loaded(detail):
         return HyperNSTPipeline.load(weights=str(detailed_model_dir), config="tiny", device="cpu",
@@ -79,14 +79,14 @@ def test_pipeline_restores_detail_on_stylized_outputs_but_not_on_edits(detailed_
     assert torch.equal(out.images, out.iterations[-1])
 
 
-def test_detail_option_on_the_command_line(run_cli, detailed_model_dir, shared_data,
+def test_detail_option_on_the_command_line(run_cli, detailed_model_dir, portraits,
                                            isolated_cache, tmp_path):
     import numpy as np
 
     from hypernst_cli.io import load_image
 
-    photo = sorted((shared_data / "photos").glob("*.jpg"))[0]
-    style = shared_data / "styles" / "aahq_100000.png"
+    photo = sorted((portraits / "photos").glob("*.jpg"))[0]
+    style = portraits / "styles" / "poster-portrait.png"
     common = ["--device", "cpu", "stylize", photo, style, "-w", detailed_model_dir, "--seed", "0"]
     r = run_cli(*common, "-o", tmp_path / "default.png")
     assert r.exit_code == 0, r.stderr
@@ -100,7 +100,7 @@ def test_detail_option_on_the_command_line(run_cli, detailed_model_dir, shared_d
 
 
 def test_a_config_with_an_invalid_detail_section_is_refused(run_cli, detailed_model_dir, tmp_path,
-                                                            shared_data):
+                                                            portraits):
     """A negative strength (or a sigma <= 0) in config.json is a one-line error, not an image
     with the detail subtracted."""
     from hypernst_cli.configs import DetailConfig
@@ -114,8 +114,8 @@ def test_a_config_with_an_invalid_detail_section_is_refused(run_cli, detailed_mo
     config = json.loads((broken / "config.json").read_text())
     config["detail"]["strength"] = -0.5
     (broken / "config.json").write_text(json.dumps(config))
-    face = shared_data / "faces" / "ffhq_000000.png"
-    style = shared_data / "styles" / "aahq_100000.png"
+    face = portraits / "faces" / "astronaut.png"
+    style = portraits / "styles" / "poster-portrait.png"
     r = run_cli("--device", "cpu", "stylize", face, style, "-w", broken, "-o", tmp_path / "x.png")
     assert r.exit_code != 0 and not (tmp_path / "x.png").exists()
     assert "detail: strength must be >= 0" in r.stderr and "Traceback" not in r.stderr

@@ -1,4 +1,5 @@
-"""`hypernst directions fit|check` with the tiny model (random weights) on real UTKFace photos.
+"""`hypernst directions fit|check` with the tiny model (random weights) on UTKFace-like photos
+(the `portraits` fixture: crops of the astronaut photograph and the example faces).
 
 The model is random, so only the plumbing is checked: files, shapes, metadata, skip counts, and
 that `hypernst edit` takes the result.
@@ -13,26 +14,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-#: eight UTKFace photos of different ages in which dlib finds a face
-PHOTOS = (
-    "1_0_0_20161219140627985.jpg.chip.jpg",
-    "6_0_0_20170110213109002.jpg.chip.jpg",
-    "18_0_0_20170103201308008.jpg.chip.jpg",
-    "26_0_0_20170102233359482.jpg.chip.jpg",
-    "35_0_0_20170103182703466.jpg.chip.jpg",
-    "50_0_0_20170103183532811.jpg.chip.jpg",
-    "65_0_0_20170103183632050.jpg.chip.jpg",
-    "80_0_0_20170105175505310.jpg.chip.jpg",
-)
+#: the ages the eight photos are labelled with (in UTKFace's file-name scheme)
+AGES = (1, 6, 18, 26, 35, 50, 65, 80)
 
 
 @pytest.fixture(scope="module")
-def utk_folder(tmp_path_factory, request):
-    """Eight UTKFace photos of different ages, an unreadable file and a photo with no face."""
-    shared = request.getfixturevalue("shared_data")
+def utk_folder(tmp_path_factory, portraits):
+    """Eight UTKFace-like photos of different ages, an unreadable file and a photo with no face."""
     folder = tmp_path_factory.mktemp("utk")
-    for name in PHOTOS:
-        shutil.copyfile(shared / "utkface" / name, folder / name)
+    for age, src in zip(AGES, sorted((portraits / "utkface").iterdir()), strict=False):
+        shutil.copyfile(src, folder / f"{age}_0_0_2017010{age:03d}.jpg.chip.jpg")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
     yy, xx = np.mgrid[:200, :200]
     Image.fromarray(np.stack([xx, yy, xx + yy], -1).astype(np.uint8)).save(folder / "noface.png")
@@ -56,7 +47,6 @@ def fitted(utk_folder, tiny_model_dir, tmp_path_factory):
     return out, model
 
 
-@pytest.mark.shared
 def test_fit_writes_directions_with_metadata(fitted):
     from hypernst_cli.weights.checkpoint import load_model_folder
 
@@ -82,27 +72,25 @@ def test_fit_writes_directions_with_metadata(fitted):
     assert report["directions"]["age"]["label_range"] == [1.0, 80.0]
 
 
-@pytest.mark.shared
-def test_edit_takes_the_fitted_directions(fitted, run_cli, shared_data, tiny_model_dir, tmp_path,
+def test_edit_takes_the_fitted_directions(fitted, run_cli, portraits, tiny_model_dir, tmp_path,
                                           isolated_cache):
     from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
 
     out, model = fitted
-    face = shared_data / "faces" / "ffhq_000000.png"
+    face = portraits / "faces" / "astronaut.png"
     r = run_cli("--device", "cpu", "edit", face, "-d", out / "smile.safetensors", "-w",
                 tiny_model_dir, "--steps", "2", "--strength", "-1..1", "-o", tmp_path / "a")
     assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "a" / "ffhq_000000_smile_strip.png").exists()
+    assert (tmp_path / "a" / "astronaut_smile_strip.png").exists()
     # --into added the directions to the model folder, which still loads as a whole model
     models = load_models(str(model), None, __import__("torch").device("cpu"), INFERENCE_PARTS)
     assert set(models.directions) == {"age", "smile", "pose"}
     r = run_cli("--device", "cpu", "edit", face, "-d", "age", "-w", model, "--steps", "2",
                 "--strength", "-1..1", "-o", tmp_path / "b")
     assert r.exit_code == 0, r.stderr
-    assert (tmp_path / "b" / "ffhq_000000_age_strip.png").exists()
+    assert (tmp_path / "b" / "astronaut_age_strip.png").exists()
 
 
-@pytest.mark.shared
 def test_fit_refuses_bad_requests(run_cli, utk_folder, tiny_model_dir, tmp_path):
     base = ("--device", "cpu", "directions", "fit", "-w", tiny_model_dir)
     r = run_cli(*base, "--data", utk_folder, "-a", "age", "-o", tmp_path / "o")
@@ -116,7 +104,6 @@ def test_fit_refuses_bad_requests(run_cli, utk_folder, tiny_model_dir, tmp_path)
     assert r.exit_code == 2 and "--condition" in r.stderr
 
 
-@pytest.mark.shared
 def test_into_refuses_another_generator(fitted, run_cli, utk_folder, tiny_model_dir, tmp_path):
     import torch
 
@@ -134,7 +121,6 @@ def test_into_refuses_another_generator(fitted, run_cli, utk_folder, tiny_model_
     assert r.exit_code == 2 and "generator differs" in r.stderr
 
 
-@pytest.mark.shared
 def test_fit_sample_ridge_flat(run_cli, utk_folder, tiny_model_dir, tmp_path):
     r = run_cli("--device", "cpu", "directions", "fit", "--data", utk_folder, "-w", tiny_model_dir,
                 "--max-images", "6", "--method", "ridge", "--layers", "flat", "-a", "smile,pose",
@@ -149,10 +135,9 @@ def test_fit_sample_ridge_flat(run_cli, utk_folder, tiny_model_dir, tmp_path):
     assert report["directions"]["pose"]["orthogonal_to"] == []
 
 
-@pytest.mark.shared
-def test_check_reports_measures(fitted, run_cli, shared_data, isolated_cache, tmp_path):
+def test_check_reports_measures(fitted, run_cli, portraits, isolated_cache, tmp_path):
     out, model = fitted
-    faces = [shared_data / "faces" / "ffhq_000000.png", shared_data / "faces" / "ffhq_000015.png"]
+    faces = [portraits / "faces" / "astronaut.png", portraits / "faces" / "face-1.png"]
     args = ["--device", "cpu", "directions", "check", "-w", model, "-d", "pose",
             "--strength", "-2..2", "--steps", "5", "--json"]
     for f in faces:

@@ -1,4 +1,4 @@
-"""dlib identity distance and face-detection rate on real faces (../shared/data)."""
+"""dlib identity distance and face-detection rate on real faces (the `portraits` fixture)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,10 @@ from hypernst_cli.io import load_image
 
 
 @pytest.fixture(scope="module")
-def faces(shared_data):
-    names = ["ffhq_000000.png", "ffhq_000001.png", "dsg_019706.png"]
-    return [load_image(shared_data / "faces" / n) for n in names]
+def faces(portraits):
+    # a real person, then two faces of the project's generator (dlib: another person, 0.66 away)
+    names = ["astronaut.png", "face-1.png", "face-3.png"]
+    return [load_image(portraits / "faces" / n) for n in names]
 
 
 def _noisy(img: np.ndarray, sigma: float) -> np.ndarray:

@@ -137,9 +137,10 @@ def no_backbones(monkeypatch, tmp_path):
     monkeypatch.setattr(registry, "load_registry", lambda *a, **k: {})
 
 
-def test_baselines_on_real_faces_and_styles_without_backbones(shared_data, tmp_path, no_backbones):
-    contents = sorted((shared_data / "faces").glob("*.png"))[:3]
-    styles = sorted((shared_data / "styles").glob("*.png"))[:4]
+def test_baselines_on_real_faces_and_styles_without_backbones(portraits, tmp_path, no_backbones):
+    contents = [portraits / "faces" / n for n in ("astronaut.png", "face-1.png", "face-2.png")]
+    styles = [portraits / "styles" / f"{n}.png" for n in ("poster-portrait", "painted-face-3",
+                                                          "watercolour", "coffee")]
     out = tmp_path / "eval"
     logged: list[str] = []
     report = EvalRunner(default_metrics(), "cpu", log=logged.append).run(

@@ -5,11 +5,12 @@ from __future__ import annotations
 import csv
 
 
-def test_evaluate_writes_report_csv_and_sheets(run_cli, shared_data, tiny_model_dir,
+def test_evaluate_writes_report_csv_and_sheets(run_cli, portraits, tiny_model_dir,
                                               isolated_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no backbones: n/a columns
-    faces = sorted((shared_data / "faces").glob("ffhq_*.png"))[:2]
-    styles = sorted((shared_data / "styles").glob("aahq_*.png"))[:3]
+    faces = [portraits / "faces" / n for n in ("astronaut.png", "face-2.png")]
+    styles = [portraits / "styles" / f"{n}.png" for n in ("poster-portrait", "painted-face-3",
+                                                          "watercolour")]
     out = tmp_path / "report"
     r = run_cli("--device", "cpu", "evaluate", "--content", *[str(f) for f in faces][:1],
                 "--content", str(faces[1]), "--style", *[str(s) for s in styles][:1],

@@ -1,4 +1,5 @@
-"""Face detection and FFHQ alignment: geometry on synthetic data, then the shared photos and faces."""
+"""Face detection and FFHQ alignment: geometry on synthetic data, then real photos and faces
+(tests/portraits.py: what the repository and scikit-image carry)."""
 
 from __future__ import annotations
 
@@ -128,7 +129,7 @@ def test_no_face_in_a_gradient_is_a_typed_error():
         fp.parse_image(gradient, source="g.png")
 
 
-# --- real photos (../shared/data) ----------------------------------------------------------------
+# --- real photos (the `portraits` fixture) ----------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -139,12 +140,12 @@ def processor():
 
 
 @pytest.fixture(scope="module")
-def photos(shared_data, processor):
-    """Each shared photo with its detections (cached for the module: detection is the slow part)."""
+def photos(portraits, processor):
+    """Each photo with its detections (cached for the module: detection is the slow part)."""
     from hypernst_cli.io import load_image
 
     out = {}
-    for path in sorted((shared_data / "photos").iterdir()):
+    for path in sorted((portraits / "photos").iterdir()):
         image = load_image(path)
         out[path.name] = (image, processor.detect(image))
     return out
@@ -178,10 +179,10 @@ def test_aligned_photos_match_the_ffhq_template(photos, processor):
         assert np.abs(found - expected).max() / size < 0.015, name
 
 
-def test_aligned_faces_realign_to_themselves(shared_data, processor):
+def test_aligned_faces_realign_to_themselves(portraits, processor):
     from hypernst_cli.io import load_image
 
-    for path in sorted((shared_data / "faces").glob("*.png")):
+    for path in sorted((portraits / "faces").glob("*.png")):
         image = load_image(path)
         aligned = processor.align_largest(image, image.shape[0])
         before = np.array(key_points(aligned.landmarks_original))[:2]
@@ -190,7 +191,7 @@ def test_aligned_faces_realign_to_themselves(shared_data, processor):
 
 
 def test_grayscale_photo_aligns_like_the_colour_one(photos, processor):
-    image, faces = photos["iu.jpg"]
+    image, faces = photos["astronaut.jpg"]
     gray = np.asarray(image.mean(axis=2), dtype=np.uint8)  # (H, W): the processor takes 2-D too
     found = processor.detect(gray)
     assert len(found) == 1
@@ -206,7 +207,7 @@ def test_exif_rotated_photo_is_aligned_upright(tmp_path, photos, processor):
 
     from hypernst_cli.io import load_image
 
-    image, faces = photos["unsplash-rDEOVtE7vOs.jpg"]
+    image, faces = photos["face-2-scene.jpg"]
     # store the pixels turned a quarter, with the EXIF tag that says how to turn them back
     stored = Image.fromarray(image).transpose(Image.Transpose.ROTATE_90)
     exif = Image.Exif()
@@ -222,13 +223,11 @@ def test_exif_rotated_photo_is_aligned_upright(tmp_path, photos, processor):
 
 
 def two_faces(photos):
-    """Two shared photos side by side, the first one larger."""
-    import cv2
-
-    a, _ = photos["iu.jpg"]
-    b, _ = photos["unsplash-rDEOVtE7vOs.jpg"]
-    h = a.shape[0]
-    b = cv2.resize(b, (round(b.shape[1] * h / b.shape[0]), h), interpolation=cv2.INTER_AREA)
+    """Two photos side by side (the shorter one padded below), the face on the left larger."""
+    a, _ = photos["face-1-scene.jpg"]
+    b, _ = photos["astronaut.jpg"]
+    h = max(a.shape[0], b.shape[0])
+    a, b = (np.pad(x, ((0, h - x.shape[0]), (0, 0), (0, 0)), constant_values=128) for x in (a, b))
     return np.concatenate([a, b], axis=1)
 
 
@@ -237,7 +236,7 @@ def test_two_faces_largest_first(photos, processor):
     faces = processor.detect(image)
     assert len(faces) == 2
     assert faces[0].area > faces[1].area
-    assert faces[0].box[0] < image.shape[1] / 2 < faces[1].box[0]  # iu's face, on the left, is larger
+    assert faces[0].box[0] < image.shape[1] / 2 < faces[1].box[0]  # the left face is the larger
     every = processor.align_all(image, 64)
     assert [f.index for f in every] == [0, 1]
     largest = processor.align_largest(image, 64)

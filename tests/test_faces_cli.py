@@ -10,12 +10,12 @@ from PIL import Image
 
 
 @pytest.fixture
-def inputs(tmp_path, shared_data):
-    """Two shared photos (downscaled, to keep the tests fast), a face-less gradient, a two-face image."""
+def inputs(tmp_path, portraits):
+    """Two photos (downscaled, to keep the tests fast), a face-less gradient, a two-face image."""
     folder = tmp_path / "in"
     folder.mkdir()
-    a = Image.open(shared_data / "photos" / "iu.jpg").convert("RGB")
-    b = Image.open(shared_data / "photos" / "unsplash-rDEOVtE7vOs.jpg").convert("RGB")
+    a = Image.open(portraits / "photos" / "astronaut.jpg").convert("RGB")
+    b = Image.open(portraits / "photos" / "face-1-scene.jpg").convert("RGB")
     a = a.resize((a.width // 2, a.height // 2))
     b = b.resize((b.width * a.height // b.height, a.height))
     a.save(folder / "one.jpg")
@@ -111,8 +111,8 @@ def test_all_faces_gives_indexed_outputs(run_cli, inputs):
         assert (inputs / "s" / f"pair_{i}_aligned.png").exists()
 
 
-def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, shared_data):
-    faces = sorted((shared_data / "faces").glob("*.png"))[:3]
+def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, portraits):
+    faces = sorted((portraits / "faces").glob("*.png"))[:3]
     out = inputs / "seg"
     r = run_cli("--quiet", "segment", *faces, "-o", out, "--contact-sheet", "--json")
     assert r.exit_code == 0, r.stderr
@@ -152,3 +152,34 @@ def test_shards_split_the_inputs(run_cli, inputs):
     assert not (out / "contact_sheet.png").exists()
     r = run_cli("--quiet", "align", inputs / "in", "-o", out, "--shard", "3/2")
     assert r.exit_code == 2 and "--shard" in r.stderr
+
+
+def test_the_photo_in_every_storage_form(run_cli, portraits, tmp_path, monkeypatch):
+    """The real photo as CMYK JPEG, palette PNG, 16-bit grey PNG and 4000 px JPEG all align to the
+    same face; a tiny copy and one over the pixel limit are one-line errors (exit 2)."""
+    photo = Image.open(portraits / "photos" / "astronaut.jpg").convert("RGB")
+    forms = tmp_path / "forms"
+    forms.mkdir()
+    photo.convert("CMYK").save(forms / "cmyk.jpg", quality=95)
+    photo.convert("P", palette=Image.Palette.ADAPTIVE, colors=256).save(forms / "palette.png")
+    grey16 = (np.asarray(photo.convert("L"), dtype=np.uint16) * 257).astype(np.uint16)
+    Image.fromarray(grey16).save(forms / "grey16.png")
+    photo.resize((4000, 4000), Image.Resampling.BICUBIC).save(forms / "huge.jpg", quality=90)
+    assert Image.open(forms / "cmyk.jpg").mode == "CMYK" and Image.open(forms / "palette.png").mode == "P"
+    assert Image.open(forms / "grey16.png").mode.startswith("I")
+    out = tmp_path / "out"
+    r = run_cli("--quiet", "align", forms, "-o", out, "--size", "64", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert [rec["ok"] for rec in _lines(r.stdout)] == [True] * 4
+    quads = {p.stem: np.array(json.loads(p.read_text())["quad"]) / (4000 / 640 if p.stem == "huge" else 1)
+             for p in out.glob("*.json")}
+    size = np.hypot(*(quads["cmyk"][3] - quads["cmyk"][0]))
+    for name, quad in quads.items():
+        assert np.abs(quad - quads["cmyk"]).max() < 0.05 * size, name
+
+    photo.resize((24, 24)).save(tmp_path / "tiny.png")
+    r = run_cli("align", tmp_path / "tiny.png", "-o", tmp_path / "t")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "tiny.png" in r.stderr
+    monkeypatch.setenv("HYPERNST_MAX_PIXELS", "1000000")
+    r = run_cli("align", forms / "huge.jpg", "-o", tmp_path / "h")
+    assert r.exit_code == 2 and "over the limit" in r.stderr and "huge.jpg" in r.stderr

@@ -18,13 +18,13 @@ from hypernst_cli.io import load_image
 
 
 @pytest.fixture
-def photos(shared_data):
-    return sorted((shared_data / "photos").glob("*.jpg"))
+def photos(portraits):
+    return sorted((portraits / "photos").glob("*.jpg"))
 
 
 @pytest.fixture
-def style(shared_data):
-    return shared_data / "styles" / "aahq_100000.png"
+def style(portraits):
+    return portraits / "styles" / "poster-portrait.png"
 
 
 def _diff(a, b) -> float:
@@ -73,7 +73,7 @@ def test_batch_with_bad_files_reports_and_continues(run_cli, photos, style, tiny
     assert r.exit_code == 1 and "corrupt.jpg" in r.stderr and "noface.png" in r.stderr
 
 
-def test_style_codes_are_computed_once_per_style(run_cli, photos, shared_data, tiny_model_dir,
+def test_style_codes_are_computed_once_per_style(run_cli, photos, portraits, tiny_model_dir,
                                                  isolated_cache, tmp_path, monkeypatch):
     from hypernst_cli.models.aladin import AladinViT
 
@@ -85,7 +85,7 @@ def test_style_codes_are_computed_once_per_style(run_cli, photos, shared_data, t
         return original(self, images)
 
     monkeypatch.setattr(AladinViT, "encode", counting)
-    styles = sorted((shared_data / "styles").glob("aahq_1000[01]*.png"))[:2]
+    styles = [portraits / "styles" / f"{n}.png" for n in ("poster-portrait", "painted-face-3")]
     r = run_cli("--device", "cpu", "stylize", *photos, "-s", styles[0], "-s", styles[1],
                 "-o", tmp_path / "o", "-w", tiny_model_dir, "--json")
     assert r.exit_code == 0, r.stderr

@@ -102,33 +102,62 @@ def test_reduced_precision_and_compile_settings_on_a_cpu(pipe):
     assert torch.equal(same.generate(faces, codes).images, a.images)
 
 
-def test_threads_follow_the_environment_and_the_cpu_budget(monkeypatch):
+def test_threads_follow_the_user_else_the_cores_not_the_load(monkeypatch):
     from hypernst_cli import device as dev
 
     before = torch.get_num_threads()
     try:
+        for name in dev.THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        # no setting: one thread per usable core, whatever the load average says
+        monkeypatch.setattr(dev, "cpu_budget", lambda: 4)
+        monkeypatch.setattr(dev.os, "getloadavg", lambda: (3.0, 3.0, 3.0), raising=False)
+        assert dev.thread_policy() == (4, dev.thread_policy()[1])
+        assert dev.thread_policy()[1].startswith("one per usable core")
+        assert dev.configure_cpu_threads() == 4 and torch.get_num_threads() == 4
+        # torch's own variables, then the project's, then --threads
+        monkeypatch.setenv("MKL_NUM_THREADS", "3")
+        assert dev.thread_policy() == (3, "MKL_NUM_THREADS=3")
+        monkeypatch.setenv("OMP_NUM_THREADS", "2,1")  # OpenMP's nested form: the outer level
+        assert dev.thread_policy() == (2, "OMP_NUM_THREADS=2,1")
         monkeypatch.setenv("HYPERNST_THREADS", "1")
         assert dev.configure_cpu_threads() == 1 and torch.get_num_threads() == 1
+        dev.request_threads(2)
+        assert dev.thread_policy() == (2, "--threads 2")
+        dev.request_threads(None)
         monkeypatch.setenv("HYPERNST_THREADS", "zero")
         with pytest.raises(UsageError, match="HYPERNST_THREADS"):
             dev.configure_cpu_threads()
-        monkeypatch.delenv("HYPERNST_THREADS")
-        monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-        monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: 1.0)  # a 1-CPU container
+        with pytest.raises(UsageError, match="--threads"):
+            dev.request_threads(0)
+        monkeypatch.undo()
+        # a container limited to one CPU on a bigger machine: one thread
+        monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: 1.0)
         assert dev.cpu_budget() == 1
-        assert dev.configure_cpu_threads() == 1
-        # 4 usable cores: an idle machine gets 4 threads, one running a 2.6-core job gets 1
-        monkeypatch.setattr(dev, "cpu_budget", lambda: 4)
-        monkeypatch.setattr(dev.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-        assert dev.configure_cpu_threads() == 4 and torch.get_num_threads() == 4
-        monkeypatch.setattr(dev.os, "getloadavg", lambda: (2.6, 0.0, 0.0))
-        assert dev.configure_cpu_threads() == 1
-        monkeypatch.setattr(dev.os, "getloadavg", lambda: (9.0, 0.0, 0.0))
-        assert dev.configure_cpu_threads() == 1  # never fewer than one
-        monkeypatch.setattr(dev, "_cgroup_cpu_quota", lambda: None)
         monkeypatch.undo()
         assert dev.cpu_budget() >= 1
     finally:
+        dev.request_threads(None)
+        torch.set_num_threads(before)
+
+
+def test_info_shows_the_thread_count_and_why(run_cli, monkeypatch):
+    from hypernst_cli import device as dev
+
+    before = torch.get_num_threads()
+    try:
+        for name in dev.THREAD_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setattr(dev, "cpu_budget", lambda: 2)
+        r = run_cli("--device", "cpu", "info")
+        assert r.exit_code == 0 and "CPU threads: 2 (one per usable core" in r.stdout
+        r = run_cli("--device", "cpu", "--threads", "1", "info", "--json")
+        assert '"reason": "--threads 1"' in r.stdout and '"count": 1' in r.stdout
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        r = run_cli("--device", "cpu", "info")
+        assert "CPU threads: 1 (OMP_NUM_THREADS=1)" in r.stdout
+    finally:
+        dev.request_threads(None)
         torch.set_num_threads(before)
 
 

@@ -18,15 +18,20 @@ from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
 from hypernst_cli.train.config import load_train_config
 from hypernst_cli.train.trainer import TrainContext, read_metrics
 
-FACES = ["ffhq_000001.png", "ffhq_000015.png", "ffhq_000026.png", "dsg_019706.png"]
-STYLES = ["aahq_100001.png", "aahq_100002.png", "jojo_disney.png", "dsg_anime_16031200.png"]
+FACES = ["face-1.png", "face-2.png", "face-3.png", "astronaut-mirror.png"]
+STYLES = ["painted-face-2.png", "pencil-astronaut.png", "duotone-face-1.png", "neon.png"]
+#: a hold-out list for the `portraits` data folder, in the form of recipes/compact/holdout.txt
+TEST_HOLDOUT = ["faces/astronaut.png", "faces/face-1-mirror.png", "faces/face-3.png",
+                "photos/astronaut.jpg", "photos/face-1-scene.jpg", "photos/face-2-scene.jpg",
+                "styles/poster-portrait.png", "styles/painted-face-3.png", "styles/coffee.png",
+                "styles/duotone-face-3.png", "styles/ink.png", "styles/waves.png"]
 CPU = TrainContext(device=torch.device("cpu"))
 REPO = Path(__file__).resolve().parent.parent
 RECIPE = REPO / "recipes" / "compact"
 
 
 @pytest.fixture(scope="module")
-def prepared(shared_data, tmp_path_factory) -> Path:
+def prepared(portraits, tmp_path_factory) -> Path:
     """4 faces + 4 styles through `hypernst prepare` at 64 px."""
     from hypernst_cli.cli.app import main
 
@@ -34,7 +39,7 @@ def prepared(shared_data, tmp_path_factory) -> Path:
     for split, names, src in (("content", FACES, "faces"), ("style", STYLES, "styles")):
         (root / split).mkdir()
         for name in names:
-            shutil.copy(shared_data / src / name, root / split / name)
+            shutil.copy(portraits / src / name, root / split / name)
     data = root / "data"
     with pytest.raises(SystemExit) as exc:
         main(["-q", "prepare", str(root / "content"), str(root / "style"), "-o", str(data),
@@ -288,37 +293,64 @@ def test_autoencoder_resume_gives_the_same_losses(four_images, tmp_path):
 # --- inputs and the recipe -----------------------------------------------------------------------
 
 
-def test_select_excludes_holdouts_and_draws_utkface_with_a_seed(shared_data, tmp_path):
-    from hypernst_cli.errors import UsageError
-    from hypernst_cli.train.select import read_holdout, select_inputs
+def test_recipe_holdout_lists_an_evaluation_set():
+    from hypernst_cli.train.select import read_holdout
 
     holdout = read_holdout(RECIPE / "holdout.txt")
     assert sum(h.startswith("faces/") for h in holdout) >= 3
     assert sum(h.startswith("photos/") for h in holdout) == 3
     assert sum(h.startswith("styles/") for h in holdout) >= 5
-    a = select_inputs(shared_data, tmp_path / "a", holdout, utkface=20, seed=1)
-    b = select_inputs(shared_data, tmp_path / "b", holdout, utkface=20, seed=1)
-    c = select_inputs(shared_data, tmp_path / "c", holdout, utkface=20, seed=2)
+
+
+@pytest.mark.shared
+def test_recipe_holdout_names_files_of_the_shared_data(shared_data):
+    """Every hold-out of the recipe exists in ../shared/data, the folder the recipe trains on
+    (select_inputs refuses a missing one)."""
+    from hypernst_cli.train.select import read_holdout
+
+    missing = [h for h in read_holdout(RECIPE / "holdout.txt") if not (shared_data / h).is_file()]
+    assert not missing
+
+
+@pytest.fixture
+def holdout_file(tmp_path) -> Path:
+    path = tmp_path / "holdout.txt"
+    path.write_text("# the test's evaluation set\n" + "\n".join(TEST_HOLDOUT) + "\n")
+    return path
+
+
+def test_select_excludes_holdouts_and_draws_utkface_with_a_seed(portraits, holdout_file, tmp_path):
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.train.select import read_holdout, select_inputs
+
+    holdout = read_holdout(holdout_file)
+    assert holdout == TEST_HOLDOUT
+    a = select_inputs(portraits, tmp_path / "a", holdout, utkface=20, seed=1)
+    b = select_inputs(portraits, tmp_path / "b", holdout, utkface=20, seed=1)
+    c = select_inputs(portraits, tmp_path / "c", holdout, utkface=20, seed=2)
     assert a["content"] == b["content"] and a["content"] != c["content"]
     names = {p.name for p in (tmp_path / "a").rglob("*")}
     assert not names & {Path(h).name for h in holdout}
     assert sum("utkface/" in p for p in a["content"]) == 20
-    assert a["counts"]["style"] == len(list((shared_data / "styles").iterdir())) - 6
+    assert a["counts"]["style"] == len(list((portraits / "styles").iterdir())) - 6
+    assert a["counts"]["content"] == 6 + 3 + 20 - 6
     with pytest.raises(UsageError, match="not found"):
-        select_inputs(shared_data, tmp_path / "d", ["faces/nope.png"])
+        select_inputs(portraits, tmp_path / "d", ["faces/nope.png"])
 
 
-def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
-    """run.sh with tiny overrides: select, prepare, six steps, a model with edit directions that
-    `hypernst stylize` takes; a second run skips the finished steps."""
+def test_recipe_runs_end_to_end_and_continues(portraits, holdout_file, tmp_path):
+    """run.sh with tiny overrides on the `portraits` data folder and its own hold-out list:
+    select, prepare, six steps, a model with edit directions that `hypernst stylize` takes; a
+    second run skips the finished steps."""
     out, dest = tmp_path / "out", tmp_path / "model"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
-           "UTKFACE": "4", "SIZE": "64", "DIRECTIONS": "40", "HYPERNST_CACHE": str(tmp_path / "cache"),
+           "UTKFACE": "4", "SIZE": "64", "DIRECTIONS": "24", "HYPERNST_CACHE": str(tmp_path / "cache"),
+           "HOLDOUT": str(holdout_file),
            "EXTRA": "model=tiny steps=2 batch_size=2 sample_every=0 checkpoint_every=0 device=cpu"}
-    cmd = ["bash", str(RECIPE / "run.sh"), str(shared_data), str(out), str(dest)]
+    cmd = ["bash", str(RECIPE / "run.sh"), str(portraits), str(out), str(dest)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    held = {Path(h).stem for h in (RECIPE / "holdout.txt").read_text().split() if "/" in h}
+    held = {Path(h).stem for h in TEST_HOLDOUT}
     prepared = {p.stem for p in (out / "data").rglob("*.png")}
     assert prepared and not prepared & held
     steps = ("aladin", "autoencoder", "reconstruct", "stylize", "stylize-colour", "stylize-analogy")
@@ -345,8 +377,8 @@ def test_recipe_runs_end_to_end_and_continues(shared_data, tmp_path):
 
     styled = tmp_path / "styled.png"
     res = subprocess.run([sys.executable, "-m", "hypernst_cli", "-q", "--device", "cpu", "stylize",
-                          str(shared_data / "faces" / "ffhq_000000.png"),
-                          str(shared_data / "styles" / "jojo_sketch.png"), "-w", str(dest),
+                          str(portraits / "faces" / "astronaut.png"),
+                          str(portraits / "styles" / "ink.png"), "-w", str(dest),
                           "-o", str(styled)], cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -18,8 +18,9 @@ from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
 from hypernst_cli.train.config import load_train_config
 from hypernst_cli.train.trainer import TrainContext, read_metrics
 
-FACES = ["ffhq_000000.png", "ffhq_000001.png", "ffhq_000015.png", "dsg_006750.png"]
-STYLES = ["aahq_100000.png", "aahq_100001.png", "jojo_sketch.png", "dsg_anime_16031200.png"]
+FACES = ["astronaut.png", "face-1.png", "face-2.png", "face-3.png"]
+#: the last style shows no face dlib finds (a neon pattern)
+STYLES = ["poster-portrait.png", "painted-face-2.png", "duotone-face-3.png", "neon.png"]
 CPU = TrainContext(device=torch.device("cpu"))
 REPO = Path(__file__).resolve().parent.parent
 
@@ -33,15 +34,15 @@ def run_cli_args(*args: str) -> int:
 
 
 @pytest.fixture(scope="session")
-def prepared(shared_data, tmp_path_factory) -> Path:
-    """4 faces + 4 styles (one anime style without a detectable face) through `hypernst prepare`."""
+def prepared(portraits, tmp_path_factory) -> Path:
+    """4 faces + 4 styles (one without a detectable face) through `hypernst prepare`."""
     root = tmp_path_factory.mktemp("prepare")
     (root / "content").mkdir()
     (root / "style").mkdir()
     for name in FACES:
-        shutil.copy(shared_data / "faces" / name, root / "content" / name)
+        shutil.copy(portraits / "faces" / name, root / "content" / name)
     for name in STYLES:
-        shutil.copy(shared_data / "styles" / name, root / "style" / name)
+        shutil.copy(portraits / "styles" / name, root / "style" / name)
     data = root / "data"
     code = run_cli_args("-q", "prepare", root / "content", root / "style", "-o", data,
                         "--size", "64", "--backend", "dlib")
@@ -67,12 +68,12 @@ def test_prepare_report_and_resume(prepared, run_cli, tmp_path):
     rows = [json.loads(line) for line in (prepared / "report.jsonl").read_text().splitlines()]
     by_name = {r["name"]: r for r in rows}
     assert all(by_name[Path(n).stem]["status"] == "ok" for n in FACES)
-    anime = by_name["dsg_anime_16031200"]
-    assert anime["status"] == "kept_no_face" and not anime["mask"]
-    assert (prepared / "style" / "dsg_anime_16031200.png").exists()
-    assert not (prepared / "style" / "dsg_anime_16031200.mask.png").exists()
+    faceless = by_name["neon"]
+    assert faceless["status"] == "kept_no_face" and not faceless["mask"]
+    assert (prepared / "style" / "neon.png").exists()
+    assert not (prepared / "style" / "neon.mask.png").exists()
     mask = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
-        prepared / "content" / "ffhq_000000.mask.png"))
+        prepared / "content" / "astronaut.mask.png"))
     assert mask.shape == (64, 64) and set(np.unique(mask)) <= {0, 1, 2} and (mask == 1).any()
 
     # resumable: a second run over a copy skips everything; an unreadable content file is rejected
@@ -328,7 +329,7 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
     assert "loss_colour" not in plain
 
     def colour_gap_after(weight: float) -> float:
-        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 6, lr=0.001,
+        stage = _stylize_stage_after(tiny_data, tiny_model_dir, 10, lr=0.001,
                                      **{"loss.colour": weight, "loss.style": 0.0})
         cb, sb = stage.batch(stage.content, stage.content_sampler), stage.batch(stage.style, stage.style_sampler)
         codes = stage.style_codes[sb["index"]]

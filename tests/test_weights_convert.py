@@ -41,20 +41,49 @@ def _one_line_error(r) -> str:
     return lines[0]
 
 
-# --- directions: the real InterFaceGAN files ---------------------------------------------------------
+# --- directions: files in InterFaceGAN's layout ---------------------------------------------------
+
+
+def save_as_if_on_cuda(tensor: torch.Tensor, path) -> None:
+    """``torch.save`` of ``tensor`` as a CUDA machine writes it (storage location ``cuda:0``),
+    made without CUDA: the location string in the pickle is rewritten."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save(tensor, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as dst:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("data.pkl"):
+                assert data.count(b"X\x03\x00\x00\x00cpu") == 1
+                data = data.replace(b"X\x03\x00\x00\x00cpu", b"X\x06\x00\x00\x00cuda:0")
+            dst.writestr(info.filename, data)
 
 
 @pytest.fixture
-def interfacegan(shared_data):
-    folder = shared_data.parent / "reference" / "interfacegan"
-    if not (folder / "age.pt").is_file():
-        pytest.skip(f"needs {folder}")
+def interfacegan(tmp_path):
+    """Directions as HyperNST's repository ships them: age and smile (1, 512) saved on a CPU, pose
+    (1, 18, 512) saved from CUDA (random unit vectors)."""
+    folder = tmp_path / "interfacegan"
+    folder.mkdir()
+    gen = torch.Generator().manual_seed(0)
+    for name, shape in (("age", (1, 512)), ("smile", (1, 512)), ("pose", (1, 18, 512))):
+        v = torch.randn(shape, generator=gen)
+        v = v / v.norm(dim=-1, keepdim=True)
+        if name == "pose":
+            save_as_if_on_cuda(v, folder / "pose.pt")
+        else:
+            torch.save(v, folder / f"{name}.pt")
+    with pytest.raises(RuntimeError, match="CUDA"):  # what a plain torch.load does without CUDA
+        torch.load(folder / "pose.pt", weights_only=True)
     return folder
 
 
-def test_convert_real_directions_keeps_values(interfacegan, run_cli, tmp_path):
+def check_directions_convert_keeping_values(folder, run_cli, tmp_path) -> None:
     for name in ("age", "pose", "smile"):  # pose.pt was saved from CUDA
-        src = interfacegan / f"{name}.pt"
+        src = folder / f"{name}.pt"
         dst = tmp_path / f"{name}.safetensors"
         r = run_cli("convert", "directions", src, "-o", dst)
         assert r.exit_code == 0, r.stderr
@@ -65,6 +94,18 @@ def test_convert_real_directions_keeps_values(interfacegan, run_cli, tmp_path):
         assert model.extra["converter"] == "directions"
         assert model.extra["directions"][name]["space"] == ("w+" if source.ndim == 3 else "w")
     assert load_model_folder(tmp_path / "age.safetensors").networks["directions"]["age"].shape == (1, 512)
+
+
+def test_convert_directions_keeps_values(interfacegan, run_cli, tmp_path):
+    check_directions_convert_keeping_values(interfacegan, run_cli, tmp_path)
+
+
+@pytest.mark.shared
+def test_convert_the_real_interfacegan_files(shared_data, run_cli, tmp_path):
+    """The files themselves (../shared/reference/interfacegan, next to ../shared/data)."""
+    folder = shared_data.parent / "reference" / "interfacegan"
+    assert (folder / "age.pt").is_file(), f"{folder} is missing"
+    check_directions_convert_keeping_values(folder, run_cli, tmp_path)
 
 
 def test_convert_npy_direction_and_refuse_object_arrays(run_cli, tmp_path):

@@ -13,7 +13,7 @@ import typer
 
 from hypernst_cli import __version__
 from hypernst_cli.cli.state import STATE
-from hypernst_cli.errors import EXIT_DEVICE, EXIT_INTERNAL, HypernstError
+from hypernst_cli.errors import EXIT_DEVICE, EXIT_INTERNAL, HypernstError, write_error_from
 
 app = typer.Typer(
     name="hypernst",
@@ -43,13 +43,19 @@ def _global_options(
     ),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks on errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars or status lines."),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1,
+        help="CPU threads (default: $HYPERNST_THREADS, $OMP_NUM_THREADS, $MKL_NUM_THREADS, else "
+        "one per core this process may use).",
+    ),
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
-    from hypernst_cli.device import validate_device_spec
+    from hypernst_cli.device import request_threads, validate_device_spec
 
     STATE.device = validate_device_spec(device)
+    request_threads(threads)
     STATE.debug = STATE.debug or debug
     STATE.quiet = quiet
 
@@ -103,7 +109,11 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # noqa: BLE001 - the last line of defence
         if STATE.debug:
             traceback.print_exc()
-        if _is_out_of_memory(exc):
+        write_error = write_error_from(exc)  # a write outside the atomic writer (a folder, a log)
+        if write_error is not None:
+            _print_error(write_error.one_line())
+            code = write_error.exit_code
+        elif _is_out_of_memory(exc):
             _print_error(
                 "out of memory (try a smaller --batch-size, a smaller --size, or --device cpu)"
             )

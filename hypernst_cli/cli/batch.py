@@ -8,6 +8,9 @@
 - ``--json`` prints one JSON line per item (or per record, when an item makes several products,
   such as one crop per face) and a final summary line; otherwise a progress bar on stderr, with
   ``list_outputs`` one line per output on stdout, and a summary table at the end;
+- a write the file system refuses (disk full, no permission, read-only, name too long) stops the
+  batch at that item: nothing partial is left, the summary (JSON line or table) still lists what
+  was written, and the exit code is the write error's (74);
 - exit code: 0 all succeeded (or were already done), 1 some failed, 2 nothing valid was given;
 - ``--shard K/N`` (or the environment of a cluster array job / torchrun) takes every N-th item.
 """
@@ -31,6 +34,8 @@ from hypernst_cli.errors import (
     HypernstError,
     UsageError,
     WeightsError,
+    WriteError,
+    write_error_from,
 )
 
 
@@ -100,6 +105,12 @@ class ItemResult:
 class BatchSummary:
     results: list[ItemResult]
     seconds: float
+    stopped: WriteError | None = None  # the write error that ended the batch early, if any
+    planned: int | None = None  # items the batch was given (more than ``results`` when stopped)
+
+    @property
+    def total(self) -> int:
+        return len(self.results) if self.planned is None else self.planned
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -118,11 +129,13 @@ class BatchSummary:
     def to_json(self) -> dict[str, Any]:
         return {
             "summary": {
-                "total": len(self.results),
+                "total": self.total,
+                "not_run": self.total - len(self.results),
                 "ok": self.count("ok"),
                 "skipped": self.count("skipped"),
                 "failed": self.count("failed"),
                 "seconds": round(self.seconds, 3),
+                "stopped": self.stopped.one_line() if self.stopped else None,
                 "failures": [
                     {"item": r.item.label, "error": r.error}
                     for r in self.results
@@ -199,6 +212,7 @@ def run_batch(
     start = time.perf_counter()
     _sweep(p for it in items for p in it.outputs)
     results: list[ItemResult] = []
+    stopped: WriteError | None = None
     show_bar = not (STATE.quiet or as_json) and len(items) > 1
     progress = Progress(
         TextColumn("{task.description}"),
@@ -220,12 +234,20 @@ def run_batch(
                 t0 = time.perf_counter()
                 try:
                     done = worker(item)
+                except WriteError as exc:
+                    stopped = exc
+                    result = ItemResult(item, "failed", error=exc.one_line())
                 except FATAL_ERRORS:
                     raise
                 except HypernstError as exc:
                     if raise_single and len(items) == 1:
                         raise
                     result = ItemResult(item, "failed", error=exc.one_line())
+                except OSError as exc:
+                    stopped = write_error_from(exc)
+                    if stopped is None:
+                        raise
+                    result = ItemResult(item, "failed", error=stopped.one_line())
                 else:
                     if not isinstance(done, Done):
                         done = Done(timings=done or {})
@@ -235,8 +257,14 @@ def run_batch(
             results.append(result)
             _emit(result, as_json, list_outputs, progress)
             progress.advance(task)
-    summary = BatchSummary(results, time.perf_counter() - start)
+            if stopped is not None:
+                break  # every later item would fail the same way
+    summary = BatchSummary(results, time.perf_counter() - start, stopped, len(items))
+    if stopped is not None and raise_single and len(items) == 1 and not as_json:
+        raise stopped  # one item: just its own error line, as for any other error
     _print_summary(summary, as_json)
+    if stopped is not None:
+        raise stopped  # its one line and exit code, after the summary
     return summary
 
 
@@ -261,11 +289,15 @@ def _print_summary(summary: BatchSummary, as_json: bool) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"done in {summary.seconds:.1f} s", title_justify="left")
-    for col in ("ok", "skipped", "failed", "total"):
+    title = f"stopped after {summary.seconds:.1f} s" if summary.stopped else f"done in {summary.seconds:.1f} s"
+    table = Table(title=title, title_justify="left")
+    columns = ["ok", "skipped", "failed"] + (["not run"] if summary.stopped else []) + ["total"]
+    for col in columns:
         table.add_column(col, justify="right")
-    table.add_row(*(str(summary.count(s)) for s in ("ok", "skipped", "failed")),
-                  str(len(summary.results)))
+    counts = [summary.count(s) for s in ("ok", "skipped", "failed")]
+    if summary.stopped:
+        counts.append(summary.total - len(summary.results))
+    table.add_row(*(str(n) for n in counts), str(summary.total))
     STATE.err.print(table)
     for r in summary.results:
         if r.status == "failed":

@@ -46,6 +46,8 @@ def _print_report(report: dict) -> None:
     else:
         out.print("CUDA: not available")
     out.print(f"device: [bold]{report['device']}[/]")
+    threads = report["threads"]
+    out.print(f"CPU threads: {threads['count']} ({threads['reason']})")
     out.print(f"cache: {report['cache_dir']}")
 
     configs = Table(title="model configs", title_justify="left")

@@ -16,7 +16,13 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from hypernst_cli.errors import OutputError
+from hypernst_cli.errors import (
+    HypernstError,
+    OutputError,
+    disk_full_error,
+    no_space_left,
+    write_error_from,
+)
 
 TEMP_INFIX = ".tmp-"
 
@@ -39,34 +45,69 @@ def check_not_input(path: str | Path) -> None:
         )
 
 
+def current_umask() -> int:
+    """The process's umask, read without changing it (``os.umask`` can only be read by setting
+    it, which would race with other threads creating files)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # no /proc (macOS): read it by setting it back at once
+    os.umask(mask)
+    return mask
+
+
+def plain_file_mode() -> int:
+    """The mode ``open(path, "w")`` would give a new file: 0666 less the umask."""
+    return 0o666 & ~current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path next to ``path``; on success it is renamed onto ``path``.
 
-    Parent folders are created. On any exception the temp file is removed and ``path`` is
-    untouched.
+    Parent folders are created. The file gets the mode a plain ``open()`` would give it (mkstemp's
+    temp files are 0600, which would hide every output from other users). On any exception the
+    temp file is removed and ``path`` is untouched; a failure of the file system (disk full, no
+    permission, read-only, name too long) becomes a ``WriteError`` naming ``path``.
     """
     dest = Path(path)
     check_not_input(dest)
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"{dest.parent}: cannot create folder ({exc.strerror})") from exc
-    # Keep the real suffix last so libraries that infer format from the name still work.
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{dest.stem}{TEMP_INFIX}{_HOST}-{os.getpid()}-", suffix=dest.suffix,
-        dir=dest.parent,
-    )
+        raise write_error_from(exc, dest.parent) or OutputError(
+            f"{dest.parent}: cannot create folder ({exc.strerror})"
+        ) from exc
+    try:
+        # Keep the real suffix last so libraries that infer format from the name still work.
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f".{dest.stem}{TEMP_INFIX}{_HOST}-{os.getpid()}-", suffix=dest.suffix,
+            dir=dest.parent,
+        )
+    except OSError as exc:
+        raise write_error_from(exc, dest) or exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # after the write: some writers (safetensors) replace the file with one of their own
+        with contextlib.suppress(OSError):  # some file systems (FAT, SMB) refuse modes
+            os.chmod(tmp, plain_file_mode())
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
+        # decide before the temp file goes (removing it frees the space it took)
+        full = not isinstance(exc, (OSError, HypernstError)) and isinstance(exc, Exception) \
+            and no_space_left(dest.parent)
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if isinstance(exc, Exception):
+            error = write_error_from(exc, dest) or (disk_full_error(dest) if full else None)
+            if error is not None:
+                raise error from exc
         raise
 
 

@@ -19,6 +19,8 @@
 #
 # Environment:
 #   PYTHON=python       the interpreter that has hypernst_cli importable
+#   HOLDOUT=holdout.txt the hold-out list [default: this folder's holdout.txt, written for
+#                       ../shared/data; tests give their own for their own data folder]
 #   UTKFACE=2000        UTKFace images to draw (0: none, -1: all 9,780); SEED=0 the draw's seed
 #   DIRECTIONS=1500     UTKFace photos the edit directions are fit on (0: no directions)
 #   SIZE=               aligned size for prepare [default: the config's resolution, 128]
@@ -40,7 +42,7 @@ EXTRA="${EXTRA:-}"
 mkdir -p "$OUT/runs"
 
 echo "== 1. inputs (hold-outs removed, ${UTKFACE:-2000} UTKFace images, seed ${SEED:-0})"
-"$PY" -m hypernst_cli.train.select "$DATA_ROOT" "$OUT/inputs" --holdout "$HERE/holdout.txt" \
+"$PY" -m hypernst_cli.train.select "$DATA_ROOT" "$OUT/inputs" --holdout "${HOLDOUT:-$HERE/holdout.txt}" \
     --utkface "${UTKFACE:-2000}" --seed "${SEED:-0}"
 
 echo "== 2. prepare"
