@@ -25,6 +25,18 @@ class GeneratorConfig:
     lr_mlp: float = 0.01
     # Caps the per-resolution channel count (StyleGAN2 uses 512); smaller configs lower it.
     max_channels: int = 512
+    # The spatial path (Feature-Style encoder / HFGI; not in the paper): the encoder also gives a
+    # feature map F at this resolution, which replaces the generator's own features there (the
+    # layers before it are skipped). 0 = off: W+ only, as the paper (models/stylegan2.py).
+    feature_resolution: int = 0
+
+    def __post_init__(self) -> None:
+        r_f = self.feature_resolution
+        if r_f and (r_f < 8 or r_f & (r_f - 1) or r_f >= self.resolution):
+            raise UsageError(
+                f"generator: feature_resolution must be 0 (off) or a power of two from 8 up to "
+                f"half the resolution ({self.resolution // 2}), got {r_f}",
+                hint="fix the model's config.json (generator section)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,9 @@ class EncoderConfig:
     width: int = 64  # channels of the first stage (x2 per stage up to 512)
     input_size: int = 256  # square input side; the trunk downsamples by 16 (e4e: 256)
     head_width: int = 0  # channels of the per-latent style heads; 0 = the latent width (e4e)
+    # hidden channels of the spatial-feature head (used only when generator.feature_resolution
+    # is set); 0 = the generator's channel count at that resolution
+    feature_width: int = 0
 
 
 @dataclass(frozen=True)
