@@ -264,6 +264,42 @@ register_config(
 
 register_config(
     ModelConfig(
+        name="compact256",
+        description="256 px compact model with the spatial path (encoder features F at 64 px)",
+        # compact's channel table at 256 px (64 px: 64 channels, 128: 32, 256: 16) plus the
+        # spatial path: the encoder's F at 64 px (64 + 3 channels) replaces the generator's
+        # features there, so the W+ bottleneck no longer decides the detail (docs/compact-model.md,
+        # "Spatial features"). r_f = 64: F keeps 4x4-pixel detail, the layers that run on it are
+        # the paper's stage-2 layers (13..19, the R/4 toRGB on), and stages 1-2 cost about what
+        # compact's do; at 32 the 64 px block would run as well (+28 % FLOPs a stage-1 step).
+        generator=GeneratorConfig(
+            resolution=256, style_dim=256, n_mlp=4, channel_multiplier=0.25, max_channels=128,
+            feature_resolution=64,
+        ),
+        # 256 px input (the detail F carries must be seen); narrow style and feature heads: at
+        # 256 px they read a 64x64 map, and the autoencoder step is what the CPU budget limits
+        encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=16, input_size=256, head_width=32,
+                              feature_width=32),
+        aladin=AladinConfig(
+            image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
+        ),
+        hypernet=HyperNetConfig(
+            backbone="convnet",
+            backbone_width=32,
+            feature_channels=64,
+            mask_channels=64,
+            feature_size=8,
+            start_layer=13,  # paper_start_layer(256); also the first layer that runs on F
+            head_hidden=64,
+        ),
+        style_codes=StyleCodeConfig(patches_per_region=8),
+        patch_disc=PatchDiscConfig(patch_size=32, channels=32, max_channels=128, hidden=256),
+        detail=DetailConfig(strength=0.0),  # F carries the detail: no post-process
+    )
+)
+
+register_config(
+    ModelConfig(
         name="paper",
         description="the paper: 256 px StyleGAN2 (x2 channels), e4e IR-SE50, ALADIN-ViT, ResNet34",
     )
