@@ -294,6 +294,18 @@ def test_pipeline_passes_f_through_every_render(spatial_model_dir, shared_data):
         pipe.prepare_image(face.photo, latent=Latent(face.wplus, face.features[:, :8]))
 
 
+def test_a_latent_with_f_is_refused_by_a_model_without_the_path(tiny_model_dir, shared_data):
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    photo = sorted((shared_data / "photos").glob("*.jpg"))[0]
+    pipe = HyperNSTPipeline.load(weights=str(tiny_model_dir), config="tiny", device="cpu",
+                                 backend="dlib", seed=0)
+    wplus = torch.zeros(10, 64)
+    assert pipe.prepare(photo, latent=Latent(wplus))[0].features is None
+    with pytest.raises(UsageError, match="no spatial path"):
+        pipe.prepare(photo, latent=Latent(wplus, torch.zeros(67, 32, 32)))
+
+
 def test_invert_saves_f_and_latent_reloads_it(run_cli, spatial_model_dir, shared_data,
                                               isolated_cache, tmp_path):
     from hypernst_cli.weights.checkpoint import load_tensors, save_tensors

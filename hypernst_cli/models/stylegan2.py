@@ -58,6 +58,33 @@ resolution  layers  paper's start "layer 13" in our indexing
 For 128 and 64 px (our ``compact`` and ``tiny`` configs) the literal index 13 would leave only the
 last toRGB (64 px) or the last block (128 px) to stylize, so those configs keep the paper's
 proportion instead: start at the R/4 toRGB, i.e. the last 7 layers (:func:`paper_start_layer`).
+
+Spatial features (``feature_resolution`` r_f > 0; Feature-Style encoder, HFGI; not in the paper)
+-------------------------------------------------------------------------------------------------
+A W+ latent is 14 x 256 numbers for a 256 px image: a small generator cannot draw a given face's
+detail from it. With the spatial path the encoder also gives a feature map F that takes the place
+of the generator's own features at r_f, so the detail of the photo reaches the output::
+
+    F            [B, C_f + 3, r_f, r_f]   C_f = channels[r_f] (e.g. 64 + 3 at r_f = 64 in compact256)
+    F[:, :C_f]   the output of the second conv at r_f (``convs.{2b+1}``, b = log2(r_f) - 3)
+    F[:, C_f:]   the RGB skip entering the toRGB at r_f: the earlier toRGBs' sum, upsampled to r_f
+
+The split is after the block's convs and before its toRGB, and F carries the skip image too, so
+``G(w, features=G_f(w)) == G(w)`` exactly (:meth:`Generator.spatial_features` is G_f) and the
+earlier skips need not be recomputed. When F is given, the constant input, ``conv1``,
+``to_rgb1`` and every block below r_f and the convs at r_f are SKIPPED: layers
+0 .. ``first_live_layer`` - 1 and latents 0 .. ``first_live_latent`` - 1 are not read (nor their
+offsets). The toRGB at r_f (layer 3 log2(r_f) - 5: 13 at r_f = 64, 10 at 32) and everything after
+it run as before, modulated by W+ and by the hyper-network's offsets. At r_f = 64 that is exactly
+the paper's stage-2 range (13..19 at 256 px), so the hyper-network keeps all the layers stage 2
+stylizes; :func:`hypernst_cli.models.hypernet.build_hypernet` gives the skipped layers no heads.
+
+``feature_residual`` (training) renders F = G_f(w) + residual in one call; the encoder predicts
+that residual (models/e4e.py) and ``pipeline.core.encode`` adds G_f(W+). Edits move F by the
+generator's own feature difference, F + G_f(w_edit) - G_f(w) (``pipeline.core.edit_latent``).
+Costs at 256 px (``compact256``, docs/compact-model.md "Spatial features"): a render from F is
+half the FLOPs of a render from W+ (0.98 vs 1.97 GFLOPs a 256 px image), which every refinement
+pass of the hyper-network gets; encoding adds G_f once per image.
 """
 
 from __future__ import annotations
