@@ -270,8 +270,8 @@ register_config(
         # spatial path: the encoder's F at 64 px (64 + 3 channels) replaces the generator's
         # features there, so the W+ bottleneck no longer decides the detail (docs/compact-model.md,
         # "Spatial features"). r_f = 64: F keeps 4x4-pixel detail, the layers that run on it are
-        # the paper's stage-2 layers (13..19, the R/4 toRGB on), and stages 1-2 cost about what
-        # compact's do; at 32 the 64 px block would run as well (+28 % FLOPs a stage-1 step).
+        # the paper's stage-2 layers (13..19, the R/4 toRGB on), and a stage-1 step costs
+        # compact's FLOPs (1.5x its CPU time); at 32 the 64 px block would run too (+28 % FLOPs).
         generator=GeneratorConfig(
             resolution=256, style_dim=256, n_mlp=4, channel_multiplier=0.25, max_channels=128,
             feature_resolution=64,

@@ -22,7 +22,8 @@ def edit(
     style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
     style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,
                                          help="Style strength when --style is given."),
-    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
+    latent: Optional[Path] = typer.Option(
+        None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,

@@ -33,7 +33,9 @@ def stylize(
     pairs: bool = typer.Option(False, "--pairs", help="Zip contents with styles instead of all pairs."),
     paste_back: bool = typer.Option(False, "--paste-back", help="Paste the result into the full photo."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face of a photo, not only the largest."),
-    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert` (one content)."),
+    latent: Optional[Path] = typer.Option(
+        None, "--latent",
+        help="Reuse a latent (W+, and F if saved) from `hypernst invert` (one content)."),
     name: str = typer.Option(
         DEFAULT_NAME, "--name",
         help="Output name template: {content} {style} {face} {strength}; suffix from --format."),

@@ -47,10 +47,6 @@ class Latent:
         return Latent(self.wplus.to(*args, **kwargs),
                       None if self.features is None else self.features.to(*args, **kwargs))
 
-    def detach(self) -> Latent:
-        return Latent(self.wplus.detach(),
-                      None if self.features is None else self.features.detach())
-
 
 LatentLike = Union[Latent, torch.Tensor]  # a bare tensor is W+ only
 

@@ -93,7 +93,6 @@ class AutoencoderStage(ModelStage):
             raise UsageError(f"patch size {self.patch_size} exceeds the resolution "
                              f"{self.model_cfg.resolution}")
         self.PD = self.network("patch_disc").train() if self.use_patch else None
-        self.spatial = bool(self.G.spatial)
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.E_ema = copy.deepcopy(self.E).eval().requires_grad_(False)
         self.G_train, self.E_train = self.ctx.wrap(self.G), self.ctx.wrap(self.E)
