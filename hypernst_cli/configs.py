@@ -25,6 +25,18 @@ class GeneratorConfig:
     lr_mlp: float = 0.01
     # Caps the per-resolution channel count (StyleGAN2 uses 512); smaller configs lower it.
     max_channels: int = 512
+    # The spatial path (Feature-Style encoder / HFGI; not in the paper): the encoder also gives a
+    # feature map F at this resolution, which replaces the generator's own features there (the
+    # layers before it are skipped). 0 = off: W+ only, as the paper (models/stylegan2.py).
+    feature_resolution: int = 0
+
+    def __post_init__(self) -> None:
+        r_f = self.feature_resolution
+        if r_f and (r_f < 8 or r_f & (r_f - 1) or r_f >= self.resolution):
+            raise UsageError(
+                f"generator: feature_resolution must be 0 (off) or a power of two from 8 up to "
+                f"half the resolution ({self.resolution // 2}), got {r_f}",
+                hint="fix the model's config.json (generator section)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +48,9 @@ class EncoderConfig:
     width: int = 64  # channels of the first stage (x2 per stage up to 512)
     input_size: int = 256  # square input side; the trunk downsamples by 16 (e4e: 256)
     head_width: int = 0  # channels of the per-latent style heads; 0 = the latent width (e4e)
+    # hidden channels of the spatial-feature head (used only when generator.feature_resolution
+    # is set); 0 = the generator's channel count at that resolution
+    feature_width: int = 0
 
 
 @dataclass(frozen=True)
@@ -244,6 +259,42 @@ register_config(
         # a 1.9 M-parameter generator trained on a CPU draws a blurred face: the content's detail
         # finer than 2 px is restored on top (docs/compact-model.md measures both)
         detail=DetailConfig(strength=1.0, sigma=2.0),
+    )
+)
+
+register_config(
+    ModelConfig(
+        name="compact256",
+        description="256 px compact model with the spatial path (encoder features F at 64 px)",
+        # compact's channel table at 256 px (64 px: 64 channels, 128: 32, 256: 16) plus the
+        # spatial path: the encoder's F at 64 px (64 + 3 channels) replaces the generator's
+        # features there, so the W+ bottleneck no longer decides the detail (docs/compact-model.md,
+        # "Spatial features"). r_f = 64: F keeps 4x4-pixel detail, the layers that run on it are
+        # the paper's stage-2 layers (13..19, the R/4 toRGB on), and a stage-1 step costs
+        # compact's FLOPs (1.5x its CPU time); at 32 the 64 px block would run too (+28 % FLOPs).
+        generator=GeneratorConfig(
+            resolution=256, style_dim=256, n_mlp=4, channel_multiplier=0.25, max_channels=128,
+            feature_resolution=64,
+        ),
+        # 256 px input (the detail F carries must be seen); narrow style and feature heads: at
+        # 256 px they read a 64x64 map, and the autoencoder step is what the CPU budget limits
+        encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=16, input_size=256, head_width=32,
+                              feature_width=32),
+        aladin=AladinConfig(
+            image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
+        ),
+        hypernet=HyperNetConfig(
+            backbone="convnet",
+            backbone_width=32,
+            feature_channels=64,
+            mask_channels=64,
+            feature_size=8,
+            start_layer=13,  # paper_start_layer(256); also the first layer that runs on F
+            head_hidden=64,
+        ),
+        style_codes=StyleCodeConfig(patches_per_region=8),
+        patch_disc=PatchDiscConfig(patch_size=32, channels=32, max_channels=128, hidden=256),
+        detail=DetailConfig(strength=0.0),  # F carries the detail: no post-process
     )
 )
 

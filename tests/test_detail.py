@@ -71,7 +71,7 @@ def test_pipeline_restores_detail_on_stylized_outputs_but_not_on_edits(detailed_
 
     # an edited latent renders another geometry: the content's detail would not line up
     edited = edit_wplus(face.wplus[None], torch.ones(face.wplus.shape[-1]), 1.0)
-    out = pipe.generate([face], face.own_codes.region_codes, wplus=edited)
+    out = pipe.generate([face], face.own_codes.region_codes, latent=edited)
     assert torch.equal(out.images, out.iterations[-1])
     # a latent given from a file need not be this image's: no detail either
     given = pipe.prepare_image(face.photo, latent=face.wplus)[0]

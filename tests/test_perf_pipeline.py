@@ -241,7 +241,7 @@ def test_initial_render_is_memoised_per_content(pipe, monkeypatch):
                                 torch.stack([fresh[1].image, fresh[0].image]),
                                 torch.stack([fresh[1].mask, fresh[0].mask]), codes[:2],
                                 iterations=pipe.iterations,
-                                wplus=torch.stack([fresh[1].wplus, fresh[0].wplus]))
+                                latent=torch.stack([fresh[1].wplus, fresh[0].wplus]))
     assert torch.allclose(again.images, plain.images, atol=1e-5)
     assert torch.allclose(again.initial, plain.initial, atol=1e-5)
     # a repeated face shares its start; its outputs differ only through the codes

@@ -244,7 +244,6 @@ def check(
     from hypernst_cli.errors import HypernstError, UsageError
     from hypernst_cli.eval.landmarks import MEASURES, measure_image, monotonic_trend
     from hypernst_cli.io import collect_images, save_image
-    from hypernst_cli.pipeline.core import edit_wplus
     from hypernst_cli.pipeline.directions import resolve_direction
     from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, to_uint8
 
@@ -285,7 +284,7 @@ def check(
         values: dict[str, list[float | None]] = {m: [] for m in MEASURES}
         frames = []
         for alpha in alphas:
-            frame = to_uint8(pipe.render(edit_wplus(face.wplus[None], vector, alpha), used))[0]
+            frame = to_uint8(pipe.render(pipe.edited(face, vector, alpha), used))[0]
             frames.append(frame)
             found = measure_image(frame, box=landmarks)
             for m in MEASURES:

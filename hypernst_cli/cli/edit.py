@@ -22,7 +22,8 @@ def edit(
     style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
     style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,
                                          help="Style strength when --style is given."),
-    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a W+ latent from `hypernst invert`."),
+    latent: Optional[Path] = typer.Option(
+        None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
     size: Optional[int] = opt.SIZE,
     iterations: int = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,
@@ -35,13 +36,13 @@ def edit(
     """Edit age, smile or pose (InterFaceGAN directions in W+), optionally on a stylized face.
 
     The hyper-network's offsets are predicted once for the unedited face and applied to every
-    edited latent (as in HyperStyle), so strength 0 is exactly the unedited result.
+    edited latent (as in HyperStyle), so strength 0 is exactly the unedited result. With a model's
+    spatial features F, F moves by the generator's own feature difference.
     """
     from hypernst_cli.cli.stylize import _read_latent
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
-    from hypernst_cli.pipeline.core import edit_wplus
     from hypernst_cli.pipeline.directions import resolve_direction
     from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, resize_uint8, to_uint8
 
@@ -56,11 +57,9 @@ def edit(
     face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
     codes = pipe.region_codes(face, style, strength=style_strength)
     base = pipe.generate([face], codes)
-    w = face.wplus[None]
     frames = []
     for alpha in alphas:
-        edited = edit_wplus(w, vector, alpha)
-        img = pipe.render(edited, base.offsets)
+        img = pipe.render(pipe.edited(face, vector, alpha), base.offsets)
         frames.append(resize_uint8(to_uint8(img)[0], size))
     stem = f"{content.stem}_{name}"
     for i, (alpha, frame) in enumerate(zip(alphas, frames)):

@@ -28,7 +28,8 @@ def invert(
 ) -> None:
     """Invert faces into the generator's W+ space.
 
-    Writes NAME.latent.safetensors (reuse it with `stylize --latent` / `edit --latent`),
+    Writes NAME.latent.safetensors (W+, and the feature map F of a model with the spatial path;
+    reuse it with `stylize --latent` / `edit --latent`),
     NAME_e4e.png (the plain e4e reconstruction G(w+)) and NAME_reconstruction.png (HyperNST's
     reconstruction: the hyper-network conditioned on the photo's own style codes).
     """
@@ -64,7 +65,10 @@ def invert(
         result = pipe.generate([face], face.own_codes.region_codes)
         model = time.perf_counter() - t0
         latent_file, e4e_file, recon_file = item.outputs
-        save_tensors(latent_file, {"wplus": face.wplus.contiguous()}, {
+        tensors = {"wplus": face.wplus.contiguous()}
+        if face.features is not None:  # the spatial path's feature map F
+            tensors["features"] = face.features.contiguous()
+        save_tensors(latent_file, tensors, {
             "format": "hypernst-latent",
             "source": str(item.payload),
             "source_sha256": file_sha256(item.payload),

@@ -33,7 +33,9 @@ def stylize(
     pairs: bool = typer.Option(False, "--pairs", help="Zip contents with styles instead of all pairs."),
     paste_back: bool = typer.Option(False, "--paste-back", help="Paste the result into the full photo."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face of a photo, not only the largest."),
-    latent: Optional[Path] = typer.Option(None, "--latent", help="Reuse a W+ latent from `hypernst invert` (one content)."),
+    latent: Optional[Path] = typer.Option(
+        None, "--latent",
+        help="Reuse a latent (W+, and F if saved) from `hypernst invert` (one content)."),
     name: str = typer.Option(
         DEFAULT_NAME, "--name",
         help="Output name template: {content} {style} {face} {strength}; suffix from --format."),
@@ -140,6 +142,9 @@ def _item(content: Path, style: Path, names: tuple[str, str], output: Path, temp
 
 
 def _read_latent(path: Path) -> Any:
+    """A latent file of `hypernst invert` as a core.Latent: W+, and F when the file has one
+    (spatial models); older files hold W+ only."""
+    from hypernst_cli.pipeline.core import Latent
     from hypernst_cli.weights.checkpoint import load_tensors
 
     tensors, _ = load_tensors(path)
@@ -147,7 +152,7 @@ def _read_latent(path: Path) -> Any:
         from hypernst_cli.errors import UsageError
 
         raise UsageError(f"{path}: not a latent written by `hypernst invert` (no 'wplus' tensor)")
-    return tensors["wplus"]
+    return Latent(tensors["wplus"], tensors.get("features"))
 
 
 class _BatchedWorker:

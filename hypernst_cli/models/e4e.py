@@ -15,6 +15,13 @@ stripping the ``encoder.`` prefix, see ``official_encoders.e4e_to_ours``):
 Output: w0 (from ``styles[0]``) repeated over all latents, plus a delta for latents
 1..``progressive_stage`` (e4e's progressive training; all by default), plus ``latent_avg``
 (pSp's ``start_from_latent_avg``: the encoder predicts an offset from the average latent).
+
+Spatial path (``feature_shape`` given; not in e4e): ``feature_head`` maps the pyramid level at
+the generator's r_f (p1 at 1/4 of the input, p2 at 1/8, c3 at 1/16; another side is resized from
+p1) to a feature RESIDUAL [B, C_f + 3, r_f, r_f]: the spatial map is F = G_f(W+) + residual
+(``pipeline.core.encode``; shapes in models/stylegan2.py). Its last conv starts at zero, so a new
+head starts from the plain W+ reconstruction, and the residual's size is what training
+regularises to keep W+ meaningful (train/autoencoder.py).
 """
 
 from __future__ import annotations
@@ -161,7 +168,10 @@ def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
 class Encoder4Editing(nn.Module):
     """e4e: images [B, 3, S, S] in [-1, 1] -> W+ latents [B, n_latent, style_dim]."""
 
-    def __init__(self, cfg: EncoderConfig, n_latent: int, style_dim: int) -> None:
+    def __init__(self, cfg: EncoderConfig, n_latent: int, style_dim: int,
+                 feature_shape: tuple[int, int] | None = None) -> None:
+        """``feature_shape``: (channels C_f, side r_f) of the generator's features that the
+        spatial head's F replaces; None = W+ only (e4e)."""
         super().__init__()
         if cfg.input_size % 64 or cfg.input_size < 64:
             raise UsageError(
@@ -196,6 +206,19 @@ class Encoder4Editing(nn.Module):
             self.styles.append(GradualStyleBlock(top, style_dim, spatial, cfg.head_width or None))
         self.latlayer1 = nn.Conv2d(layout[2][0], top, 1)
         self.latlayer2 = nn.Conv2d(layout[1][0], top, 1)
+        self.feature_head: nn.Sequential | None = None
+        self.feature_side = 0
+        if feature_shape is not None:
+            channels, side = feature_shape
+            hidden = cfg.feature_width or channels
+            self.feature_side = side
+            self.feature_head = nn.Sequential(
+                nn.Conv2d(top, hidden, 3, 1, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, hidden, 3, 1, 1), nn.LeakyReLU(0.2),
+                nn.Conv2d(hidden, channels + 3, 1),  # features + the RGB skip
+            )
+            nn.init.zeros_(self.feature_head[-1].weight)
+            nn.init.zeros_(self.feature_head[-1].bias)
 
         # Offsets are predicted from the generator's average latent (set from its checkpoint).
         self.register_buffer("latent_avg", torch.zeros(n_latent, style_dim))
@@ -218,7 +241,10 @@ class Encoder4Editing(nn.Module):
                 feats[taps[i]] = x
         return feats[0], feats[1], feats[2]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, with_features: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
+        """W+ [B, n_latent, style_dim]; with ``with_features`` the pair (W+, feature residual
+        [B, C_f + 3, r_f, r_f], or None without a spatial head)."""
         size = self.cfg.input_size
         if x.ndim != 4 or x.shape[1] != 3 or x.shape[2] != size or x.shape[3] != size:
             raise UsageError(
@@ -226,25 +252,45 @@ class Encoder4Editing(nn.Module):
                 hint="resize the aligned face to the encoder's input_size first",
             )
         c1, c2, c3 = self.features(x)
+        pyramid: dict[str, torch.Tensor] = {}
+
+        def p2() -> torch.Tensor:
+            if "p2" not in pyramid:
+                pyramid["p2"] = upsample_add(c3, self.latlayer1(c2))
+            return pyramid["p2"]
+
+        def p1() -> torch.Tensor:
+            if "p1" not in pyramid:
+                pyramid["p1"] = upsample_add(p2(), self.latlayer2(c1))
+            return pyramid["p1"]
+
         w0 = self.styles[0](c3)
         latents = [w0]
         active = min(self.progressive_stage, self.n_latent - 1)
-        p2 = p1 = None
         for i in range(1, self.n_latent):
             if i > active:
                 latents.append(w0)
                 continue
-            if i < COARSE_END:
-                feats = c3
-            elif i < MIDDLE_END:
-                if p2 is None:
-                    p2 = upsample_add(c3, self.latlayer1(c2))
-                feats = p2
-            else:
-                if p2 is None:
-                    p2 = upsample_add(c3, self.latlayer1(c2))
-                if p1 is None:
-                    p1 = upsample_add(p2, self.latlayer2(c1))
-                feats = p1
+            feats = c3 if i < COARSE_END else p2() if i < MIDDLE_END else p1()
             latents.append(w0 + self.styles[i](feats))
-        return torch.stack(latents, dim=1) + self.latent_avg
+        wplus = torch.stack(latents, dim=1) + self.latent_avg
+        if not with_features:
+            return wplus
+        if self.feature_head is None:
+            return wplus, None
+        levels = {c3.shape[-1]: lambda: c3, c2.shape[-1]: p2, c1.shape[-1]: p1}
+        level = levels[self.feature_side]() if self.feature_side in levels else F.interpolate(
+            p1(), size=(self.feature_side, self.feature_side), mode="bilinear", align_corners=False)
+        return wplus, self.feature_head(level)
+
+    def explain_state_mismatch(self, state: dict[str, torch.Tensor]) -> str | None:
+        """A one-line reason when ``state`` and this encoder disagree about the spatial head."""
+        has_head = any(k.startswith("feature_head.") for k in state)
+        if self.feature_head is not None and not has_head:
+            return ("the config has the spatial path (generator.feature_resolution "
+                    f"{self.feature_side}) but the encoder weights have no feature head "
+                    "(feature_head.*): they were trained without it")
+        if self.feature_head is None and has_head:
+            return ("the encoder weights have a spatial feature head (feature_head.*) but the "
+                    "config has no spatial path (generator.feature_resolution 0)")
+        return None

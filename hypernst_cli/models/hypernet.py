@@ -361,17 +361,18 @@ def add_offsets(acc: list[torch.Tensor | None] | None,
 def refine_step(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor,
                 content: torch.Tensor, previous: torch.Tensor,
                 offsets: list[torch.Tensor | None] | None, *, code_map: torch.Tensor | None = None,
-                mask_features: torch.Tensor | None = None
+                mask_features: torch.Tensor | None = None, features: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """One iteration: predict offsets from (content, previous), accumulate, render."""
+    """One iteration: predict offsets from (content, previous), accumulate, render (from the
+    spatial features F too when given)."""
     deltas = hypernet(content, previous, code_map, mask_features=mask_features)
     offsets = add_offsets(offsets, deltas)
-    return generator(wplus, offsets=offsets), offsets
+    return generator(wplus, features=features, offsets=offsets), offsets
 
 
 def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, content: torch.Tensor,
            code_map: torch.Tensor, iterations: int = 3, initial: torch.Tensor | None = None,
-           *, detach_between: bool = True) -> RefineResult:
+           *, detach_between: bool = True, features: torch.Tensor | None = None) -> RefineResult:
     """HyperStyle's iterative refinement, as a pure tensor function.
 
     Iteration 1 starts from ``initial`` (default: G(w+) with no offsets, computed without
@@ -381,13 +382,14 @@ def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, co
     so the loss of iteration t trains the prediction of iteration t only; set False to
     backpropagate through the whole chain. The generator's own parameters are never changed here:
     freeze them with ``generator.requires_grad_(False)``; gradients still flow through it to the
-    hyper-network.
+    hyper-network. ``features``: the spatial feature map F of the spatial path (rendered with
+    every iteration; see models/stylegan2.py).
     """
     if iterations < 1:
         raise ValueError("iterations must be >= 1")
     if initial is None:
         with torch.no_grad():
-            initial = generator(wplus)
+            initial = generator(wplus, features=features)
     # the code map does not change between iterations: encode it once unless each iteration is
     # backpropagated on its own (a shared graph would be freed by the first backward)
     shared_mask = None if (torch.is_grad_enabled() and detach_between) else hypernet.encode_mask(code_map)
@@ -399,7 +401,8 @@ def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, co
             previous = previous.detach()
             offsets = [o.detach() if o is not None else None for o in offsets or []]
         previous, offsets = refine_step(generator, hypernet, wplus, content, previous, offsets,
-                                        code_map=code_map, mask_features=shared_mask)
+                                        code_map=code_map, mask_features=shared_mask,
+                                        features=features)
         images.append(previous)
     return RefineResult(images=images, offsets=offsets or [], initial=initial)
 
@@ -417,8 +420,16 @@ def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> Hype
     else:
         specs = generator.layer_specs()
     h = cfg.hypernet
+    layers: str | list[int] = h.layers
+    if cfg.generator.feature_resolution:
+        # spatial path: the layers before the toRGB at r_f never run (F stands for them), so
+        # they get no heads
+        from hypernst_cli.models.stylegan2 import first_live_layer
+
+        live = first_live_layer(cfg.generator.feature_resolution)
+        layers = [i for i in parse_layers(h.layers, len(specs)) if i >= live]
     return HyperNetwork(specs, resolution=cfg.generator.resolution, code_dim=cfg.aladin.code_dim,
                         backbone=h.backbone, feature_channels=h.feature_channels,
-                        mask_channels=h.mask_channels, feature_size=h.feature_size, layers=h.layers,
+                        mask_channels=h.mask_channels, feature_size=h.feature_size, layers=layers,
                         start_layer=h.start_layer, shared_heads=h.shared_heads,
                         head_hidden=h.head_hidden, backbone_width=h.backbone_width)

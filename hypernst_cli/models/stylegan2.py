@@ -58,6 +58,33 @@ resolution  layers  paper's start "layer 13" in our indexing
 For 128 and 64 px (our ``compact`` and ``tiny`` configs) the literal index 13 would leave only the
 last toRGB (64 px) or the last block (128 px) to stylize, so those configs keep the paper's
 proportion instead: start at the R/4 toRGB, i.e. the last 7 layers (:func:`paper_start_layer`).
+
+Spatial features (``feature_resolution`` r_f > 0; Feature-Style encoder, HFGI; not in the paper)
+-------------------------------------------------------------------------------------------------
+A W+ latent is 14 x 256 numbers for a 256 px image: a small generator cannot draw a given face's
+detail from it. With the spatial path the encoder also gives a feature map F that takes the place
+of the generator's own features at r_f, so the detail of the photo reaches the output::
+
+    F            [B, C_f + 3, r_f, r_f]   C_f = channels[r_f] (e.g. 64 + 3 at r_f = 64 in compact256)
+    F[:, :C_f]   the output of the second conv at r_f (``convs.{2b+1}``, b = log2(r_f) - 3)
+    F[:, C_f:]   the RGB skip entering the toRGB at r_f: the earlier toRGBs' sum, upsampled to r_f
+
+The split is after the block's convs and before its toRGB, and F carries the skip image too, so
+``G(w, features=G_f(w)) == G(w)`` exactly (:meth:`Generator.spatial_features` is G_f) and the
+earlier skips need not be recomputed. When F is given, the constant input, ``conv1``,
+``to_rgb1`` and every block below r_f and the convs at r_f are SKIPPED: layers
+0 .. ``first_live_layer`` - 1 and latents 0 .. ``first_live_latent`` - 1 are not read (nor their
+offsets). The toRGB at r_f (layer 3 log2(r_f) - 5: 13 at r_f = 64, 10 at 32) and everything after
+it run as before, modulated by W+ and by the hyper-network's offsets. At r_f = 64 that is exactly
+the paper's stage-2 range (13..19 at 256 px), so the hyper-network keeps all the layers stage 2
+stylizes; :func:`hypernst_cli.models.hypernet.build_hypernet` gives the skipped layers no heads.
+
+``feature_residual`` (training) renders F = G_f(w) + residual in one call; the encoder predicts
+that residual (models/e4e.py) and ``pipeline.core.encode`` adds G_f(W+). Edits move F by the
+generator's own feature difference, F + G_f(w_edit) - G_f(w) (``pipeline.core.edit_latent``).
+Costs at 256 px (``compact256``, docs/compact-model.md "Spatial features"): a render from F is
+half the FLOPs of a render from W+ (0.98 vs 1.97 GFLOPs a 256 px image), which every refinement
+pass of the hyper-network gets; encoding adds G_f once per image.
 """
 
 from __future__ import annotations
@@ -425,11 +452,19 @@ class Generator(nn.Module):
 
     def __init__(self, resolution: int = 256, style_dim: int = 512, n_mlp: int = 8,
                  channel_multiplier: float = 2, lr_mlp: float = 0.01, max_channels: int = 512,
+                 feature_resolution: int = 0,
                  blur_kernel: tuple[int, ...] = BLUR_KERNEL) -> None:
         super().__init__()
         log_size = int(math.log2(resolution))
         if resolution < 8 or 2**log_size != resolution or resolution > 1024:
             raise ValueError(f"StyleGAN2 resolution must be a power of two in 8..1024, got {resolution}")
+        log_f = int(math.log2(feature_resolution)) if feature_resolution else 0
+        if feature_resolution and (2**log_f != feature_resolution or not 8 <= feature_resolution < resolution):
+            raise ValueError(f"feature_resolution must be 0 or a power of two in 8..{resolution // 2}, "
+                             f"got {feature_resolution}")
+        self.feature_resolution = feature_resolution
+        # the block (index into to_rgbs) whose features F replaces; None = no spatial path
+        self.feature_block: int | None = log_f - 3 if feature_resolution else None
         self.size = resolution
         self.style_dim = style_dim
         self.log_size = log_size
@@ -513,54 +548,138 @@ class Generator(nn.Module):
                        .to(device))
         return out
 
+    # -- spatial path ---------------------------------------------------------------------------
+
+    @property
+    def spatial(self) -> bool:
+        return self.feature_block is not None
+
+    def _require_spatial(self, what: str) -> None:
+        if self.feature_block is None:
+            raise ValueError(f"{what}: this generator has no spatial path (feature_resolution 0)")
+
+    def feature_shape(self) -> tuple[int, int, int]:
+        """(channels, side, side) of a spatial feature map F: the r_f features and the RGB skip."""
+        self._require_spatial("feature_shape")
+        r_f = self.feature_resolution
+        return (self.channels[r_f] + 3, r_f, r_f)
+
+    @property
+    def first_live_layer(self) -> int:
+        """The first layer (offset index) that runs when F is given: the toRGB at r_f."""
+        return first_live_layer(self.feature_resolution)
+
+    @property
+    def first_live_latent(self) -> int:
+        """The first W+ latent read when F is given (the toRGB's at r_f); earlier ones are not."""
+        return 0 if self.feature_block is None else 3 + 2 * self.feature_block
+
+    def spatial_features(self, wplus: torch.Tensor, *,
+                         offsets: list[torch.Tensor | None] | None = None,
+                         noise: list[torch.Tensor] | None = None,
+                         randomize_noise: bool = False) -> torch.Tensor:
+        """G_f(w): the generator's own F for latents ``wplus``, [B, C_f + 3, r_f, r_f] (the
+        module docstring). ``generator(wplus, features=G_f(wplus))`` is ``generator(wplus)``."""
+        self._require_spatial("spatial_features")
+        wplus, offsets, noise = self._inputs(wplus, offsets, noise, randomize_noise)
+        return self._synthesize(wplus, offsets, noise, stop_at_features=True)[0]
+
     # -- synthesis ------------------------------------------------------------------------------
 
-    def forward(self, wplus: torch.Tensor, *, offsets: list[torch.Tensor | None] | None = None,
+    def forward(self, wplus: torch.Tensor, *, features: torch.Tensor | None = None,
+                feature_residual: torch.Tensor | None = None,
+                offsets: list[torch.Tensor | None] | None = None,
                 noise: list[torch.Tensor] | None = None, randomize_noise: bool = False,
                 return_layer_outputs: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+                ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor | None]]:
         """W+ latents [B, n_latent, style_dim] (or W [B, style_dim]) -> image [B, 3, R, R].
 
-        ``offsets``: one entry per layer of :meth:`layer_specs` (None = no offset) or None.
+        ``features``: a spatial feature map F [B, C_f + 3, r_f, r_f] (spatial path only): the
+        layers before the toRGB at r_f are skipped and F stands for their output.
+        ``feature_residual`` (same shape; training): runs every layer and adds it to G_f(w), i.e.
+        renders F = G_f(w) + residual in one call.
+        ``offsets``: one entry per layer of :meth:`layer_specs` (None = no offset) or None; the
+        entries of skipped layers are not read.
         ``noise``: one tensor per StyledConv; else the stored noise buffers, or fresh noise when
         ``randomize_noise``. With ``return_layer_outputs`` also returns each layer's output
-        (features for a conv, the running RGB skip for a toRGB), in synthesis order.
-        The image is in [-1, 1] for a trained generator (it is not clamped).
+        (features for a conv, the running RGB skip for a toRGB; None for a skipped layer), in
+        synthesis order. The image is in [-1, 1] for a trained generator (it is not clamped).
         """
+        if features is not None and feature_residual is not None:
+            raise ValueError("give features or feature_residual, not both")
+        for name, value in (("features", features), ("feature_residual", feature_residual)):
+            if value is not None:
+                self._check_features(value, wplus.shape[0], name)
+        wplus, offsets, noise = self._inputs(wplus, offsets, noise, randomize_noise)
+        image, outputs = self._synthesize(wplus, offsets, noise, features=features,
+                                          residual=feature_residual)
+        if return_layer_outputs:
+            return image, outputs
+        return image
+
+    def _inputs(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None] | None,
+                noise: list[torch.Tensor] | None, randomize_noise: bool
+                ) -> tuple[torch.Tensor, list[torch.Tensor | None], list[torch.Tensor | None]]:
+        """Checked latents, one offset entry per layer, one noise entry per StyledConv."""
         if wplus.ndim == 2:
             wplus = wplus.unsqueeze(1).expand(-1, self.n_latent, -1)
         if wplus.ndim != 3 or wplus.shape[1:] != (self.n_latent, self.style_dim):
             raise ValueError(f"expected W+ latents [B, {self.n_latent}, {self.style_dim}], "
                              f"got {tuple(wplus.shape)}")
-        layers = self.synthesis_layers()
+        n_layers = 2 + 3 * len(self.to_rgbs)
         if offsets is None:
-            offsets = [None] * len(layers)
-        if len(offsets) != len(layers):
-            raise ValueError(f"expected {len(layers)} offset entries (one per layer), got {len(offsets)}")
+            offsets = [None] * n_layers
+        if len(offsets) != n_layers:
+            raise ValueError(f"expected {n_layers} offset entries (one per layer), got {len(offsets)}")
         if noise is None:
             noise = ([None] * self.num_layers if randomize_noise else
                      [getattr(self.noises, f"noise_{i}") for i in range(self.num_layers)])
+        return wplus, list(offsets), list(noise)
 
-        outputs: list[torch.Tensor] = []
-        out = self.input(wplus.shape[0])
-        out = self.conv1(out, wplus[:, 0], noise=noise[0], delta=offsets[0])
-        outputs.append(out)
-        skip = self.to_rgb1(out, wplus[:, 1], delta=offsets[1])
-        outputs.append(skip)
-        i = 1  # latent index: a block uses latents i, i+1 for its convs and i+2 for its toRGB
-        for b, to_rgb in enumerate(self.to_rgbs):
-            k = 2 + 3 * b
-            out = self.convs[2 * b](out, wplus[:, i], noise=noise[2 * b + 1], delta=offsets[k])
-            outputs.append(out)
-            out = self.convs[2 * b + 1](out, wplus[:, i + 1], noise=noise[2 * b + 2],
-                                        delta=offsets[k + 1])
-            outputs.append(out)
-            skip = to_rgb(out, wplus[:, i + 2], skip, delta=offsets[k + 2])
-            outputs.append(skip)
-            i += 2
-        if return_layer_outputs:
-            return skip, outputs
-        return skip
+    def _check_features(self, features: torch.Tensor, batch: int, name: str) -> None:
+        self._require_spatial(name)
+        expected = (batch, *self.feature_shape())
+        if tuple(features.shape) != expected:
+            raise ValueError(f"expected {name} of shape {list(expected)}, "
+                             f"got {list(features.shape)}")
+
+    def _synthesize(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None],
+                    noise: list[torch.Tensor | None], *, features: torch.Tensor | None = None,
+                    residual: torch.Tensor | None = None, stop_at_features: bool = False
+                    ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
+        """The synthesis loop of every entry point: (image, or F when ``stop_at_features``;
+        the layer outputs)."""
+        outputs: list[torch.Tensor | None] = [None] * len(offsets)
+        first = 0
+        if features is None:
+            out = self.input(wplus.shape[0])
+            out = self.conv1(out, wplus[:, 0], noise=noise[0], delta=offsets[0])
+            skip = self.to_rgb1(out, wplus[:, 1], delta=offsets[1])
+            outputs[0], outputs[1] = out, skip
+        else:
+            first = self.feature_block
+            out, rgb = features[:, :-3], features[:, -3:]
+        for b in range(first, len(self.to_rgbs)):
+            k, i = 2 + 3 * b, 1 + 2 * b  # offset index of the block's up conv; its latent
+            if features is None or b != first:
+                out = self.convs[2 * b](out, wplus[:, i], noise=noise[2 * b + 1], delta=offsets[k])
+                outputs[k] = out
+                out = self.convs[2 * b + 1](out, wplus[:, i + 1], noise=noise[2 * b + 2],
+                                            delta=offsets[k + 1])
+                outputs[k + 1] = out
+            if b == self.feature_block:
+                # the split point: F = (features at r_f, the earlier RGB skip upsampled to r_f)
+                if features is None:
+                    rgb = self.to_rgbs[b].upsample(skip)
+                    if stop_at_features:
+                        return torch.cat([out, rgb], 1), outputs
+                    if residual is not None:
+                        out, rgb = out + residual[:, :-3], rgb + residual[:, -3:]
+                skip = self.to_rgbs[b](out, wplus[:, i + 2], delta=offsets[k + 2]) + rgb
+            else:
+                skip = self.to_rgbs[b](out, wplus[:, i + 2], skip, delta=offsets[k + 2])
+            outputs[k + 2] = skip
+        return skip, outputs
 
 
 # --- discriminator -----------------------------------------------------------------------------
@@ -643,7 +762,13 @@ class Discriminator(nn.Module):
 def build_generator(cfg: GeneratorConfig) -> Generator:
     return Generator(resolution=cfg.resolution, style_dim=cfg.style_dim, n_mlp=cfg.n_mlp,
                      channel_multiplier=cfg.channel_multiplier, lr_mlp=cfg.lr_mlp,
-                     max_channels=cfg.max_channels)
+                     max_channels=cfg.max_channels, feature_resolution=cfg.feature_resolution)
+
+
+def first_live_layer(feature_resolution: int) -> int:
+    """The first layer that runs when F at ``feature_resolution`` is given (0 = no spatial path):
+    the toRGB at r_f (13 for r_f = 64, 10 for 32), as ``Generator.first_live_layer``."""
+    return 3 * int(math.log2(feature_resolution)) - 5 if feature_resolution else 0
 
 
 def build_discriminator(cfg: GeneratorConfig) -> Discriminator:

@@ -4,12 +4,16 @@
 
 Images are float tensors in [-1, 1], [B, 3, R, R] at the generator's resolution R; masks are
 integer region labels [B, R, R]; region codes are [B, 3, D] (background, face, hair).
+
+What the generator renders is a :class:`Latent`: W+ and, with the spatial path
+(``generator.feature_resolution``), the feature map F. :func:`encode` makes one, :func:`render`
+draws one (inference and training alike), :func:`edit_latent` edits one.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import torch
 import torch.nn.functional as F
@@ -31,6 +35,55 @@ def invert(encoder: Any, content: torch.Tensor) -> torch.Tensor:
     return encoder(resize(content, encoder_input_size(encoder)))
 
 
+@dataclass(frozen=True)
+class Latent:
+    """What the generator renders: W+ [B, n_latent, style_dim] and, with the spatial path, the
+    feature map F [B, C_f + 3, r_f, r_f] (None: W+ only, the same image as F = G_f(W+))."""
+
+    wplus: torch.Tensor
+    features: torch.Tensor | None = None
+
+    def to(self, *args: Any, **kwargs: Any) -> Latent:
+        return Latent(self.wplus.to(*args, **kwargs),
+                      None if self.features is None else self.features.to(*args, **kwargs))
+
+
+LatentLike = Union[Latent, torch.Tensor]  # a bare tensor is W+ only
+
+
+def as_latent(latent: LatentLike) -> Latent:
+    return latent if isinstance(latent, Latent) else Latent(latent)
+
+
+def encode(encoder: Any, generator: Any, content: torch.Tensor) -> Latent:
+    """Aligned content [-1, 1] -> its Latent: e4e's W+, and with the encoder's spatial head
+    F = G_f(W+) + the head's residual (the generator's own features at r_f, corrected)."""
+    x = resize(content, encoder_input_size(encoder))
+    if getattr(encoder, "feature_head", None) is None:
+        return Latent(encoder(x))
+    wplus, residual = encoder(x, with_features=True)
+    return Latent(wplus, generator.spatial_features(wplus) + residual)
+
+
+def render(generator: Any, latent: LatentLike, offsets: list[torch.Tensor | None] | None = None,
+           **options: Any) -> torch.Tensor:
+    """G(theta + offsets)(latent): the generator call of inference and training ([B, 3, R, R])."""
+    latent = as_latent(latent)
+    return generator(latent.wplus, features=latent.features, offsets=offsets, **options)
+
+
+def edit_latent(generator: Any, latent: LatentLike, direction: torch.Tensor,
+                strength: float) -> Latent:
+    """An InterFaceGAN edit: W+ moves along ``direction`` (:func:`edit_wplus`) and F by the
+    generator's own feature difference, F + G_f(w_edit) - G_f(w) (Feature-Style encoder)."""
+    latent = as_latent(latent)
+    edited = edit_wplus(latent.wplus, direction, strength)
+    if latent.features is None:
+        return Latent(edited)
+    moved = generator.spatial_features(edited) - generator.spatial_features(latent.wplus)
+    return Latent(edited, latent.features + moved)
+
+
 def encoder_input_size(encoder: Any) -> int:
     return int(getattr(encoder, "input_size", None) or encoder.cfg.input_size)
 
@@ -42,6 +95,7 @@ class StylizeResult:
     offsets: list[torch.Tensor | None]
     iterations: list[torch.Tensor]  # the output after each refinement iteration
     initial: torch.Tensor  # G(w+) with no offsets: the plain e4e reconstruction
+    features: torch.Tensor | None = None  # the spatial feature map F (spatial path), else None
 
 
 def stylize_tensors(
@@ -53,25 +107,26 @@ def stylize_tensors(
     region_codes: torch.Tensor,
     *,
     iterations: int = 3,
-    wplus: torch.Tensor | None = None,
+    latent: LatentLike | None = None,
     initial: torch.Tensor | None = None,
 ) -> StylizeResult:
     """Stylize aligned content with per-sample region codes (the content's own codes reconstruct).
 
+    ``latent``: the content's Latent (or bare W+) when already known, else encoded here.
     ``initial``: G(w+) without offsets when already known (it depends on the content only, so a
     content stylized with several styles renders it once).
     """
-    if wplus is None:
-        wplus = invert(encoder, content)
+    latent = encode(encoder, generator, content) if latent is None else as_latent(latent)
     code_map = arrange(region_codes.to(content.dtype), content_mask)
-    result = refine(generator, hypernet, wplus, content, code_map, iterations=iterations,
-                    initial=initial)
+    result = refine(generator, hypernet, latent.wplus, content, code_map, iterations=iterations,
+                    initial=initial, features=latent.features)
     return StylizeResult(
         images=result.images[-1] if result.images else result.initial,
-        wplus=wplus,
+        wplus=latent.wplus,
         offsets=result.offsets,
         iterations=list(result.images),
         initial=result.initial,
+        features=latent.features,
     )
 
 

@@ -33,8 +33,12 @@ def _build_aladin(cfg: ModelConfig) -> Any:
 
 def _build_encoder(cfg: ModelConfig) -> Any:
     from hypernst_cli.models.e4e import Encoder4Editing
+    from hypernst_cli.models.stylegan2 import channel_table
 
-    return Encoder4Editing(cfg.encoder, n_latent_for(cfg.resolution), cfg.generator.style_dim)
+    g = cfg.generator
+    r_f = g.feature_resolution
+    feature_shape = (channel_table(g.channel_multiplier, g.max_channels)[r_f], r_f) if r_f else None
+    return Encoder4Editing(cfg.encoder, n_latent_for(cfg.resolution), g.style_dim, feature_shape)
 
 
 def _build_generator(cfg: ModelConfig) -> Any:

@@ -21,7 +21,17 @@ import numpy as np
 import torch
 
 from hypernst_cli.errors import HypernstError, UsageError
-from hypernst_cli.pipeline.core import StylizeResult, invert, restore_detail, stylize_tensors
+from hypernst_cli.pipeline.core import (
+    Latent,
+    LatentLike,
+    StylizeResult,
+    as_latent,
+    edit_latent,
+    encode,
+    render,
+    restore_detail,
+    stylize_tensors,
+)
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
 
 
@@ -42,6 +52,20 @@ class ContentFace:
     initial: torch.Tensor | None = None
     # the latent was given (not inverted from this image): its render need not match the image
     latent_given: bool = False
+    # the spatial feature map F [C_f + 3, r_f, r_f] of a model with the spatial path, else None
+    features: torch.Tensor | None = None
+
+    @property
+    def latent(self) -> Latent:
+        """This face's Latent, batched ([1, ...])."""
+        return Latent(self.wplus[None], None if self.features is None else self.features[None])
+
+
+def stack_latents(faces: Sequence[ContentFace]) -> Latent:
+    """The faces' latents as one batch (F only when every face has one)."""
+    features = [f.features for f in faces]
+    return Latent(torch.stack([f.wplus for f in faces]),
+                  torch.stack(features) if all(x is not None for x in features) else None)
 
 
 def to_unit(image: np.ndarray) -> torch.Tensor:
@@ -91,7 +115,7 @@ class HyperNSTPipeline:
 
     ``detail``: the strength of the content's fine detail restored on ``generate``'s outputs
     (``restore_detail``); None = the model config's ``detail.strength`` (0 in the paper's
-    configs). Renders of edited latents (``render``, ``generate(wplus=...)``) never get it.
+    configs). Renders of edited latents (``render``, ``generate(latent=...)``) never get it.
     """
 
     def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3,
@@ -195,7 +219,7 @@ class HyperNSTPipeline:
     # --- contents ------------------------------------------------------------------------------
 
     def prepare(self, path: Path, *, all_faces: bool = False,
-                latent: torch.Tensor | None = None) -> list[ContentFace]:
+                latent: LatentLike | None = None) -> list[ContentFace]:
         """Align, parse, invert and encode the faces of a content photo (memoised per run)."""
         key = (str(Path(path).resolve()), all_faces)
         cached = self._contents.get(key)
@@ -212,15 +236,18 @@ class HyperNSTPipeline:
             self._contents[key] = faces
         return faces
 
-    def _prepare(self, path: Path, all_faces: bool, latent: torch.Tensor | None) -> list[ContentFace]:
+    def _prepare(self, path: Path, all_faces: bool, latent: LatentLike | None) -> list[ContentFace]:
         from hypernst_cli.io import load_image
 
         return self.prepare_image(load_image(path), path, all_faces=all_faces, latent=latent)
 
     def prepare_image(self, photo: np.ndarray, source: Path | str = "<image>", *,
                       all_faces: bool = False,
-                      latent: torch.Tensor | None = None) -> list[ContentFace]:
-        """Align, parse, invert and encode the faces of an in-memory photo (not memoised)."""
+                      latent: LatentLike | None = None) -> list[ContentFace]:
+        """Align, parse, invert and encode the faces of an in-memory photo (not memoised).
+
+        ``latent`` (from `hypernst invert`) replaces the inversion: W+, and F for a model with the
+        spatial path (a W+-only latent gets F = G_f(W+), which renders the same image)."""
         import time
 
         t0 = time.perf_counter()
@@ -236,26 +263,21 @@ class HyperNSTPipeline:
             image = to_unit(aligned.image)
             t2 = time.perf_counter()
             if latent is not None:
-                wplus = latent.to(torch.float32)
-                if wplus.dim() == 3:
-                    wplus = wplus[0]
-                expected = (self.models.generator.n_latent, self.models.config.generator.style_dim)
-                if tuple(wplus.shape) != expected:
-                    raise UsageError(
-                        f"the latent has shape {tuple(wplus.shape)}, this model needs {expected}",
-                        hint="invert the photo with the same model (`hypernst invert`)",
-                    )
+                wplus, features = self._given_latent(as_latent(latent))
             else:
                 # fp32 even under reduced precision: the latents feed every later render
                 with torch.inference_mode():
-                    wplus = invert(self.models.encoder, image[None].to(self.device))[0].cpu()
+                    found = encode(self.models.encoder, self.models.generator,
+                                   image[None].to(self.device))
+                wplus = found.wplus[0].cpu()
+                features = None if found.features is None else found.features[0].cpu()
             t_invert = time.perf_counter() - t2
             t3 = time.perf_counter()
             own = self.provider.for_image(aligned.image, mask=mask)
             out.append(ContentFace(
                 source=path, index=aligned.index, aligned=aligned, image=image,
                 mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
-                photo=photo, latent_given=latent is not None,
+                photo=photo, latent_given=latent is not None, features=features,
                 timings={"align": t_align, "parse": t_parse, "invert": t_invert,
                          "content_codes": time.perf_counter() - t3},
             ))
@@ -275,14 +297,41 @@ class HyperNSTPipeline:
         unit = to_unit(image)
         t0 = time.perf_counter()
         with torch.inference_mode():  # fp32, as in prepare_image
-            wplus = invert(self.models.encoder, unit[None].to(self.device))[0].cpu()
+            found = encode(self.models.encoder, self.models.generator, unit[None].to(self.device))
         t1 = time.perf_counter()
         own = self.provider.for_image(image, mask=mask)
         return ContentFace(
             source=Path(source), index=0, aligned=None, image=unit,
-            mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
+            mask=torch.from_numpy(mask.astype(np.int64)), wplus=found.wplus[0].cpu(), own_codes=own,
             timings={"invert": t1 - t0, "content_codes": time.perf_counter() - t1},
+            features=None if found.features is None else found.features[0].cpu(),
         )
+
+    def _given_latent(self, latent: Latent) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A latent file's (W+ [L, D], F [C, r, r] or None), checked against this model."""
+        wplus = latent.wplus.to(torch.float32)
+        wplus = wplus[0] if wplus.dim() == 3 else wplus
+        generator = self.models.generator
+        hint = "invert the photo with the same model (`hypernst invert`)"
+        expected = (generator.n_latent, self.models.config.generator.style_dim)
+        if tuple(wplus.shape) != expected:
+            raise UsageError(f"the latent has shape {tuple(wplus.shape)}, this model needs "
+                             f"{expected}", hint=hint)
+        if not generator.spatial:
+            if latent.features is not None:
+                raise UsageError("the latent has spatial features (F) but this model has no "
+                                 "spatial path", hint=hint)
+            return wplus, None
+        if latent.features is None:  # a W+-only latent: the generator's own features
+            with torch.inference_mode():
+                features = generator.spatial_features(wplus[None].to(self.device))[0].cpu()
+            return wplus, features
+        features = latent.features.to(torch.float32)
+        features = features[0] if features.dim() == 4 else features
+        if tuple(features.shape) != generator.feature_shape():
+            raise UsageError(f"the latent's features have shape {tuple(features.shape)}, this "
+                             f"model needs {generator.feature_shape()}", hint=hint)
+        return wplus, features
 
     # --- style codes ---------------------------------------------------------------------------
 
@@ -313,10 +362,12 @@ class HyperNSTPipeline:
         contents: Sequence[ContentFace],
         codes: Sequence[torch.Tensor] | torch.Tensor,
         *,
-        wplus: torch.Tensor | None = None,
+        latent: LatentLike | None = None,
         offsets_from: torch.Tensor | None = None,
     ) -> StylizeResult:
         """One batched forward: contents [B] with codes [B, 3, D] (or one [3, D] for all).
+
+        ``latent``: render these (e.g. edited) latents instead of the contents' own.
 
         The content's detail is restored (``self.detail``) on the outputs of latents inverted from
         their own image; ``result.iterations[-1]`` keeps the generator's output as is."""
@@ -327,18 +378,20 @@ class HyperNSTPipeline:
             codes = codes[None].expand(len(contents), -1, -1)
         region_codes = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
             else codes.to(dev)
-        w = wplus if wplus is not None else torch.stack([c.wplus for c in contents])
+        given = latent is not None
+        used = as_latent(latent) if given else stack_latents(contents)
         # edited latents render their own starting image; the contents' own one is memoised
-        initial = self._initial_images(contents) if wplus is None else None
+        initial = None if given else self._initial_images(contents)
         with self._inference():
             result = stylize_tensors(self.generator_for_inference(), self.hypernet_for_inference(),
                                      self.models.encoder, images, masks, region_codes,
-                                     iterations=self.iterations, wplus=w.to(dev), initial=initial)
+                                     iterations=self.iterations, latent=used.to(dev),
+                                     initial=initial)
         if result.images.dtype != torch.float32:  # reduced precision: callers get fp32 images
             result.images = result.images.float()
             result.iterations = [im.float() for im in result.iterations]
             result.initial = result.initial.float()
-        own = [wplus is None and not c.latent_given for c in contents]
+        own = [not given and not c.latent_given for c in contents]
         if self.detail > 0 and any(own):
             detailed = restore_detail(result.images, images, self.detail, self.detail_sigma)
             keep = torch.tensor(own, device=dev).view(-1, 1, 1, 1)
@@ -351,8 +404,8 @@ class HyperNSTPipeline:
         missing = list({id(c): c for c in contents if c.initial is None}.values())
         if missing:
             with self._inference():
-                rendered = self.generator_for_inference()(
-                    torch.stack([c.wplus for c in missing]).to(self.device))
+                rendered = render(self.generator_for_inference(),
+                                  stack_latents(missing).to(self.device))
             for face, image in zip(missing, rendered):
                 face.initial = image.cpu()  # kept with the face's other tensors (host memory)
         return torch.stack([c.initial.to(self.device) for c in contents])
@@ -375,10 +428,18 @@ class HyperNSTPipeline:
         """The aligned face crop at the model's resolution (what outputs are compared with)."""
         return self.faces.align_largest(image, self.resolution).image
 
-    def render(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None]) -> torch.Tensor:
-        """G(theta + offsets)(w+) for given latents and (already predicted) offsets."""
+    def render(self, latent: LatentLike, offsets: list[torch.Tensor | None]) -> torch.Tensor:
+        """G(theta + offsets)(latent) for given latents and (already predicted) offsets."""
         with self._inference():
-            return self.generator_for_inference()(wplus.to(self.device), offsets=offsets).float()
+            return render(self.generator_for_inference(), as_latent(latent).to(self.device),
+                          offsets).float()
+
+    def edited(self, face: ContentFace, direction: torch.Tensor, strength: float) -> Latent:
+        """The face's latent edited along ``direction`` (W+, and F by the generator's own
+        feature difference: ``core.edit_latent``), on the device."""
+        with torch.inference_mode():
+            return edit_latent(self.models.generator, face.latent.to(self.device), direction,
+                               strength)
 
 
 def parse_strength_range(spec: str) -> tuple[float, float]:

@@ -13,6 +13,15 @@ content and style images of a prepared folder:
 - e4e's delta regularisation ``delta_reg`` * sum_i ||w_i - w_0||: W+ stays near its w_0, which
   keeps the latents editable; optional progressive deltas (``progressive_every``).
 
+Spatial path (the config's ``generator.feature_resolution``): the encoder's feature head is
+trained with the generator's later layers, rendering F = G_f(W+) + residual in one generator call
+(``feature_residual``). Two terms keep W+ meaningful, so that the plain render G(W+), the early
+layers and the edits (which move W+) still matter: ``loss.feature`` * mean (F - G_f(W+))^2, i.e.
+the squared residual (Feature-Style encoder's feature-matching idea, with G_f trained too), and
+``plain_fraction``: that share of each batch is rendered without the residual (F = G_f(W+)), so
+W+ alone must reconstruct it (Feature-Style encoder trains with and without F); both at no extra
+generator pass. docs/compact-model.md ("Spatial features") has the measurements.
+
 The MAPPING NETWORK IS NOT TRAINED and stays at its initial weights: every latent comes from the
 encoder, and the edit directions are fit in W+ on encoded latents, so z -> w sampling is not
 needed (a model card note says so). EMA copies of the generator and of the encoder (the pair
@@ -36,7 +45,7 @@ from torch import nn
 
 from hypernst_cli.errors import UsageError
 from hypernst_cli.models.patch_disc import crop_patches
-from hypernst_cli.pipeline.core import encoder_input_size, invert, resize
+from hypernst_cli.pipeline.core import encode, encoder_input_size, invert, render, resize
 from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
 from hypernst_cli.train.losses import (
     d_logistic,
@@ -171,9 +180,17 @@ class AutoencoderStage(ModelStage):
         if self.PD is not None:
             self.PD.requires_grad_(False)
         with self.ctx.autocast():
-            w = self.call(self.E_train, resize(x, encoder_input_size(self.E)))
-            y = self.call(self.G_train, w, randomize_noise=bool(cfg["randomize_noise"]))
+            w, residual = self.call(self.E_train, resize(x, encoder_input_size(self.E)),
+                                    with_features=True)
+            if residual is not None:
+                residual = residual * self.keep_residual(x.shape[0], gen).to(residual)
+            y = self.call(self.G_train, w, feature_residual=residual,
+                          randomize_noise=bool(cfg["randomize_noise"]))
         loss, logs = self.reconstruction(y, x)
+        if residual is not None:
+            feature = residual.float().pow(2).mean()  # (F - G_f(W+))^2
+            loss = loss + float(loss_cfg["feature"]) * feature
+            logs["feature"] = float(feature.detach())
         deltas = w[:, 1:] - w[:, :1]
         reg = deltas.float().norm(dim=2).sum(1).mean()
         loss = loss + float(loss_cfg["delta_reg"]) * reg
@@ -237,11 +254,19 @@ class AutoencoderStage(ModelStage):
         ema_update(self.E_ema, self.E, decay)
         return logs
 
+    def keep_residual(self, batch: int, gen: torch.Generator) -> torch.Tensor:
+        """[B, 1, 1, 1]: 0 for the samples rendered from W+ alone (``plain_fraction``), else 1."""
+        plain = torch.rand(batch, generator=gen) < float(self.cfg["plain_fraction"])
+        return (~plain).float().view(batch, 1, 1, 1)
+
     @torch.no_grad()
     def sample_grid(self) -> np.ndarray:
         with torch.random.fork_rng(devices=[]):
-            y = self.G_ema(invert(self.E_ema, self.preview))
-        return sample_sheet({"input": self.preview, "EMA G(E(x))": y})
+            latent = encode(self.E_ema, self.G_ema, self.preview)
+            columns = {"input": self.preview, "EMA G(E(x))": render(self.G_ema, latent)}
+            if latent.features is not None:
+                columns["EMA G(W+) (no F)"] = self.G_ema(latent.wplus)
+        return sample_sheet(columns)
 
     @torch.no_grad()
     def mean_w0(self, encoder: nn.Module) -> torch.Tensor:

@@ -35,7 +35,7 @@ import torch
 
 from hypernst_cli.models.hypernet import add_offsets
 from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
-from hypernst_cli.pipeline.core import invert
+from hypernst_cli.pipeline.core import Latent, encode, render
 from hypernst_cli.pipeline.style_codes import N_REGIONS, arrange
 from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
 from hypernst_cli.train.common import (
@@ -85,13 +85,14 @@ class HyperStage(ModelStage):
         return torch.optim.Adam(params, lr=float(self.cfg["lr"]), betas=(0.9, 0.999))
 
     @torch.no_grad()
-    def start(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(W+ from e4e, G(W+) without offsets): where refinement starts."""
-        wplus = invert(self.E, x)
-        return wplus, self.G(wplus)
+    def start(self, x: torch.Tensor) -> tuple[Latent, torch.Tensor]:
+        """(the encoded Latent: W+, and F with the spatial path; its render without offsets):
+        where refinement starts."""
+        latent = encode(self.E, self.G, x)
+        return latent, render(self.G, latent)
 
     def refine(self, content: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor,
-               wplus: torch.Tensor, initial: torch.Tensor,
+               latent: Latent, initial: torch.Tensor,
                loss_fn: Callable[[torch.Tensor, int], torch.Tensor],
                offset_weight: float = 0.0) -> list[torch.Tensor]:
         """HyperStyle's training iterations; ``loss_fn(output, t)`` is backpropagated per pass,
@@ -105,7 +106,7 @@ class HyperStage(ModelStage):
             with self.ctx.autocast():
                 deltas = self.call(self.H_train, content, previous.detach(), code_map)
                 offsets = add_offsets(kept, deltas)
-                y = self.call(self.G, wplus, offsets=offsets)
+                y = self.call(render, self.G, latent, offsets)
             loss = loss_fn(y.float(), t)
             if offset_weight > 0:
                 loss = loss + offset_weight * self.offset_penalty(offsets)
@@ -170,7 +171,7 @@ class ReconstructStage(HyperStage):
         batch = self.batch(self.data, self.sampler)
         x, mask = batch["image"], batch["mask"]
         codes = self.all_codes[batch["index"].to(self.device)]
-        wplus, initial = self.start(x)
+        latent, initial = self.start(x)
         logs: dict[str, float] = {}
 
         def loss_fn(y: torch.Tensor, t: int) -> torch.Tensor:
@@ -183,7 +184,7 @@ class ReconstructStage(HyperStage):
 
         opt = self.optimizers["hypernet"]
         opt.zero_grad(set_to_none=True)
-        self.refine(x, mask, codes, wplus, initial, loss_fn)
+        self.refine(x, mask, codes, latent, initial, loss_fn)
         self.ctx.step(opt)
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
@@ -198,7 +199,7 @@ class ReconstructStage(HyperStage):
         b = make_batch(self.data, idx)
         x, mask = b["image"].to(self.device), b["mask"].to(self.device)
         with torch.no_grad():
-            initial = self.G(invert(self.E, x))
+            initial = render(self.G, encode(self.E, self.G, x))
         y = self.preview(x, mask, self.all_codes[idx])
         return sample_sheet({"input": x, "e4e": initial, "hypernet": y})
 
@@ -369,7 +370,7 @@ class StylizeStage(HyperStage):
                                         cb["index"][:n_a].tolist())
             swapped = torch.cat([analogy.exemplar_codes, swapped])
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
-        wplus, initial = self.start(c)
+        latent, initial = self.start(c)
         logs: dict[str, float] = {}
         n_iter = int(self.cfg["iterations"])
         opt_h = self.optimizers["hypernet"]
@@ -387,7 +388,7 @@ class StylizeStage(HyperStage):
             return loss_cfg["rec"] * loss
 
         offset_weight = float(loss_cfg["offsets"])
-        self.refine(c, c_mask, own, wplus, initial, rec_fn, offset_weight)
+        self.refine(c, c_mask, own, latent, initial, rec_fn, offset_weight)
 
         # (A) stylization with the style image's codes on the content's mask (and the analogy
         # items with their exemplar's codes, compared with their targets)
@@ -413,7 +414,7 @@ class StylizeStage(HyperStage):
                 logs.update(parts)
             return loss
 
-        stylized = self.refine(c, c_mask, swapped, wplus, initial, style_fn, offset_weight)[-1][n_a:]
+        stylized = self.refine(c, c_mask, swapped, latent, initial, style_fn, offset_weight)[-1][n_a:]
         self.ctx.step(opt_h)
         if self.adversarial:
             self.discriminator_step(step, s, s_mask, stylized, u_mask, gen, logs)

@@ -273,7 +273,14 @@ def load_model_folder(path: str | Path) -> ModelFolder:
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """``module.load_state_dict(state, strict=True)`` whose failure names the file (exit 3)."""
+    """``module.load_state_dict(state, strict=True)`` whose failure names the file (exit 3).
+
+    A module with ``explain_state_mismatch(state) -> str | None`` (e.g. the encoder's spatial
+    head) names a known mismatch in one line instead of listing the keys."""
+    explain = getattr(module, "explain_state_mismatch", None)
+    reason = explain(state) if explain is not None else None
+    if reason:
+        raise WeightsIntegrityError(f"{source}: {reason}")
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
