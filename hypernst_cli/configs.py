@@ -280,20 +280,14 @@ register_config(
         # 256 px they read a 64x64 map, and the autoencoder step is what the CPU budget limits
         encoder=EncoderConfig(depth=0, blocks=(2, 2, 2, 2), width=16, input_size=256, head_width=32,
                               feature_width=32),
-        aladin=AladinConfig(
-            image_size=128, patch_size=16, dim=192, depth=4, heads=3, mlp_dim=384, code_dim=128
-        ),
-        hypernet=HyperNetConfig(
-            backbone="convnet",
-            backbone_width=32,
-            feature_channels=64,
-            mask_channels=64,
-            feature_size=8,
+        # compact's ALADIN, style codes and patch discriminator; its hyper-network from layer 13
+        aladin=get_config("compact").aladin,
+        hypernet=dataclasses.replace(
+            get_config("compact").hypernet,
             start_layer=13,  # paper_start_layer(256); also the first layer that runs on F
-            head_hidden=64,
         ),
-        style_codes=StyleCodeConfig(patches_per_region=8),
-        patch_disc=PatchDiscConfig(patch_size=32, channels=32, max_channels=128, hidden=256),
+        style_codes=get_config("compact").style_codes,
+        patch_disc=get_config("compact").patch_disc,
         detail=DetailConfig(strength=0.0),  # F carries the detail: no post-process
     )
 )
