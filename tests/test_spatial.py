@@ -268,10 +268,10 @@ def _image(path: Path) -> np.ndarray:
     return load_image(path).astype(np.int64)
 
 
-def test_pipeline_passes_f_through_every_render(spatial_model_dir, shared_data):
+def test_pipeline_passes_f_through_every_render(spatial_model_dir, portraits):
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
-    photo = sorted((shared_data / "photos").glob("*.jpg"))[0]
+    photo = sorted((portraits / "photos").glob("*.jpg"))[0]
     pipe = HyperNSTPipeline.load(weights=str(spatial_model_dir), config="tiny", device="cpu",
                                  backend="dlib", seed=0)
     face = pipe.prepare(photo)[0]
@@ -294,10 +294,10 @@ def test_pipeline_passes_f_through_every_render(spatial_model_dir, shared_data):
         pipe.prepare_image(face.photo, latent=Latent(face.wplus, face.features[:, :8]))
 
 
-def test_a_latent_with_f_is_refused_by_a_model_without_the_path(tiny_model_dir, shared_data):
+def test_a_latent_with_f_is_refused_by_a_model_without_the_path(tiny_model_dir, portraits):
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
-    photo = sorted((shared_data / "photos").glob("*.jpg"))[0]
+    photo = sorted((portraits / "photos").glob("*.jpg"))[0]
     pipe = HyperNSTPipeline.load(weights=str(tiny_model_dir), config="tiny", device="cpu",
                                  backend="dlib", seed=0)
     wplus = torch.zeros(10, 64)
@@ -306,12 +306,12 @@ def test_a_latent_with_f_is_refused_by_a_model_without_the_path(tiny_model_dir, 
         pipe.prepare(photo, latent=Latent(wplus, torch.zeros(67, 32, 32)))
 
 
-def test_invert_saves_f_and_latent_reloads_it(run_cli, spatial_model_dir, shared_data,
+def test_invert_saves_f_and_latent_reloads_it(run_cli, spatial_model_dir, portraits,
                                               isolated_cache, tmp_path):
     from hypernst_cli.weights.checkpoint import load_tensors, save_tensors
 
-    photo = sorted((shared_data / "photos").glob("*.jpg"))[2]
-    style = shared_data / "styles" / "aahq_100000.png"
+    photo = sorted((portraits / "photos").glob("*.jpg"))[2]
+    style = portraits / "styles" / "neon.png"
     cpu = ("--device", "cpu")
     r = run_cli(*cpu, "invert", photo, "-o", tmp_path / "inv", "-w", spatial_model_dir)
     assert r.exit_code == 0, r.stderr

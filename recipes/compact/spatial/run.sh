@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Continue a trained `compact` model with the spatial path and analogy supervision:
+#   recipes/compact/spatial/run.sh DATA OUT_DIR [INIT] [MODEL_DEST]
+#
+#   DATA        a prepared data folder (`hypernst prepare`, see recipes/compact/run.sh steps 1-2;
+#               the shipped model used one prepared at 256 px: SIZE=256)
+#   OUT_DIR     run folders: OUT_DIR/aladin, OUT_DIR/autoencoder-spatial, OUT_DIR/stylize-analogy
+#   INIT        the model to continue [default: the embedded compact model]
+#   MODEL_DEST  where the final model folder goes [default: OUT_DIR/model]
+#
+# Steps (docs/compact-model.md, "The spatial model"):
+#   1. aladin-families: ALADIN fine-tuned with cross-face positives of one style-family draw;
+#   2. the spatial path added (train/spatial_init.py: F at 32 px, zero feature head), then
+#      autoencoder-spatial: the feature head, the encoder and the generator fine-tuned together;
+#   3. stylize-analogy: stage 2 with 3 of 4 batch items analogy items (a quarter region-mixed),
+#      the fourth the unpaired colour/structure guidance on the art portraits;
+#   4. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos, history.
+# Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
+# resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
+set -euo pipefail
+
+if [ $# -lt 2 ]; then
+    sed -n '2,3p' "$0" >&2
+    exit 2
+fi
+HERE="$(cd "$(dirname "$0")" && pwd)"
+DATA="$1"
+OUT="$2"
+PY="${PYTHON:-python}"
+INIT="${3:-$("$PY" -c 'from hypernst_cli.weights.registry import EMBEDDED_DIR; print(EMBEDDED_DIR / "compact")')}"
+DEST="${4:-$OUT/model}"
+EXTRA="${EXTRA:-}"
+mkdir -p "$OUT"
+
+step() {  # step NAME STAGE INIT: trains STAGE with NAME.toml into OUT/NAME
+    local name="$1" stage="$2" init="$3" run="$OUT/$1"
+    if [ -f "$run/.complete" ]; then
+        echo "== $name: done ($run/final)"
+        return
+    fi
+    echo "== $name"
+    # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
+    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$name.toml" data="$DATA" init="$init" \
+        $EXTRA -o "$run" --resume
+    touch "$run/.complete"
+}
+
+step aladin-families aladin "$INIT"
+if [ ! -d "$OUT/spatial-init" ]; then
+    "$PY" -m hypernst_cli.train.spatial_init "$OUT/aladin-families/final" "$OUT/spatial-init.partial" \
+        --feature-resolution 32
+    mv "$OUT/spatial-init.partial" "$OUT/spatial-init"
+fi
+step autoencoder-spatial autoencoder "$OUT/spatial-init"
+step stylize-analogy stylize "$OUT/autoencoder-spatial/final"
+
+echo "== export the model to $DEST (inference networks only, fp16)"
+rm -rf "$DEST.partial"
+"$PY" -m hypernst_cli -q weights export "$OUT/stylize-analogy/final" -o "$DEST.partial"
+if [ "${DIRECTIONS:-1500}" != 0 ]; then
+    echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos of ${UTKFACE_DIR:?set UTKFACE_DIR})"
+    "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$UTKFACE_DIR" \
+        --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
+        -o "$OUT/directions" --into "$DEST.partial"
+fi
+"$PY" -m hypernst_cli.train.history "$OUT" "$DEST.partial" aladin-families autoencoder-spatial \
+    stylize-analogy
+rm -rf "$DEST"
+mv "$DEST.partial" "$DEST"
+echo "wrote $DEST"
