@@ -54,17 +54,11 @@ if [ "$rc" -gt 1 ]; then  # 1: some images rejected (no face), listed in data/re
     exit "$rc"
 fi
 
+# shellcheck source=recipes/compact/steps.sh
+. "$HERE/steps.sh"
+
 step() {  # step NAME STAGE [INIT]: trains STAGE with NAME.toml into runs/NAME
-    local name="$1" stage="$2" init="${3:-}" run="$OUT/runs/$1"
-    if [ -f "$run/.complete" ]; then
-        echo "== $name: done ($run/final)"
-        return
-    fi
-    echo "== $name"
-    # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
-    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$name.toml" data="$OUT/data" \
-        ${init:+init="$init"} $EXTRA -o "$run" --resume
-    touch "$run/.complete"
+    train_step "$HERE" "$OUT/data" "$OUT/runs" "$@"
 }
 
 step aladin aladin
@@ -74,17 +68,5 @@ step stylize stylize "$OUT/runs/reconstruct/final"
 step stylize-colour stylize "$OUT/runs/stylize/final"
 step stylize-analogy stylize "$OUT/runs/stylize-colour/final"
 
-echo "== export the model to $DEST (inference networks only, fp16)"
-rm -rf "$DEST.partial"
-"$PY" -m hypernst_cli -q weights export "$OUT/runs/stylize-analogy/final" -o "$DEST.partial"
-if [ "${DIRECTIONS:-1500}" != 0 ]; then
-    echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos)"
-    "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$DATA_ROOT/utkface" \
-        --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
-        -o "$OUT/directions" --into "$DEST.partial"
-fi
-"$PY" -m hypernst_cli.train.history "$OUT/runs" "$DEST.partial" aladin autoencoder reconstruct stylize \
-    stylize-colour stylize-analogy
-rm -rf "$DEST"
-mv "$DEST.partial" "$DEST"
-echo "wrote $DEST (use: hypernst stylize PHOTO STYLE --weights $DEST -o OUT.png)"
+finish_model "$OUT/runs/stylize-analogy/final" "$DEST" "$DATA_ROOT/utkface" "$OUT" "$OUT/runs" \
+    aladin autoencoder reconstruct stylize stylize-colour stylize-analogy

@@ -14,7 +14,8 @@
 #      autoencoder-spatial: the feature head, the encoder and the generator fine-tuned together;
 #   3. stylize-analogy: stage 2 with 3 of 4 batch items analogy items (a quarter region-mixed),
 #      the fourth the unpaired colour/structure guidance on the art portraits;
-#   4. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos, history.
+#   4. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
+#      UTKFACE_DIR (DIRECTIONS=0: none), history.
 # Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
 # resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
 set -euo pipefail
@@ -30,19 +31,17 @@ PY="${PYTHON:-python}"
 INIT="${3:-$("$PY" -c 'from hypernst_cli.weights.registry import EMBEDDED_DIR; print(EMBEDDED_DIR / "compact")')}"
 DEST="${4:-$OUT/model}"
 EXTRA="${EXTRA:-}"
+if [ "${DIRECTIONS:-1500}" != 0 ] && [ -z "${UTKFACE_DIR:-}" ]; then
+    echo "error: set UTKFACE_DIR (UTKFace photos for the edit directions) or DIRECTIONS=0" >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 
+# shellcheck source=recipes/compact/steps.sh
+. "$HERE/../steps.sh"
+
 step() {  # step NAME STAGE INIT: trains STAGE with NAME.toml into OUT/NAME
-    local name="$1" stage="$2" init="$3" run="$OUT/$1"
-    if [ -f "$run/.complete" ]; then
-        echo "== $name: done ($run/final)"
-        return
-    fi
-    echo "== $name"
-    # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
-    "$PY" -m hypernst_cli train "$stage" --config "$HERE/$name.toml" data="$DATA" init="$init" \
-        $EXTRA -o "$run" --resume
-    touch "$run/.complete"
+    train_step "$HERE" "$DATA" "$OUT" "$@"
 }
 
 step aladin-families aladin "$INIT"
@@ -54,17 +53,5 @@ fi
 step autoencoder-spatial autoencoder "$OUT/spatial-init"
 step stylize-analogy stylize "$OUT/autoencoder-spatial/final"
 
-echo "== export the model to $DEST (inference networks only, fp16)"
-rm -rf "$DEST.partial"
-"$PY" -m hypernst_cli -q weights export "$OUT/stylize-analogy/final" -o "$DEST.partial"
-if [ "${DIRECTIONS:-1500}" != 0 ]; then
-    echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos of ${UTKFACE_DIR:?set UTKFACE_DIR})"
-    "$PY" -m hypernst_cli -q directions fit -w "$DEST.partial" --data "$UTKFACE_DIR" \
-        --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
-        -o "$OUT/directions" --into "$DEST.partial"
-fi
-"$PY" -m hypernst_cli.train.history "$OUT" "$DEST.partial" aladin-families autoencoder-spatial \
-    stylize-analogy
-rm -rf "$DEST"
-mv "$DEST.partial" "$DEST"
-echo "wrote $DEST"
+finish_model "$OUT/stylize-analogy/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
+    aladin-families autoencoder-spatial stylize-analogy

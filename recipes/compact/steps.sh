@@ -1,0 +1,39 @@
+# Shell functions both compact recipes use (sourced by run.sh and spatial/run.sh, not run).
+# The caller sets PY (the interpreter with hypernst_cli) and EXTRA (KEY=VALUE words for every step).
+
+# train_step CONFIG_DIR DATA RUNS NAME STAGE [INIT]: trains STAGE with CONFIG_DIR/NAME.toml into
+# RUNS/NAME; a finished step (RUNS/NAME/.complete) is skipped, an interrupted one resumes.
+train_step() {
+    local dir="$1" data="$2" runs="$3" name="$4" stage="$5" init="${6:-}" run="$3/$4"
+    if [ -f "$run/.complete" ]; then
+        echo "== $name: done ($run/final)"
+        return
+    fi
+    echo "== $name"
+    # shellcheck disable=SC2086  # EXTRA is a list of KEY=VALUE words
+    "$PY" -m hypernst_cli train "$stage" --config "$dir/$name.toml" data="$data" \
+        ${init:+init="$init"} $EXTRA -o "$run" --resume
+    touch "$run/.complete"
+}
+
+# finish_model FINAL DEST UTKFACE_DIR WORK RUNS STAGE...: exports FINAL to DEST (inference
+# networks only, fp16), fits the edit directions (age, smile, pose) on DIRECTIONS (default 1500)
+# UTKFace photos of UTKFACE_DIR (DIRECTIONS=0: none; fit data under WORK/directions), and records
+# the history of RUNS/STAGE... in DEST's metrics.json and card. DEST appears whole or not at all.
+finish_model() {
+    local final="$1" dest="$2" utkface="$3" work="$4" runs="$5"
+    shift 5
+    echo "== export the model to $dest (inference networks only, fp16)"
+    rm -rf "$dest.partial"
+    "$PY" -m hypernst_cli -q weights export "$final" -o "$dest.partial"
+    if [ "${DIRECTIONS:-1500}" != 0 ]; then
+        echo "== edit directions (InterFaceGAN on ${DIRECTIONS:-1500} UTKFace photos)"
+        "$PY" -m hypernst_cli -q directions fit -w "$dest.partial" --data "$utkface" \
+            --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
+            -o "$work/directions" --into "$dest.partial"
+    fi
+    "$PY" -m hypernst_cli.train.history "$runs" "$dest.partial" "$@"
+    rm -rf "$dest"
+    mv "$dest.partial" "$dest"
+    echo "wrote $dest (use: hypernst stylize PHOTO STYLE --weights $dest -o OUT.png)"
+}
