@@ -155,7 +155,7 @@ def test_region_colour_loss_gradient_moves_colours_to_the_target():
     first = None
     for _ in range(60):
         loss = region_colour_loss(x, mask, target, mask, 3, min_pixels=8)
-        first = float(loss) if first is None else first
+        first = float(loss.detach()) if first is None else first
         opt.zero_grad()
         loss.backward()
         opt.step()
