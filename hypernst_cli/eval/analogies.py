@@ -311,13 +311,10 @@ def render(image: np.ndarray, mask: np.ndarray, item: AnalogyItem) -> np.ndarray
     """``image`` rendered with the item's style (per region by ``mask`` for region-mixed)."""
     import torch
 
-    from hypernst_cli.styles.families import render_regions
+    from hypernst_cli.styles.families import render_style
 
-    x = _to_tensor(image)
-    if item.mixed:
-        m = torch.from_numpy(np.asarray(mask, dtype=np.int64))[None]
-        return _to_uint8(render_regions(x, m, item.region_draws))
-    return _to_uint8(item.draw.render(x))
+    m = torch.from_numpy(np.asarray(mask, dtype=np.int64))[None]
+    return _to_uint8(render_style(_to_tensor(image), m, item.region_draws if item.mixed else item.draw))
 
 
 def render_item(item: AnalogyItem, faces: Sequence[AnalogyFace]) -> tuple[np.ndarray, np.ndarray]:

@@ -265,12 +265,7 @@ class HyperNSTPipeline:
             if latent is not None:
                 wplus, features = self._given_latent(as_latent(latent))
             else:
-                # fp32 even under reduced precision: the latents feed every later render
-                with torch.inference_mode():
-                    found = encode(self.models.encoder, self.models.generator,
-                                   image[None].to(self.device))
-                wplus = found.wplus[0].cpu()
-                features = None if found.features is None else found.features[0].cpu()
+                wplus, features = self._encode(image)
             t_invert = time.perf_counter() - t2
             t3 = time.perf_counter()
             own = self.provider.for_image(aligned.image, mask=mask)
@@ -296,16 +291,22 @@ class HyperNSTPipeline:
                 hint="resize the aligned face and its mask to the model's resolution")
         unit = to_unit(image)
         t0 = time.perf_counter()
-        with torch.inference_mode():  # fp32, as in prepare_image
-            found = encode(self.models.encoder, self.models.generator, unit[None].to(self.device))
+        wplus, features = self._encode(unit)
         t1 = time.perf_counter()
         own = self.provider.for_image(image, mask=mask)
         return ContentFace(
             source=Path(source), index=0, aligned=None, image=unit,
-            mask=torch.from_numpy(mask.astype(np.int64)), wplus=found.wplus[0].cpu(), own_codes=own,
+            mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus, own_codes=own,
             timings={"invert": t1 - t0, "content_codes": time.perf_counter() - t1},
-            features=None if found.features is None else found.features[0].cpu(),
+            features=features,
         )
+
+    def _encode(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """An aligned face [3, R, R] in [-1, 1] -> (W+ [L, D], F or None), on the CPU. In fp32
+        even under reduced precision: the latents feed every later render."""
+        with torch.inference_mode():
+            found = encode(self.models.encoder, self.models.generator, image[None].to(self.device))
+        return found.wplus[0].cpu(), None if found.features is None else found.features[0].cpu()
 
     def _given_latent(self, latent: Latent) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A latent file's (W+ [L, D], F [C, r, r] or None), checked against this model."""

@@ -709,3 +709,15 @@ def render_regions(images: torch.Tensor, masks: torch.Tensor,
         sel = (masks == region).unsqueeze(1).to(images.dtype)
         out = out * (1 - sel) + d.render(images) * sel
     return out
+
+
+def render_style(images: torch.Tensor, masks: torch.Tensor,
+                 style: StyleDraw | dict[int, StyleDraw]) -> torch.Tensor:
+    """One draw over whole images, or per-region draws composed through ``masks``
+    (:func:`render_regions`); a region dict whose regions all share one draw renders it whole."""
+    if isinstance(style, dict):
+        distinct = {id(d): d for d in style.values()}
+        if len(distinct) > 1:
+            return render_regions(images, masks, style)
+        style = next(iter(distinct.values()))
+    return style.render(images)

@@ -33,7 +33,7 @@ from hypernst_cli.styles.families import (
     TRAIN_FAMILIES,
     StyleDraw,
     random_draw,
-    render_regions,
+    render_style,
 )
 from hypernst_cli.train.data import make_batch, to_uint8
 
@@ -91,12 +91,7 @@ def render_item(image: torch.Tensor, mask: torch.Tensor, draws: RegionDraws) -> 
     """T(x) for one image [3, H, W] in [-1, 1] with its mask [H, W]: one draw renders the whole
     image; per-region draws are composed through the mask. Returns [3, H, W] in [-1, 1].
     Rendered on the CPU, where the draws' seeded texture generators live."""
-    x = (image[None].float().cpu() + 1) / 2
-    distinct = {id(d) for d in draws.values()}
-    if len(distinct) == 1:
-        out = next(iter(draws.values())).render(x)
-    else:
-        out = render_regions(x, mask[None].cpu(), draws)
+    out = render_style((image[None].float().cpu() + 1) / 2, mask[None].cpu(), draws)
     return (out[0] * 2 - 1).to(image.device, image.dtype)
 
 
