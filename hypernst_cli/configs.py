@@ -86,6 +86,10 @@ class HyperNetConfig:
     iterations: int = 3
     head_hidden: int = 256  # width of each refinement head
     backbone_width: int = 32  # width of the "convnet"/"tiny" trunk (the ResNets have their own)
+    # Eq. 2's A(s): the global ALADIN code of the style image enters every head. False here so a
+    # model file saved before this field existed (its config.json lacks it) loads as it was
+    # trained; the `paper` and `compact256` configs set it.
+    global_code: bool = False
 
 
 @dataclass(frozen=True)
@@ -285,6 +289,7 @@ register_config(
         hypernet=dataclasses.replace(
             get_config("compact").hypernet,
             start_layer=13,  # paper_start_layer(256); also the first layer that runs on F
+            global_code=True,  # Eq. 2's A(s)
         ),
         style_codes=get_config("compact").style_codes,
         patch_disc=get_config("compact").patch_disc,
@@ -296,5 +301,6 @@ register_config(
     ModelConfig(
         name="paper",
         description="the paper: 256 px StyleGAN2 (x2 channels), e4e IR-SE50, ALADIN-ViT, ResNet34",
+        hypernet=HyperNetConfig(global_code=True),  # Eq. 2: H(M(s) ^ E_c(c), A(s))
     )
 )

@@ -93,17 +93,17 @@ def test_exemplar_codes_come_from_its_render_on_its_own_mask(faces, tiny_model_d
     indices = [0, 1, 2]
     content, masks = content_items(stage, indices)
     items = stage.analogy.draw(5, 0, content, masks, indices)
-    assert items.exemplar_codes.shape == (3, 3, stage.style_codes.shape[-1])
+    assert items.exemplar_codes.shape == (3, 4, stage.style_codes.shape[-1])
     provider = stage.code_provider
     for i, a in enumerate(items.exemplar_index):
         image = to_uint8(items.exemplar[i : i + 1])[0]
         a_mask = stage.content.load(a)[1]
-        on_a = provider.for_image(image, mask=a_mask).region_codes
-        on_b = provider.for_image(image, mask=masks[i].numpy().astype(np.uint8)).region_codes
+        on_a = provider.for_image(image, mask=a_mask).table
+        on_b = provider.for_image(image, mask=masks[i].numpy().astype(np.uint8)).table
         assert torch.allclose(items.exemplar_codes[i], on_a, atol=1e-5)
         assert not torch.allclose(items.exemplar_codes[i], on_b, atol=1e-4)
         # the style is in the codes: the unstyled face A has other codes
-        plain = provider.for_image(stage.content.load(a)[0], mask=a_mask).region_codes
+        plain = provider.for_image(stage.content.load(a)[0], mask=a_mask).table
         assert not torch.allclose(items.exemplar_codes[i], plain, atol=1e-4)
 
 

@@ -58,7 +58,7 @@ def test_pipeline_restores_detail_on_stylized_outputs_but_not_on_edits(detailed_
     pipe = loaded(None)
     assert pipe.detail == 1.0  # the model's setting
     face = pipe.prepare(photo)[0]
-    result = pipe.generate([face], face.own_codes.region_codes)
+    result = pipe.generate([face], face.own_codes.table)
     raw = result.iterations[-1]
     expected = restore_detail(raw, face.image[None], 1.0, 2.0)
     assert torch.allclose(result.images, expected, atol=1e-5)
@@ -67,15 +67,15 @@ def test_pipeline_restores_detail_on_stylized_outputs_but_not_on_edits(detailed_
     plain = loaded(0.0)
     assert plain.detail == 0.0
     face0 = plain.prepare(photo)[0]
-    assert torch.allclose(plain.generate([face0], face0.own_codes.region_codes).images, raw, atol=1e-5)
+    assert torch.allclose(plain.generate([face0], face0.own_codes.table).images, raw, atol=1e-5)
 
     # an edited latent renders another geometry: the content's detail would not line up
     edited = edit_wplus(face.wplus[None], torch.ones(face.wplus.shape[-1]), 1.0)
-    out = pipe.generate([face], face.own_codes.region_codes, latent=edited)
+    out = pipe.generate([face], face.own_codes.table, latent=edited)
     assert torch.equal(out.images, out.iterations[-1])
     # a latent given from a file need not be this image's: no detail either
     given = pipe.prepare_image(face.photo, latent=face.wplus)[0]
-    out = pipe.generate([given], given.own_codes.region_codes)
+    out = pipe.generate([given], given.own_codes.table)
     assert torch.equal(out.images, out.iterations[-1])
 
 

@@ -165,8 +165,9 @@ def test_paper_hypernet_shapes_on_meta():
         code_map = torch.empty(1, cfg.aladin.code_dim, 256, 256)
         feats = h.content_encoder(torch.cat([content, content], 1))
         masks = h.mask_encoder(code_map)
-        deltas = h(content, content, code_map)
+        deltas = h(content, content, code_map, global_code=torch.empty(1, cfg.aladin.code_dim))
     assert feats.shape == (1, 256, 16, 16) and masks.shape == (1, 256, 16, 16)
+    assert h.uses_global_code  # Eq. 2: H(M(s) ^ E_c(c), A(s))
     assert len(deltas) == 20 and deltas[0].shape == (1, 512, 512) and deltas[19].shape == (1, 3, 128)
     assert h.content_encoder.stem[0].in_channels == 6
     assert len(h.content_encoder.body[2]) == 6  # resnet34's layer3 has 6 basic blocks
@@ -225,3 +226,51 @@ def test_untrained_encoders_see_their_inputs(config):
         spread = float(t.std(0).mean())
         size = float(t.abs().mean())
         assert spread > 0.1 * size, f"{name} features barely depend on the input ({spread:.2e} vs {size:.2e})"
+
+
+def test_the_global_code_enters_every_head_and_trains_with_it(gen):
+    """Eq. 2's A(s): required when configured, steers the offsets, trained in stage 2 with its head."""
+    import dataclasses
+
+    cfg = CFG.replace(hypernet=dataclasses.replace(CFG.hypernet, global_code=True))
+    h = _wake(build_hypernet(cfg, gen)).train()
+    content, code_map = _inputs()
+    with pytest.raises(ValueError, match="global_code"):
+        h(content, content, code_map)
+    a = torch.randn(2, CODE, generator=torch.Generator().manual_seed(7))
+    zero = h(content, content, code_map, global_code=a)
+    # starts at zero: the region code map alone decides, as in a model without A(s)
+    assert all(torch.equal(x, y) for x, y in zip(zero, h(content, content, code_map, global_code=-a))
+               if x is not None)
+    with torch.no_grad():
+        for head in h.heads.values():
+            head.global_proj.weight.normal_(0, 0.5)
+    first = h(content, content, code_map, global_code=a)
+    second = h(content, content, code_map, global_code=-a)
+    assert any((x - y).abs().max() > 1e-5 for x, y in zip(first, second) if x is not None)
+    sum(x.sum() for x in first if x is not None).backward()
+    assert all(head.global_proj.weight.grad.abs().sum() > 0 for head in h.heads.values())
+    h.freeze_for_stylization()
+    trainable = {n for n, p in h.named_parameters() if p.requires_grad}
+    assert "heads.13.global_proj.weight" in trainable and "heads.3.global_proj.weight" not in trainable
+
+
+def test_a_pass_hook_sees_every_pass_and_gets_detached_results(gen):
+    """The training form of the one loop: a hook per pass, outputs and offsets returned detached."""
+    h = _wake(build_hypernet(CFG, gen)).train()
+    content, code_map = _inputs()
+    w = _wplus(gen)
+    seen = []
+
+    def hook(y, offsets, t):
+        seen.append(t)
+        (y - content).abs().mean().backward()
+
+    result = refine(gen, h, w, content, code_map, iterations=3, on_pass=hook)
+    assert seen == [0, 1, 2]
+    assert all(not im.requires_grad for im in result.images)
+    assert all(o is None or not o.requires_grad for o in result.offsets)
+    with torch.no_grad():
+        plain = refine(gen, h, w, content, code_map, iterations=3)
+    for a, b in zip(plain.images, result.images):
+        torch.testing.assert_close(a, b)

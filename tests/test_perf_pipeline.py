@@ -67,7 +67,7 @@ def test_batched_generation_equals_one_face_at_a_time(pipe):
     """One batched forward must give each face exactly what it gets alone (per-sample kernels,
     offsets and code maps must not leak between samples)."""
     faces = _faces(pipe, 3)
-    codes = torch.stack([f.own_codes.region_codes for f in faces])
+    codes = torch.stack([f.own_codes.table for f in faces])
     batched = pipe.generate(faces, codes)
     assert batched.images.shape == (3, 3, pipe.resolution, pipe.resolution)
     worst = 0.0
@@ -91,7 +91,7 @@ def test_reduced_precision_and_compile_settings_on_a_cpu(pipe):
     assert fast.generator_for_inference() is pipe.models.generator
     assert fast.hypernet_for_inference() is pipe.models.hypernet
     faces = _faces(pipe, 2)
-    codes = torch.stack([f.own_codes.region_codes for f in faces])
+    codes = torch.stack([f.own_codes.table for f in faces])
     a = pipe.generate(faces, codes)
     b = fast.generate(faces, codes)
     assert b.images.dtype == torch.float32 and b.initial.dtype == torch.float32
@@ -203,7 +203,7 @@ def test_no_work_repeated_within_a_batch(pipe, monkeypatch):
     counting(h.content_encoder, "content")
     counting(g, "generator")
     faces = _faces(pipe, 4)
-    pipe.generate(faces, faces[0].own_codes.region_codes)  # one style for the whole batch
+    pipe.generate(faces, faces[0].own_codes.table)  # one style for the whole batch
     assert counts == {"mask": 1, "content": pipe.iterations, "generator": pipe.iterations + 1}
 
 
@@ -226,8 +226,8 @@ def test_initial_render_is_memoised_per_content(pipe, monkeypatch):
         return forward(wplus, **kwargs)
 
     monkeypatch.setattr(g, "forward", counting)
-    codes = torch.stack([faces[0].own_codes.region_codes, faces[1].own_codes.region_codes,
-                         faces[1].own_codes.region_codes])
+    codes = torch.stack([faces[0].own_codes.table, faces[1].own_codes.table,
+                         faces[1].own_codes.table])
     first = pipe.generate([faces[0], faces[1], faces[0]], codes)
     assert batches == [2]  # two distinct faces rendered once, in one batch
     again = pipe.generate([faces[1], faces[0]], codes[:2])  # other styles, same contents

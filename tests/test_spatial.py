@@ -277,7 +277,7 @@ def test_pipeline_passes_f_through_every_render(spatial_model_dir, portraits):
     face = pipe.prepare(photo)[0]
     gen = pipe.models.generator
     assert face.features is not None and face.features.shape == gen.feature_shape()
-    result = pipe.generate([face], face.own_codes.region_codes)
+    result = pipe.generate([face], face.own_codes.table)
     assert torch.equal(result.features[0], face.features)
     with torch.no_grad():
         assert torch.allclose(result.initial, render(gen, face.latent), atol=1e-5)

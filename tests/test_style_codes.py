@@ -10,6 +10,7 @@ from hypernst_cli.configs import StyleCodeConfig
 from hypernst_cli.errors import NoFaceError, UsageError
 from hypernst_cli.faces.regions import BACKGROUND, FACE, HAIR
 from hypernst_cli.pipeline.style_codes import (
+    GLOBAL_ROW,
     StyleCodeProvider,
     arrange,
     blend,
@@ -149,6 +150,9 @@ def test_blend_and_mix():
     mixed = mix_regions({"hair": s2}, s1)
     assert torch.equal(mixed[HAIR], s2.region_codes[HAIR])
     assert torch.equal(mixed[FACE], s1.region_codes[FACE])
+    # A(s) (Eq. 2) comes from the default style; a table's global row is not arranged
+    assert mixed.shape == (4, s1.dim) and torch.equal(mixed[GLOBAL_ROW], s1.global_code)
+    assert torch.equal(arrange(mixed, torch.from_numpy(mask)), arrange(mixed[:GLOBAL_ROW], torch.from_numpy(mask)))
     assert parse_region_spec("hair=a.png, face=b.png") == {"hair": "a.png", "face": "b.png"}
     with pytest.raises(UsageError, match="unknown region"):
         parse_region_spec("beard=x.png")

@@ -279,7 +279,7 @@ def check(
             records.append({"content": str(path), "ok": False, "error": exc.one_line()})
             _emit_check(records[-1], as_json)
             continue
-        base = pipe.generate([face], face.own_codes.region_codes)
+        base = pipe.generate([face], face.own_codes.table)
         used = base.offsets if offsets else [None] * len(base.offsets)
         values: dict[str, list[float | None]] = {m: [] for m in MEASURES}
         frames = []

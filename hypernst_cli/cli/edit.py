@@ -55,7 +55,7 @@ def edit(
                              precision=precision, compile=compile_models)
     name, vector = resolve_direction(direction, pipe.models)
     face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
-    codes = pipe.region_codes(face, style, strength=style_strength)
+    codes = pipe.code_table(face, style, strength=style_strength)
     base = pipe.generate([face], codes)
     frames = []
     for alpha in alphas:

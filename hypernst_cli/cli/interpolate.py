@@ -50,8 +50,8 @@ def interpolate(
                              iterations=iterations,
                              precision=precision, compile=compile_models, detail=detail)
     face = pipe.prepare(content)[0]
-    start = pipe.region_codes(face, style) if to is not None else face.own_codes.region_codes
-    end = pipe.region_codes(face, to if to is not None else style)
+    start = pipe.code_table(face, style) if to is not None else face.own_codes.table
+    end = pipe.code_table(face, to if to is not None else style)
     ts = linspace(0.0, 1.0, steps)
     codes = [torch.lerp(start, end, t) for t in ts]
     frames = []

@@ -62,7 +62,7 @@ def invert(
 
         face = pipe.prepare(item.payload)[0]
         t0 = time.perf_counter()
-        result = pipe.generate([face], face.own_codes.region_codes)
+        result = pipe.generate([face], face.own_codes.table)
         model = time.perf_counter() - t0
         latent_file, e4e_file, recon_file = item.outputs
         tensors = {"wplus": face.wplus.contiguous()}

@@ -224,7 +224,7 @@ class _BatchedWorker:
                 prepared = self.pipe.prepare(content, all_faces=self.all_faces, latent=self.latent)
                 t1 = time.perf_counter()
                 for face in prepared:
-                    codes.append(self.pipe.region_codes(face, style, strength=self.strength,
+                    codes.append(self.pipe.code_table(face, style, strength=self.strength,
                                                         regions=self.regions))
                     faces.append(face)
                     owners.append(it)

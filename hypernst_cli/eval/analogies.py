@@ -362,8 +362,8 @@ class PipelineAnalogyModel:
         from hypernst_cli.pipeline.stylize import to_uint8
 
         face = self._face(content, content_mask)
-        target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask).region_codes
-        codes = blend(face.own_codes.region_codes, target, strength)
+        target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask).table
+        codes = blend(face.own_codes.table, target, strength)
         return to_uint8(self.pipe.generate([face], codes).images)[0]
 
     def reconstruct(self, content: np.ndarray, content_mask: np.ndarray) -> np.ndarray:
@@ -372,7 +372,7 @@ class PipelineAnalogyModel:
         from hypernst_cli.pipeline.stylize import to_uint8
 
         face = self._face(content, content_mask)
-        return to_uint8(self.pipe.generate([face], face.own_codes.region_codes).images)[0]
+        return to_uint8(self.pipe.generate([face], face.own_codes.table).images)[0]
 
 
 # --- the run -----------------------------------------------------------------------------------

@@ -11,18 +11,24 @@ Inputs, for a generator of resolution R and a feature grid of F x F (16 x 16 in 
   generator layer (HyperStyle's RefinementBlock idea): stride-2 convs down to 1x1, a linear to a
   head code, and an output that emits one offset per (out, in) channel pair of that layer's
   kernel. With ``shared_heads``, layers of the same shape share the output hyper-layer
-  (HyperStyle's shared-weights variant), each head keeping its own conv trunk.
+  (HyperStyle's shared-weights variant), each head keeping its own conv trunk;
+* with ``global_code`` (Eq. 2's second argument, A(s)): the global ALADIN code of the style image
+  [B, code_dim] enters every head, concatenated with the pooled trunk features before the head's
+  last linear (written as that linear plus a per-head projection of A(s); the projection starts
+  at zero, so adding it to a trained model changes nothing until it is trained).
 
-:func:`refine` runs the iterative scheme of HyperStyle: start from G(w+) with no offsets; each
-iteration encodes (content, previous output), adds the predicted offsets to the accumulated ones
-and renders again.
+:func:`refine` runs the iterative scheme of HyperStyle, for inference and for training alike:
+start from G(w+) with no offsets; each iteration encodes (content, previous output), adds the
+predicted offsets to the accumulated ones and renders again.
 """
 
 from __future__ import annotations
 
 import math
+import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -135,9 +141,13 @@ class MaskEncoder(nn.Module):
 
 
 class HeadTrunk(nn.Module):
-    """Per-layer trunk: stride-2 convs from F x F down to 1 x 1, then a linear to a head code."""
+    """Per-layer trunk: stride-2 convs from F x F down to 1 x 1, then a linear to a head code.
 
-    def __init__(self, in_channels: int, hidden: int, feature_size: int) -> None:
+    With ``code_dim`` > 0 the linear reads [pooled features, A(s)] (Eq. 2): written as
+    ``linear(pooled) + global_proj(A(s))``, the same map, with ``global_proj`` starting at zero.
+    """
+
+    def __init__(self, in_channels: int, hidden: int, feature_size: int, code_dim: int = 0) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c = in_channels
@@ -147,10 +157,20 @@ class HeadTrunk(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.linear = nn.Linear(hidden, hidden)
         kaiming_init(self)
+        self.global_proj = nn.Linear(code_dim, hidden) if code_dim > 0 else None
+        if self.global_proj is not None:
+            nn.init.zeros_(self.global_proj.weight)
+            nn.init.zeros_(self.global_proj.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, global_code: torch.Tensor | None = None) -> torch.Tensor:
         x = self.convs(x)
-        return self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        code = self.linear(F.adaptive_avg_pool2d(x, 1).flatten(1))
+        if self.global_proj is not None:
+            if global_code is None:
+                raise ValueError("this hyper-network reads the global style code A(s) (Eq. 2): "
+                                 "pass global_code")
+            code = code + self.global_proj(global_code.to(code.dtype))
+        return code
 
 
 class DenseDelta(nn.Module):
@@ -216,9 +236,11 @@ class HyperNetwork(nn.Module):
     def __init__(self, layer_specs: list[LayerSpec], *, resolution: int, code_dim: int,
                  backbone: str = "resnet34", feature_channels: int = 256, mask_channels: int = 256,
                  feature_size: int = 16, layers: str | list[int] = "all", start_layer: int = 13,
-                 shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32) -> None:
+                 shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32,
+                 global_code: bool = False) -> None:
         super().__init__()
         self.specs = list(layer_specs)
+        self.uses_global_code = global_code
         self.n_layers = len(self.specs)
         self.tuned = parse_layers(layers, self.n_layers)
         if not 0 <= start_layer < self.n_layers:
@@ -248,7 +270,8 @@ class HyperNetwork(nn.Module):
             if share:
                 self.shared[key] = FactorizedDelta(head_hidden, s.out_channels, s.in_channels)
             for i in members:
-                self.heads[str(i)] = HeadTrunk(in_channels, head_hidden, feature_size)
+                self.heads[str(i)] = HeadTrunk(in_channels, head_hidden, feature_size,
+                                               code_dim if global_code else 0)
                 if share:
                     self.shared_key[i] = key
                 else:
@@ -258,11 +281,13 @@ class HyperNetwork(nn.Module):
         return self.mask_encoder(code_map)
 
     def forward(self, content: torch.Tensor, current: torch.Tensor, code_map: torch.Tensor | None = None,
-                *, mask_features: torch.Tensor | None = None) -> list[torch.Tensor | None]:
+                *, mask_features: torch.Tensor | None = None,
+                global_code: torch.Tensor | None = None) -> list[torch.Tensor | None]:
         """Offsets [B, out, in] per generator layer (None for layers not tuned).
 
         ``content`` and ``current`` are [B, 3, R, R] in [-1, 1]; ``code_map`` is
-        [B, code_dim, R, R] (or pass precomputed ``mask_features`` from :meth:`encode_mask`).
+        [B, code_dim, R, R] (or pass precomputed ``mask_features`` from :meth:`encode_mask`);
+        ``global_code`` [B, code_dim] is A(s), read only with ``uses_global_code``.
         """
         if mask_features is None:
             if code_map is None:
@@ -272,7 +297,7 @@ class HyperNetwork(nn.Module):
         x = torch.cat([features, mask_features], dim=1)
         deltas: list[torch.Tensor | None] = [None] * self.n_layers
         for i in self.tuned:
-            code = self.heads[str(i)](x)
+            code = self.heads[str(i)](x, global_code if self.uses_global_code else None)
             out = self.shared[self.shared_key[i]] if i in self.shared_key else self.outputs[str(i)]
             deltas[i] = out(code)
         return deltas
@@ -358,22 +383,17 @@ def add_offsets(acc: list[torch.Tensor | None] | None,
     return [a if n is None else n if a is None else a + n for a, n in zip(acc, new)]
 
 
-def refine_step(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor,
-                content: torch.Tensor, previous: torch.Tensor,
-                offsets: list[torch.Tensor | None] | None, *, code_map: torch.Tensor | None = None,
-                mask_features: torch.Tensor | None = None, features: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    """One iteration: predict offsets from (content, previous), accumulate, render (from the
-    spatial features F too when given)."""
-    deltas = hypernet(content, previous, code_map, mask_features=mask_features)
-    offsets = add_offsets(offsets, deltas)
-    return generator(wplus, features=features, offsets=offsets), offsets
+#: called after every refinement pass with (output, accumulated offsets, pass index)
+PassHook = Callable[[torch.Tensor, list, int], None]
 
 
-def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, content: torch.Tensor,
+def refine(generator: Generator, hypernet: nn.Module, wplus: torch.Tensor, content: torch.Tensor,
            code_map: torch.Tensor, iterations: int = 3, initial: torch.Tensor | None = None,
-           *, detach_between: bool = True, features: torch.Tensor | None = None) -> RefineResult:
-    """HyperStyle's iterative refinement, as a pure tensor function.
+           *, global_code: torch.Tensor | None = None, features: torch.Tensor | None = None,
+           detach_between: bool = True, on_pass: PassHook | None = None,
+           autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+           call: Callable[..., Any] | None = None) -> RefineResult:
+    """HyperStyle's iterative refinement: the one loop of inference and of both training stages.
 
     Iteration 1 starts from ``initial`` (default: G(w+) with no offsets, computed without
     gradients as in HyperStyle); each iteration feeds (content, previous output) to the
@@ -383,27 +403,48 @@ def refine(generator: Generator, hypernet: HyperNetwork, wplus: torch.Tensor, co
     backpropagate through the whole chain. The generator's own parameters are never changed here:
     freeze them with ``generator.requires_grad_(False)``; gradients still flow through it to the
     hyper-network. ``features``: the spatial feature map F of the spatial path (rendered with
-    every iteration; see models/stylegan2.py).
+    every iteration; see models/stylegan2.py). ``global_code``: A(s) [B, code_dim] (Eq. 2).
+
+    Training differs only in what it does after each pass: ``on_pass(output, offsets, t)``
+    computes that pass's loss and backpropagates it (the outputs returned are then detached);
+    ``autocast`` wraps each pass (mixed precision) and ``call(fn, *args, **kw)`` runs the
+    hyper-network and generator (gradient checkpointing); ``hypernet`` may be DDP-wrapped.
     """
     if iterations < 1:
         raise ValueError("iterations must be >= 1")
+    run = call or (lambda fn, *a, **kw: fn(*a, **kw))
     if initial is None:
         with torch.no_grad():
             initial = generator(wplus, features=features)
-    # the code map does not change between iterations: encode it once unless each iteration is
-    # backpropagated on its own (a shared graph would be freed by the first backward)
-    shared_mask = None if (torch.is_grad_enabled() and detach_between) else hypernet.encode_mask(code_map)
+    # E_mask reads only the code map, which does not change between iterations: encode it once,
+    # unless E_mask is being trained with one backward per iteration (each backward frees the
+    # graph it would share)
+    plain = getattr(hypernet, "module", hypernet)  # the network inside a DDP wrapper
+    mask_trains = torch.is_grad_enabled() and any(p.requires_grad for p in plain.mask_encoder.parameters())
+    shared_mask = None
+    if not (mask_trains and detach_between):
+        with contextlib.ExitStack() as stack:
+            if not mask_trains:
+                stack.enter_context(torch.no_grad())
+            shared_mask = plain.encode_mask(code_map)
     images: list[torch.Tensor] = []
     offsets: list[torch.Tensor | None] | None = None
     previous = initial
-    for _ in range(iterations):
-        if detach_between and images:
+    for t in range(iterations):
+        if detach_between and t > 0:
             previous = previous.detach()
             offsets = [o.detach() if o is not None else None for o in offsets or []]
-        previous, offsets = refine_step(generator, hypernet, wplus, content, previous, offsets,
-                                        code_map=code_map, mask_features=shared_mask,
-                                        features=features)
+        with autocast():
+            deltas = run(hypernet, content, previous, None if shared_mask is not None else code_map,
+                         mask_features=shared_mask, global_code=global_code)
+            offsets = add_offsets(offsets, deltas)
+            previous = run(generator, wplus, features=features, offsets=offsets)
+        if on_pass is not None:
+            on_pass(previous, offsets, t)
+            previous = previous.detach()
         images.append(previous)
+    if on_pass is not None:  # their graphs were freed by the hook's backward
+        offsets = [o.detach() if o is not None else None for o in offsets or []]
     return RefineResult(images=images, offsets=offsets or [], initial=initial)
 
 
@@ -432,4 +473,5 @@ def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> Hype
                         backbone=h.backbone, feature_channels=h.feature_channels,
                         mask_channels=h.mask_channels, feature_size=h.feature_size, layers=layers,
                         start_layer=h.start_layer, shared_heads=h.shared_heads,
-                        head_hidden=h.head_hidden, backbone_width=h.backbone_width)
+                        head_hidden=h.head_hidden, backbone_width=h.backbone_width,
+                        global_code=h.global_code)

@@ -1,9 +1,10 @@
 """The tensor core of HyperNST, shared by inference and training.
 
-    y(c, s) = G(theta + H(E_mask(arrange(codes(s), SM_c)) ^ E_c(c, y_prev)))(e4e(c))   (paper Eq. 2)
+    y(c, s) = G(theta + H(E_mask(arrange(codes(s), SM_c)) ^ E_c(c, y_prev), A(s)))(e4e(c))   (Eq. 2)
 
 Images are float tensors in [-1, 1], [B, 3, R, R] at the generator's resolution R; masks are
-integer region labels [B, R, R]; region codes are [B, 3, D] (background, face, hair).
+integer region labels [B, R, R]; code tables are [B, 4, D]: the region codes (background, face,
+hair) and the global code A(s) (pipeline/style_codes.py, ``StyleCodes.table``).
 
 What the generator renders is a :class:`Latent`: W+ and, with the spatial path
 (``generator.feature_resolution``), the feature map F. :func:`encode` makes one, :func:`render`
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 
 from hypernst_cli.models.filters import gaussian_blur, luminance
 from hypernst_cli.models.hypernet import refine
-from hypernst_cli.pipeline.style_codes import arrange
+from hypernst_cli.pipeline.style_codes import GLOBAL_ROW, arrange
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -104,22 +105,23 @@ def stylize_tensors(
     encoder: Any,
     content: torch.Tensor,
     content_mask: torch.Tensor,
-    region_codes: torch.Tensor,
+    codes: torch.Tensor,
     *,
     iterations: int = 3,
     latent: LatentLike | None = None,
     initial: torch.Tensor | None = None,
 ) -> StylizeResult:
-    """Stylize aligned content with per-sample region codes (the content's own codes reconstruct).
+    """Stylize aligned content with per-sample code tables [B, 4, D] (the content's own codes
+    reconstruct).
 
     ``latent``: the content's Latent (or bare W+) when already known, else encoded here.
     ``initial``: G(w+) without offsets when already known (it depends on the content only, so a
     content stylized with several styles renders it once).
     """
     latent = encode(encoder, generator, content) if latent is None else as_latent(latent)
-    code_map = arrange(region_codes.to(content.dtype), content_mask)
+    code_map, global_code = condition(codes.to(content.dtype), content_mask)
     result = refine(generator, hypernet, latent.wplus, content, code_map, iterations=iterations,
-                    initial=initial, features=latent.features)
+                    initial=initial, features=latent.features, global_code=global_code)
     return StylizeResult(
         images=result.images[-1] if result.images else result.initial,
         wplus=latent.wplus,
@@ -128,6 +130,14 @@ def stylize_tensors(
         initial=result.initial,
         features=latent.features,
     )
+
+
+def condition(codes: torch.Tensor, content_mask: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Code tables [B, 4, D] and content masks -> (the code map M(s) on the content's mask for
+    E_mask, the global codes A(s) [B, D]); region codes alone ([B, 3, D]) give no A(s)."""
+    code_map = arrange(codes, content_mask)
+    return code_map, codes[:, GLOBAL_ROW] if codes.shape[1] > GLOBAL_ROW else None
 
 
 def restore_detail(output: torch.Tensor, content: torch.Tensor, strength: float,

@@ -9,7 +9,10 @@ For a style image ``x`` with region mask ``SM_x``:
   falls back to the global code, as in the paper's interpolation experiment.
 
 The three region codes are then written per pixel onto the *content* image's mask (``arrange``),
-giving the code map that the hyper-network's E_mask encodes.
+giving the code map that the hyper-network's E_mask encodes; the global code is A(s) of Eq. 2.
+What conditions one output is a code table [N_REGIONS + 1, D] (:attr:`StyleCodes.table`): the
+region codes in REGION_NAMES order, then the global code (row ``GLOBAL_ROW``). Blending and
+region mixing act on whole tables, so A(s) follows the style the way the region codes do.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ from hypernst_cli.errors import NoFaceError, UsageError
 from hypernst_cli.faces.regions import REGION_IDS, REGION_NAMES
 
 N_REGIONS = len(REGION_NAMES)
+#: the row of a code table that holds the global code A(s)
+GLOBAL_ROW = N_REGIONS
 
 #: An encoder maps float images [B, 3, h, w] in [0, 1] (any size) to codes [B, D].
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -57,6 +62,11 @@ class StyleCodes:
     @property
     def dim(self) -> int:
         return int(self.global_code.shape[-1])
+
+    @property
+    def table(self) -> torch.Tensor:
+        """[N_REGIONS + 1, D]: the region codes, then the global code (what conditions H)."""
+        return torch.cat([self.region_codes, self.global_code[None].to(self.region_codes)])
 
     def fallbacks(self) -> list[str]:
         return [REGION_NAMES[i] for i, s in enumerate(self.sources) if s == "global"]
@@ -184,9 +194,11 @@ def compute_style_codes(
 def arrange(region_codes: torch.Tensor, content_mask: torch.Tensor) -> torch.Tensor:
     """Write region codes per pixel onto content masks: the code map for E_mask.
 
-    region_codes: [N_REGIONS, D] or [B, N_REGIONS, D]; content_mask: [H, W] or [B, H, W] integer
-    labels. Returns [B, D, H, W] where pixel (y, x) holds the code of its region, exactly.
+    region_codes: [N_REGIONS, D] or [B, N_REGIONS, D] (a code table's global row, if present, is
+    not arranged); content_mask: [H, W] or [B, H, W] integer labels. Returns [B, D, H, W] where
+    pixel (y, x) holds the code of its region, exactly.
     """
+    region_codes = region_codes[..., :N_REGIONS, :]
     if region_codes.dim() == 2:
         region_codes = region_codes[None]
     if content_mask.dim() == 2:
@@ -207,15 +219,17 @@ def blend(content: torch.Tensor, style: torch.Tensor, strength: float) -> torch.
 
 
 def mix_regions(sources: Mapping[str, StyleCodes], default: StyleCodes) -> torch.Tensor:
-    """Region codes taken region by region from different style images.
+    """A code table [N_REGIONS + 1, D] whose region codes come from different style images.
 
     ``sources`` maps region names ("hair", "face", "background") to the codes of the image that
-    region should take its style from; regions not named come from ``default``.
+    region should take its style from; regions not named, and the global code A(s), come from
+    ``default``.
     """
     rows = []
     for name in REGION_NAMES:
         src = sources.get(name, default)
         rows.append(src.region_codes[REGION_IDS[name]])
+    rows.append(default.global_code.to(rows[0]))
     unknown = set(sources) - set(REGION_NAMES)
     if unknown:
         raise UsageError(
@@ -392,6 +406,6 @@ class StyleCodeProvider:
         return codes
 
 
-def stack_region_codes(codes: Sequence[StyleCodes]) -> torch.Tensor:
-    """[B, N_REGIONS, D] from a list of StyleCodes."""
-    return torch.stack([c.region_codes for c in codes])
+def stack_code_tables(codes: Sequence[StyleCodes]) -> torch.Tensor:
+    """[B, N_REGIONS + 1, D] code tables from a list of StyleCodes."""
+    return torch.stack([c.table for c in codes])

@@ -339,7 +339,7 @@ class HyperNSTPipeline:
     def style_codes(self, style: Path) -> StyleCodes:
         return self.provider.for_file(style)
 
-    def region_codes(
+    def code_table(
         self,
         content: ContentFace,
         style: Path | None,
@@ -347,14 +347,15 @@ class HyperNSTPipeline:
         strength: float = 1.0,
         regions: Mapping[str, Path] | None = None,
     ) -> torch.Tensor:
-        """The [3, D] codes that condition one output: the style's region codes (optionally taken
-        region by region from several images), blended with the content's own by ``strength``."""
+        """The [4, D] code table that conditions one output: the style's region codes (optionally
+        taken region by region from several images) and global code, blended with the content's
+        own by ``strength``."""
         own = content.own_codes
         if style is None and not regions:
-            return own.region_codes
+            return own.table
         default = self.style_codes(style) if style is not None else own
         target = mix_regions({k: self.style_codes(v) for k, v in (regions or {}).items()}, default)
-        return blend(own.region_codes, target, strength)
+        return blend(own.table, target, strength)
 
     # --- generation ----------------------------------------------------------------------------
 
@@ -366,7 +367,7 @@ class HyperNSTPipeline:
         latent: LatentLike | None = None,
         offsets_from: torch.Tensor | None = None,
     ) -> StylizeResult:
-        """One batched forward: contents [B] with codes [B, 3, D] (or one [3, D] for all).
+        """One batched forward: contents [B] with code tables [B, 4, D] (or one [4, D] for all).
 
         ``latent``: render these (e.g. edited) latents instead of the contents' own.
 
@@ -377,7 +378,7 @@ class HyperNSTPipeline:
         masks = torch.stack([c.mask for c in contents]).to(dev)
         if isinstance(codes, torch.Tensor) and codes.dim() == 2:
             codes = codes[None].expand(len(contents), -1, -1)
-        region_codes = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
+        tables = torch.stack(list(codes)).to(dev) if not isinstance(codes, torch.Tensor) \
             else codes.to(dev)
         given = latent is not None
         used = as_latent(latent) if given else stack_latents(contents)
@@ -385,7 +386,7 @@ class HyperNSTPipeline:
         initial = None if given else self._initial_images(contents)
         with self._inference():
             result = stylize_tensors(self.generator_for_inference(), self.hypernet_for_inference(),
-                                     self.models.encoder, images, masks, region_codes,
+                                     self.models.encoder, images, masks, tables,
                                      iterations=self.iterations, latent=used.to(dev),
                                      initial=initial)
         if result.images.dtype != torch.float32:  # reduced precision: callers get fp32 images
@@ -419,8 +420,8 @@ class HyperNSTPipeline:
         def method(content: np.ndarray, style: np.ndarray) -> np.ndarray:
             face = self.prepare_image(content)[0]
             sha = hashlib.sha256(np.ascontiguousarray(style).tobytes()).hexdigest()
-            target = self.provider.for_image(style, sha=f"array-{sha}").region_codes
-            codes = blend(face.own_codes.region_codes, target, strength)
+            target = self.provider.for_image(style, sha=f"array-{sha}").table
+            codes = blend(face.own_codes.table, target, strength)
             return to_uint8(self.generate([face], codes).images)[0]
 
         return method

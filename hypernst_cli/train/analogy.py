@@ -101,7 +101,7 @@ class AnalogyBatch:
 
     exemplar: torch.Tensor  # T(A) [n, 3, H, W] in [-1, 1]
     exemplar_mask: torch.Tensor  # A's masks [n, H, W]
-    exemplar_codes: torch.Tensor  # [n, N_REGIONS, D]: ALADIN region codes of T(A) on A's mask
+    exemplar_codes: torch.Tensor  # [n, N_REGIONS + 1, D]: code tables of T(A) on A's mask
     target: torch.Tensor  # T(B) [n, 3, H, W] in [-1, 1]
     exemplar_index: list[int]  # A's index in the content set
     draws: list[RegionDraws]
@@ -109,12 +109,12 @@ class AnalogyBatch:
 
 def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
                    masks: torch.Tensor) -> torch.Tensor:
-    """[n, N_REGIONS, D] region codes of rendered exemplars [n, 3, H, W] in [-1, 1] on their known
+    """[n, N_REGIONS + 1, D] code tables (region codes, global code) of rendered exemplars [n, 3, H, W] in [-1, 1] on their known
     masks [n, H, W]: the provider's own code path (as for an image file), not cached (every
     rendered draw is new)."""
     images = to_uint8(exemplars)
     labels = masks.cpu().numpy().astype(np.uint8)
-    return torch.stack([provider.for_image(im, mask=m).region_codes.float()
+    return torch.stack([provider.for_image(im, mask=m).table.float()
                         for im, m in zip(images, labels)])
 
 

@@ -116,9 +116,10 @@ def style_code_provider(aladin: nn.Module, model_cfg: ModelConfig, data_dir: Pat
     )
 
 
-def region_code_table(provider: Any, samples: list[Sample]) -> torch.Tensor:
-    """[N, 3, D] region codes of every sample (computed once, cached on disk)."""
-    return torch.stack([provider.for_file(s.image).region_codes.float() for s in samples])
+def code_tables(provider: Any, samples: list[Sample]) -> torch.Tensor:
+    """[N, 4, D] code tables (region codes, then the global code) of every sample (computed
+    once, cached on disk)."""
+    return torch.stack([provider.for_file(s.image).table.float() for s in samples])
 
 
 @dataclass

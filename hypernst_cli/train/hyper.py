@@ -33,15 +33,15 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from hypernst_cli.models.hypernet import add_offsets
+from hypernst_cli.models.hypernet import RefineResult, refine
 from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
-from hypernst_cli.pipeline.core import Latent, encode, render
-from hypernst_cli.pipeline.style_codes import N_REGIONS, arrange
+from hypernst_cli.pipeline.core import Latent, condition, encode, render
+from hypernst_cli.pipeline.style_codes import N_REGIONS
 from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
 from hypernst_cli.train.common import (
     ImageUnion,
     ModelStage,
-    region_code_table,
+    code_tables,
     sample_sheet,
     style_code_provider,
 )
@@ -73,7 +73,7 @@ class HyperStage(ModelStage):
         samples = [s for d in self.sets.values() for s in d.samples]
         self.code_provider = style_code_provider(self.aladin, self.model_cfg, self.data_dir(),
                                                  samples, self.device)
-        self.codes = {split: region_code_table(self.code_provider, d.samples).to(self.device)
+        self.codes = {split: code_tables(self.code_provider, d.samples).to(self.device)
                       for split, d in self.sets.items()}
         self.lpips_loss = self.lpips()
 
@@ -94,27 +94,24 @@ class HyperStage(ModelStage):
     def refine(self, content: torch.Tensor, mask: torch.Tensor, codes: torch.Tensor,
                latent: Latent, initial: torch.Tensor,
                loss_fn: Callable[[torch.Tensor, int], torch.Tensor],
-               offset_weight: float = 0.0) -> list[torch.Tensor]:
-        """HyperStyle's training iterations; ``loss_fn(output, t)`` is backpropagated per pass,
+               offset_weight: float = 0.0) -> RefineResult:
+        """HyperStyle's training iterations through the one refinement loop of inference
+        (models/hypernet.py ``refine``): ``loss_fn(output, t)`` is backpropagated after each pass,
         plus ``offset_weight`` x the mean squared offset of the trained layers (a bound on how far
-        the weights move; 0 = off, the paper). Returns the (detached) output of every pass."""
-        code_map = arrange(codes.to(content.dtype), mask)
-        previous, offsets = initial, None
-        outputs = []
-        for t in range(int(self.cfg["iterations"])):
-            kept = None if offsets is None else [o.detach() if o is not None else None for o in offsets]
-            with self.ctx.autocast():
-                deltas = self.call(self.H_train, content, previous.detach(), code_map)
-                offsets = add_offsets(kept, deltas)
-                y = self.call(render, self.G, latent, offsets)
+        the weights move; 0 = off, the paper). Returns the (detached) outputs and offsets."""
+        code_map, global_code = condition(codes.to(content.dtype), mask)
+
+        def on_pass(y: torch.Tensor, offsets: list[torch.Tensor | None], t: int) -> None:
             loss = loss_fn(y.float(), t)
             if offset_weight > 0:
                 loss = loss + offset_weight * self.offset_penalty(offsets)
             if loss.requires_grad:  # a pass with no term on it (all weights 0) only runs forward
                 self.ctx.backward(loss)
-            previous = y.detach()
-            outputs.append(previous)
-        return outputs
+
+        return refine(self.G, self.H_train, latent.wplus, content, code_map,
+                      int(self.cfg["iterations"]), initial, global_code=global_code,
+                      features=latent.features, on_pass=on_pass, autocast=self.ctx.autocast,
+                      call=self.call)
 
     @property
     def trained_layers(self) -> list[int]:
@@ -414,7 +411,8 @@ class StylizeStage(HyperStage):
                 logs.update(parts)
             return loss
 
-        stylized = self.refine(c, c_mask, swapped, latent, initial, style_fn, offset_weight)[-1][n_a:]
+        stylized = self.refine(c, c_mask, swapped, latent, initial, style_fn,
+                               offset_weight).images[-1][n_a:]
         self.ctx.step(opt_h)
         if self.adversarial:
             self.discriminator_step(step, s, s_mask, stylized, u_mask, gen, logs)

@@ -113,13 +113,13 @@ def cache_codes(out: Path, weights: str, config: str | None, device: Any) -> dic
     """Region codes of every prepared image with the model's ALADIN, cached under DATA/codes
     (exactly where the training stages look for them)."""
     from hypernst_cli.pipeline.models import load_models
-    from hypernst_cli.train.common import region_code_table, style_code_provider
+    from hypernst_cli.train.common import code_tables, style_code_provider
     from hypernst_cli.train.data import ImageSet
 
     models = load_models(weights, config, device, parts=("aladin",))
     sets = [ImageSet(out / s, models.config.resolution) for s in SPLITS if any((out / s).glob("*.png"))]
     samples = [s for d in sets for s in d.samples]
     provider = style_code_provider(models.aladin, models.config, out, samples, device)
-    region_code_table(provider, samples)
+    code_tables(provider, samples)
     return {"codes_model": provider.model_id, "codes_computed": provider.computed,
             "codes_images": len(samples)}

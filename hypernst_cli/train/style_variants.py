@@ -65,15 +65,15 @@ class StyleVariants:
         return self._cache[index]
 
     def code_table(self, provider: StyleCodeProvider) -> torch.Tensor:
-        """[N, 3, D] region codes of every image and copy (a copy's codes are computed on its
+        """[N, 4, D] code tables (region codes, global code) of every image and copy (a copy's codes are computed on its
         original's mask, and cached under the sha256 of its pixels)."""
         rows = []
         for index, sample in enumerate(self.samples):
             if index % (self.k + 1) == 0:  # the original: its file's (cached) codes
-                rows.append(provider.for_file(sample.image).region_codes.float())
+                rows.append(provider.for_file(sample.image).table.float())
                 continue
             image, mask = self.load(index)
             sha = hashlib.sha256(b"graded-copy:" + image.tobytes()).hexdigest()
             codes = provider.for_image(image, sha=sha, mask=mask if sample.mask is not None else None)
-            rows.append(codes.region_codes.float())
+            rows.append(codes.table.float())
         return torch.stack(rows)

@@ -10,7 +10,7 @@
 #
 # Steps (docs/compact-model.md, "The spatial model"):
 #   1. aladin-families: ALADIN fine-tuned with cross-face positives of one style-family draw;
-#   2. the spatial path added (train/spatial_init.py: F at 32 px, zero feature head), then
+#   2. the spatial path added (train/extend.py: F at 32 px, zero feature head), then
 #      autoencoder-spatial: the feature head, the encoder and the generator fine-tuned together;
 #   3. stylize-analogy: stage 2 with 3 of 4 batch items analogy items (a quarter region-mixed),
 #      the fourth the unpaired colour/structure guidance on the art portraits;
@@ -46,7 +46,7 @@ step() {  # step NAME STAGE INIT: trains STAGE with NAME.toml into OUT/NAME
 
 step aladin-families aladin "$INIT"
 if [ ! -d "$OUT/spatial-init" ]; then
-    "$PY" -m hypernst_cli.train.spatial_init "$OUT/aladin-families/final" "$OUT/spatial-init.partial" \
+    "$PY" -m hypernst_cli.train.extend "$OUT/aladin-families/final" "$OUT/spatial-init.partial" \
         --feature-resolution 32
     mv "$OUT/spatial-init.partial" "$OUT/spatial-init"
 fi
