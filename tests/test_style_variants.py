@@ -66,7 +66,7 @@ class _RecordingProvider:
     @staticmethod
     def _codes(image: np.ndarray) -> SimpleNamespace:
         mean = torch.from_numpy(image.reshape(-1, 3).mean(0)).float()
-        return SimpleNamespace(region_codes=mean.expand(3, 3).clone())
+        return SimpleNamespace(table=mean.expand(4, 3).clone())  # 3 region rows + A(s)
 
     def for_file(self, path: Path) -> SimpleNamespace:
         self.calls.append(("file", Path(path).name))
@@ -81,7 +81,7 @@ def test_every_copy_gets_codes_of_its_own_pixels_on_its_originals_mask(tmp_path)
     variants = StyleVariants(_style_folder(tmp_path), 2, seed=0)
     provider = _RecordingProvider()
     table = variants.code_table(provider)
-    assert table.shape == (6, 3, 3)
+    assert table.shape == (6, 4, 3)
     for index in range(6):
         expected = torch.from_numpy(variants.load(index)[0].reshape(-1, 3).mean(0)).float()
         assert torch.allclose(table[index, 0], expected)
