@@ -1,0 +1,66 @@
+"""recipes/paper: the paper's two stages as configs + one command; a dry run on `tiny` (CPU)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hypernst_cli.errors import HypernstError
+from hypernst_cli.train.assemble import assemble
+from hypernst_cli.train.config import load_train_config
+from synthetic_faces import write_prepared
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPE = REPO / "recipes" / "paper"
+
+
+def test_the_step_files_hold_the_papers_settings():
+    rec = load_train_config("reconstruct", RECIPE / "reconstruct.toml")
+    sty = load_train_config("stylize", RECIPE / "stylize.toml")
+    assert rec["batch_size"] == sty["batch_size"] == 1 and rec["iterations"] == sty["iterations"] == 3
+    assert sty["loss"]["style"] == 2.0 and sty["loss"]["rec"] == 1.0  # lambda2 = 2 (Table 2)
+    assert sty["analogy"]["share"] == 0.0 and sty["style_variants"] == 0
+    assert sty["loss"]["colour"] == sty["loss"]["code"] == sty["loss"]["structure"] == 0.0
+    from hypernst_cli.configs import get_config
+
+    paper = get_config("paper")
+    assert paper.hypernet.start_layer == 13 and paper.hypernet.global_code
+    assert (paper.patch_disc.patch_size, paper.patch_disc.patches_per_region) == (32, 3)
+
+
+def test_dry_run_on_tiny_runs_both_stages_and_continues(tiny_model_dir, tmp_path):
+    data = write_prepared(tmp_path / "data", n_content=3, n_style=2)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
+           "PARTS": str(tiny_model_dir), "CONFIG": "tiny", "DRY_RUN": "1",
+           "EXTRA": "device=cpu", "HYPERNST_CACHE": str(tmp_path / "cache")}
+    cmd = ["bash", str(RECIPE / "run.sh"), str(data), str(out)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for step in ("encoder", "reconstruct", "stylize"):
+        final = out / "runs" / step / "final"
+        assert json.loads((final / "metrics.json").read_text())["steps"] == 2, step
+    config = (out / "runs" / "stylize" / "config.toml").read_text()
+    assert "batch_size = 1" in config and "style = 2.0" in config
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert metrics["networks"]["hypernet"] == "trained"
+    assert list(metrics["stages"]) == ["encoder", "reconstruct", "stylize"]
+    again = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count(": done (") == 3
+
+
+def test_assemble_takes_each_network_from_the_first_source_and_checks_it(tiny_model_dir, tmp_path):
+    from hypernst_cli.weights.checkpoint import load_model_folder
+
+    out = assemble(tmp_path / "init", [str(tiny_model_dir)], "tiny")
+    folder = load_model_folder(out)
+    assert set(folder.networks) >= {"generator", "encoder", "aladin", "hypernet"}
+    assert folder.extra["assembled_from"]["generator"] == str(tiny_model_dir)
+    with pytest.raises(HypernstError):  # tiny networks do not fit the 256 px paper config
+        assemble(tmp_path / "bad", [str(tiny_model_dir)], "compact")
