@@ -44,7 +44,7 @@ import torch
 from torch import nn
 
 from hypernst_cli.errors import UsageError
-from hypernst_cli.models.patch_disc import crop_patches
+from hypernst_cli.models.patches import crop_patches, random_boxes
 from hypernst_cli.pipeline.core import encode, encoder_input_size, invert, render, resize
 from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
 from hypernst_cli.train.losses import (
@@ -70,11 +70,6 @@ def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
         head.bias -= shift / head.lr_mul
         out.latent_avg += shift
     return out
-
-
-def random_boxes(batch: int, count: int, size: int, side: int, gen: torch.Generator) -> torch.Tensor:
-    """Top-left corners [batch, count, 2] of random size x size windows in a side x side image."""
-    return torch.randint(0, side - size + 1, (batch, count, 2), generator=gen)
 
 
 @dataclass
@@ -156,10 +151,9 @@ class AutoencoderStage(ModelStage):
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(patches of x' (fake queries), patches of x (reference), other patches of x (real
         queries)), each [B, count, 3, p, p]."""
-        b, k, p, side = x.shape[0], self.patch_count, self.patch_size, x.shape[-1]
-        fake_q = crop_patches(y, random_boxes(b, k, p, side, gen), p)
-        ref = crop_patches(x, random_boxes(b, k, p, side, gen), p)
-        real_q = crop_patches(x, random_boxes(b, k, p, side, gen), p)
+        b, k, p, (h, w) = x.shape[0], self.patch_count, self.patch_size, x.shape[-2:]
+        fake_q, ref, real_q = (crop_patches(image, random_boxes(b, k, p, h, w, gen), p)
+                               for image in (y, x, x))
         return fake_q, ref, real_q
 
     # --- one step ----------------------------------------------------------------------------

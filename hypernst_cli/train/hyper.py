@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hypernst_cli.models.hypernet import add_offsets
-from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
+from hypernst_cli.models.patches import crop_patches, region_boxes
 from hypernst_cli.pipeline.core import Latent, encode, render
 from hypernst_cli.pipeline.style_codes import N_REGIONS, arrange
 from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
@@ -298,8 +298,8 @@ class StylizeStage(HyperStage):
     # --- region-matched patches ------------------------------------------------------------------
     def patches(self, image: torch.Tensor, mask: torch.Tensor, region: int, count: int,
                 gen: torch.Generator) -> torch.Tensor | None:
-        boxes = region_patch_boxes(mask.cpu(), region, count, self.patch_size,
-                                   float(self.cfg["loss"]["patch_coverage"]), generator=gen)
+        boxes = region_boxes(mask.cpu(), region, count, self.patch_size,
+                             float(self.cfg["loss"]["patch_coverage"]), generator=gen)
         if boxes.shape[0] == 0:
             return None
         return crop_patches(image, boxes, self.patch_size)
