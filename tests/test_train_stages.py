@@ -325,6 +325,12 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
     logs = stage.train_step(0)
     for key in ("loss_colour", "loss_code", "loss_structure"):
         assert math.isfinite(logs[key]) and logs[key] > 0
+    # the logged total is the sum of the weighted terms the last pass backpropagated
+    loss_cfg = stage.cfg["loss"]
+    terms = (loss_cfg["rec"] * logs["loss_rec"]
+             + sum(loss_cfg[k] * logs[f"loss_{k}"] for k in ("colour", "code", "structure"))
+             + loss_cfg["style"] * (logs["loss_disc"] + logs["loss_pcd"]))
+    assert logs["loss"] == pytest.approx(terms, rel=1e-5)
     plain = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU).train_step(0)
     assert "loss_colour" not in plain
 
@@ -375,6 +381,27 @@ def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_dat
 
     assert discriminator_changed(0.0) == (False, "random")
     assert discriminator_changed(1.0) == (True, "trained")
+
+
+def test_every_discriminator_trains_with_the_lazy_r1_optimiser(tiny_data, tiny_model_dir):
+    """generator, autoencoder and stylize: their discriminators' Adam has lr x r / (r + 1) and
+    betas ** (r / (r + 1)) for R1 every r steps, and holds every discriminator's parameters."""
+    from hypernst_cli.train.run import build_stage
+
+    ratio = 4 / 5
+    for name, options, lr_key, beta1 in (
+        ("generator", {}, "lr", 0.0),
+        ("autoencoder", {"init": str(tiny_model_dir), "loss.patch": 0.5}, "lr_d", 0.0),
+        ("stylize", {"init": str(tiny_model_dir)}, "lr_d", 0.0),
+    ):
+        stage = build_stage(cfg_for(name, tiny_data, **{"loss.r1_every": 4, **options}), CPU)
+        opt = stage.optimizers["discriminators" if name == "stylize" else "discriminator"]
+        group = opt.param_groups[0]
+        assert group["lr"] == pytest.approx(float(stage.cfg[lr_key]) * ratio), name
+        assert group["betas"] == pytest.approx((beta1, 0.99**ratio)), name
+        expected = {id(p) for k in ("discriminator", "patch_disc") if k in stage.modules
+                    for p in stage.modules[k].parameters()}
+        assert {id(p) for p in group["params"]} == expected, name
 
 
 def test_stylize_style_variants_add_graded_copies_with_their_own_codes(tiny_data, tiny_model_dir):
