@@ -384,23 +384,25 @@ def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_dat
 
 
 def test_every_discriminator_trains_with_the_lazy_r1_optimiser(tiny_data, tiny_model_dir):
-    """generator, autoencoder and stylize: their discriminators' Adam has lr x r / (r + 1) and
-    betas ** (r / (r + 1)) for R1 every r steps, and holds every discriminator's parameters."""
+    """generator, encoder, autoencoder and stylize: their discriminators' Adam has
+    lr x r / (r + 1) and betas ** (r / (r + 1)) for R1 every r steps, and holds every
+    discriminator's parameters."""
     from hypernst_cli.train.run import build_stage
 
     ratio = 4 / 5
-    for name, options, lr_key, beta1 in (
-        ("generator", {}, "lr", 0.0),
-        ("autoencoder", {"init": str(tiny_model_dir), "loss.patch": 0.5}, "lr_d", 0.0),
-        ("stylize", {"init": str(tiny_model_dir)}, "lr_d", 0.0),
+    init = {"init": str(tiny_model_dir)}
+    for name, options, key, lr_key, betas in (
+        ("generator", {}, "discriminator", "lr", (0.0, 0.99)),
+        ("encoder", {**init, "loss.latent_disc": 0.1}, "latent_disc", "lr", (0.9, 0.999)),
+        ("autoencoder", {**init, "loss.patch": 0.5}, "discriminator", "lr_d", (0.0, 0.99)),
+        ("stylize", init, "discriminators", "lr_d", (0.0, 0.99)),
     ):
         stage = build_stage(cfg_for(name, tiny_data, **{"loss.r1_every": 4, **options}), CPU)
-        opt = stage.optimizers["discriminators" if name == "stylize" else "discriminator"]
-        group = opt.param_groups[0]
+        group = stage.optimizers[key].param_groups[0]
         assert group["lr"] == pytest.approx(float(stage.cfg[lr_key]) * ratio), name
-        assert group["betas"] == pytest.approx((beta1, 0.99**ratio)), name
-        expected = {id(p) for k in ("discriminator", "patch_disc") if k in stage.modules
-                    for p in stage.modules[k].parameters()}
+        assert group["betas"] == pytest.approx(tuple(b**ratio for b in betas)), name
+        expected = {id(p) for k in ("discriminator", "patch_disc", "latent_disc")
+                    if k in stage.modules for p in stage.modules[k].parameters()}
         assert {id(p) for p in group["params"]} == expected, name
 
 
