@@ -221,6 +221,23 @@ def test_stage1_overfits_four_images(tiny_data, tiny_model_dir, tmp_path):
     assert last <= 0.5 * first, (first, last)
 
 
+def test_the_model_records_its_refinement_iterations_as_the_inference_default(
+        tiny_data, tiny_model_dir, tmp_path):
+    """hypernet.iterations in an exported model's config is the passes it was trained with, and
+    the pipeline runs that many unless told otherwise."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    final = train("reconstruct", tiny_data, tmp_path / "rec", init=str(tiny_model_dir), steps=1,
+                  iterations=2)
+    assert json.loads((final / "config.json").read_text())["hypernet"]["iterations"] == 2
+    models = load_models(str(final), None, torch.device("cpu"), INFERENCE_PARTS)
+    assert HyperNSTPipeline(models, None, None).iterations == 2
+    assert HyperNSTPipeline(models, None, None, iterations=4).iterations == 4
+    with pytest.raises(UsageError, match="at least 1"):
+        HyperNSTPipeline(models, None, None, iterations=0)
+
+
 def test_missing_init_network_is_a_clear_error(tiny_data, tmp_path):
     from hypernst_cli.errors import UsageError
 

@@ -27,6 +27,7 @@ heads below ``start_layer`` frozen). Per batch, content images c and style image
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -66,6 +67,11 @@ class HyperStage(ModelStage):
     """The frozen networks, the codes and the refinement loop both stages share."""
 
     def setup_frozen(self) -> None:
+        # the exported model records the refinement passes it was trained with: inference's
+        # default number of iterations (HyperNSTPipeline)
+        assert self.model_cfg is not None
+        self.model_cfg = self.model_cfg.replace(hypernet=dataclasses.replace(
+            self.model_cfg.hypernet, iterations=int(self.cfg["iterations"])))
         self.G = self.frozen(self.network("generator", required=True))
         self.E = self.frozen(self.network("encoder", required=True))
         self.aladin = self.frozen(self.network("aladin", required=True))
