@@ -366,7 +366,8 @@ def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_mode
     from hypernst_cli.errors import UsageError
     from hypernst_cli.train.run import build_stage
 
-    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="torgb",
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir),
+                                stylize_layers="torgb",
                                 lr=0.01), CPU)
     assert stage.trained_layers == [7, 10, 13]
     before = {n: p.detach().clone() for n, p in stage.H.named_parameters()}
@@ -375,8 +376,9 @@ def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_mode
                if not torch.equal(p, before[n])}
     assert changed and changed <= {"heads.7", "heads.10", "heads.13", "outputs.7", "outputs.10",
                                    "outputs.13"}
-    with pytest.raises(UsageError, match="layers: must be 'late', 'torgb'"):
-        build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="colour"), CPU)
+    with pytest.raises(UsageError, match="stylize_layers: must be 'late', 'torgb'"):
+        build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir),
+                            stylize_layers="colour"), CPU)
 
 
 def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_data, tiny_model_dir):

@@ -233,11 +233,11 @@ class StylizeStage(HyperStage):
                           "(train stage 1, `hypernst train reconstruct`, first)")
         from hypernst_cli.errors import UsageError
 
-        spec = self.cfg["layers"]
+        spec = self.cfg["stylize_layers"]
         try:
             self._trained_layers = self.H.stylization_layers(spec)
         except ValueError as exc:
-            raise UsageError(f"layers: {exc}") from None
+            raise UsageError(f"stylize_layers: {exc}") from None
         self.H.freeze_for_stylization(self._trained_layers)
         self.H.train()
         self.H_train = self.ctx.wrap(self.H)
