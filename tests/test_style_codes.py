@@ -1,4 +1,5 @@
-"""Style codes (paper Eq. 1): patch coverage, fall-backs, seeding, arrangement, mixing, cache."""
+"""Style codes (paper Eq. 1): patch coverage, fall-backs, seeding, arrangement, mixing, cache
+(the sampler itself: tests/test_patches.py)."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from hypernst_cli.pipeline.style_codes import (
     compute_style_codes,
     mix_regions,
     parse_region_spec,
-    patch_coverage,
-    sample_region_patches,
 )
 
 
@@ -55,24 +54,32 @@ CFG = StyleCodeConfig(patches_per_region=6, patch_min=0.1, patch_max=0.25, cover
                       max_tries=200, seed=3)
 
 
+def _coverage(mask: np.ndarray, region: int, box) -> float:
+    return float((mask[box.top:box.top + box.size, box.left:box.left + box.size] == region).mean())
+
+
 def test_every_kept_patch_meets_the_coverage_threshold():
-    _, mask = synthetic_portrait()
-    rng = np.random.default_rng(0)
+    image, mask = synthetic_portrait()
+    codes = compute_style_codes(image, mask, CountingEncoder(), CFG, encode_size=32)
+    short = min(mask.shape)
     for region in (BACKGROUND, FACE, HAIR):
-        boxes = sample_region_patches(mask, region, CFG, rng)
+        boxes = codes.patches[region]
         assert 0 < len(boxes) <= CFG.patches_per_region
         for b in boxes:
             assert b.top >= 0 and b.left >= 0
             assert b.top + b.size <= mask.shape[0] and b.left + b.size <= mask.shape[1]
-            assert patch_coverage(mask, region, b) >= CFG.coverage
+            assert round(CFG.patch_min * short) <= b.size <= round(CFG.patch_max * short)
+            assert _coverage(mask, region, b) >= CFG.coverage
 
 
 def test_threshold_is_respected_when_raised():
-    _, mask = synthetic_portrait()
+    image, mask = synthetic_portrait()
     strict = StyleCodeConfig(patches_per_region=20, patch_min=0.1, patch_max=0.3, coverage=1.0,
-                             max_tries=300)
-    for b in sample_region_patches(mask, FACE, strict, np.random.default_rng(5)):
-        assert patch_coverage(mask, FACE, b) == 1.0
+                             max_tries=300, seed=5)
+    codes = compute_style_codes(image, mask, CountingEncoder(), strict, encode_size=32)
+    assert codes.patches[FACE]
+    for b in codes.patches[FACE]:
+        assert _coverage(mask, FACE, b) == 1.0
 
 
 def test_region_codes_differ_and_missing_region_falls_back_to_global():
@@ -192,6 +199,27 @@ def test_provider_caches_in_memory_and_on_disk(tmp_path):
     path2 = _write(tmp_path, image2, "style2.png")
     provider2.for_file(path2)
     assert enc2.calls == 2
+
+
+def test_a_new_patch_sampler_misses_the_old_cache(tmp_path, monkeypatch):
+    """The cache key names the sampler's version: entries whose patch positions came from another
+    sampler (the same seed gives other windows) are recomputed, not reused."""
+    import hypernst_cli.pipeline.style_codes as style_codes
+
+    image, mask = synthetic_portrait()
+    path = _write(tmp_path, image)
+
+    def provider(enc):
+        return StyleCodeProvider(enc, lambda img: mask, CFG, model_id="fake-1", encode_size=32,
+                                 cache_dir=tmp_path / "cache")
+
+    enc = CountingEncoder()
+    provider(enc).for_file(path)
+    key = provider(enc).cache_key("x")
+    monkeypatch.setattr(style_codes, "SAMPLER_VERSION", "next")
+    assert provider(enc).cache_key("x") != key
+    provider(enc).for_file(path)
+    assert enc.calls == 2
 
 
 def test_provider_falls_back_when_the_parser_finds_no_face(tmp_path):

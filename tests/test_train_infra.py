@@ -37,6 +37,23 @@ def test_stage_defaults_and_overrides(tmp_path):
     assert parse_override("a.b=x y") == {"a": {"b": "x y"}}
 
 
+def test_the_renamed_stylize_layers_option(tmp_path):
+    """Stage 2's `layers` is now `stylize_layers` (the model config's hypernet.layers means the
+    layers that get offsets): an old config gets a one-line error naming the new key."""
+    assert load_train_config("stylize")["stylize_layers"] == "late"
+    assert load_train_config("stylize", overrides=["stylize_layers=torgb"])["stylize_layers"] == "torgb"
+    old = tmp_path / "old.toml"
+    old.write_text('stage = "stylize"\nlayers = "torgb"\n')
+    for kwargs in ({"file": old}, {"overrides": ["layers=torgb"]}):
+        with pytest.raises(UsageError) as exc:
+            load_train_config("stylize", **kwargs)
+        message = str(exc.value)
+        assert "'layers' is now 'stylize_layers'" in message and "rename it" in message
+        assert "\n" not in message
+    with pytest.raises(UsageError, match="unknown training option 'layers'"):
+        load_train_config("reconstruct", overrides=["layers=late"])  # no such option there
+
+
 def test_effective_config_roundtrips_through_toml():
     import tomllib
 

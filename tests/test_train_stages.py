@@ -221,6 +221,23 @@ def test_stage1_overfits_four_images(tiny_data, tiny_model_dir, tmp_path):
     assert last <= 0.5 * first, (first, last)
 
 
+def test_the_model_records_its_refinement_iterations_as_the_inference_default(
+        tiny_data, tiny_model_dir, tmp_path):
+    """hypernet.iterations in an exported model's config is the passes it was trained with, and
+    the pipeline runs that many unless told otherwise."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    final = train("reconstruct", tiny_data, tmp_path / "rec", init=str(tiny_model_dir), steps=1,
+                  iterations=2)
+    assert json.loads((final / "config.json").read_text())["hypernet"]["iterations"] == 2
+    models = load_models(str(final), None, torch.device("cpu"), INFERENCE_PARTS)
+    assert HyperNSTPipeline(models, None, None).iterations == 2
+    assert HyperNSTPipeline(models, None, None, iterations=4).iterations == 4
+    with pytest.raises(UsageError, match="at least 1"):
+        HyperNSTPipeline(models, None, None, iterations=0)
+
+
 def test_missing_init_network_is_a_clear_error(tiny_data, tmp_path):
     from hypernst_cli.errors import UsageError
 
@@ -325,6 +342,12 @@ def test_style_guidance_terms_are_logged_and_pull_outputs_to_the_style(tiny_data
     logs = stage.train_step(0)
     for key in ("loss_colour", "loss_code", "loss_structure"):
         assert math.isfinite(logs[key]) and logs[key] > 0
+    # the logged total is the sum of the weighted terms the last pass backpropagated
+    loss_cfg = stage.cfg["loss"]
+    terms = (loss_cfg["rec"] * logs["loss_rec"]
+             + sum(loss_cfg[k] * logs[f"loss_{k}"] for k in ("colour", "code", "structure"))
+             + loss_cfg["style"] * (logs["loss_disc"] + logs["loss_pcd"]))
+    assert logs["loss"] == pytest.approx(terms, rel=1e-5)
     plain = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir)), CPU).train_step(0)
     assert "loss_colour" not in plain
 
@@ -343,7 +366,8 @@ def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_mode
     from hypernst_cli.errors import UsageError
     from hypernst_cli.train.run import build_stage
 
-    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="torgb",
+    stage = build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir),
+                                stylize_layers="torgb",
                                 lr=0.01), CPU)
     assert stage.trained_layers == [7, 10, 13]
     before = {n: p.detach().clone() for n, p in stage.H.named_parameters()}
@@ -352,8 +376,9 @@ def test_stylize_layers_option_trains_only_the_chosen_heads(tiny_data, tiny_mode
                if not torch.equal(p, before[n])}
     assert changed and changed <= {"heads.7", "heads.10", "heads.13", "outputs.7", "outputs.10",
                                    "outputs.13"}
-    with pytest.raises(UsageError, match="layers: must be 'late', 'torgb'"):
-        build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir), layers="colour"), CPU)
+    with pytest.raises(UsageError, match="stylize_layers: must be 'late', 'torgb'"):
+        build_stage(cfg_for("stylize", tiny_data, init=str(tiny_model_dir),
+                            stylize_layers="colour"), CPU)
 
 
 def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_data, tiny_model_dir):
@@ -375,6 +400,29 @@ def test_stylize_without_the_style_term_leaves_the_discriminators_alone(tiny_dat
 
     assert discriminator_changed(0.0) == (False, "random")
     assert discriminator_changed(1.0) == (True, "trained")
+
+
+def test_every_discriminator_trains_with_the_lazy_r1_optimiser(tiny_data, tiny_model_dir):
+    """generator, encoder, autoencoder and stylize: their discriminators' Adam has
+    lr x r / (r + 1) and betas ** (r / (r + 1)) for R1 every r steps, and holds every
+    discriminator's parameters."""
+    from hypernst_cli.train.run import build_stage
+
+    ratio = 4 / 5
+    init = {"init": str(tiny_model_dir)}
+    for name, options, key, lr_key, betas in (
+        ("generator", {}, "discriminator", "lr", (0.0, 0.99)),
+        ("encoder", {**init, "loss.latent_disc": 0.1}, "latent_disc", "lr", (0.9, 0.999)),
+        ("autoencoder", {**init, "loss.patch": 0.5}, "discriminator", "lr_d", (0.0, 0.99)),
+        ("stylize", init, "discriminators", "lr_d", (0.0, 0.99)),
+    ):
+        stage = build_stage(cfg_for(name, tiny_data, **{"loss.r1_every": 4, **options}), CPU)
+        group = stage.optimizers[key].param_groups[0]
+        assert group["lr"] == pytest.approx(float(stage.cfg[lr_key]) * ratio), name
+        assert group["betas"] == pytest.approx(tuple(b**ratio for b in betas)), name
+        expected = {id(p) for k in ("discriminator", "patch_disc", "latent_disc")
+                    if k in stage.modules for p in stage.modules[k].parameters()}
+        assert {id(p) for p in group["params"]} == expected, name
 
 
 def test_stylize_style_variants_add_graded_copies_with_their_own_codes(tiny_data, tiny_model_dir):

@@ -234,7 +234,7 @@ def check(
     require: bool = typer.Option(False, "--require-monotonic",
                                  help="Exit 1 unless every face passes."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per face and a summary."),
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     weights: Optional[str] = opt.WEIGHTS,
     config: str = opt.CONFIG,
     backend: str = opt.BACKEND,

@@ -25,7 +25,7 @@ def edit(
     latent: Optional[Path] = typer.Option(
         None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
     size: Optional[int] = opt.SIZE,
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,

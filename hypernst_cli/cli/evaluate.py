@@ -32,7 +32,7 @@ def evaluate(
     pairs: Optional[int] = typer.Option(None, "--pairs", min=1, help="A seeded sample of N pairs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the pair sample and the style codes."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=1.0, help="Style strength."),
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,

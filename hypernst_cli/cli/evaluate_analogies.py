@@ -13,7 +13,7 @@ from hypernst_cli.cli.state import STATE
 def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], draws: int,
                           region_mixed: int, limit: Optional[int], seed: int, output: Path,
                           weights: Optional[str], config: str, backend: str, strength: float,
-                          iterations: int, detail: Optional[float], precision: Optional[str],
+                          iterations: Optional[int], detail: Optional[float], precision: Optional[str],
                           compile_models: Optional[bool], json_out: bool) -> None:
     from hypernst_cli.errors import UsageError
     from hypernst_cli.eval.analogies import (
@@ -37,7 +37,7 @@ def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], dr
         region_mixed=region_mixed, limit=limit, strength=strength, log=STATE.info,
         settings={"model": f"{model_info.config.name} from {model_info.origin} "
                            f"{model_info.source}",
-                  "detail": pipe.detail, "iterations": iterations, "faces_backend":
+                  "detail": pipe.detail, "iterations": pipe.iterations, "faces_backend":
                   pipe.faces.backend},
     )
     if json_out:

@@ -23,7 +23,7 @@ def interpolate(
     frame_ms: int = typer.Option(150, "--frame-ms", min=10, help="GIF frame duration."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Frames per forward pass."),
     size: Optional[int] = opt.SIZE,
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,

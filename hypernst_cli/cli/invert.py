@@ -16,7 +16,7 @@ def invert(
     contents: list[str] = typer.Argument(..., help="Content photos: files, folders or globs."),
     output: Path = opt.output_option("Output folder."),
     size: Optional[int] = opt.SIZE,
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,

@@ -16,7 +16,10 @@ BACKEND = typer.Option(
     "auto", "--backend",
     help="Face backend: auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
 SEED = typer.Option(None, "--seed", help="Seed of the style-code patch sampling (config default).")
-ITERATIONS = typer.Option(3, "--iterations", min=1, help="Hyper-network refinement iterations.")
+ITERATIONS = typer.Option(
+    None, "--iterations", min=1,
+    help="Hyper-network refinement iterations (default: the model's, hypernet.iterations in its "
+         "config.json: 3 in the shipped configs).")
 SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")
 OVERWRITE = typer.Option(
     False, "--overwrite/--skip-existing",
@@ -45,7 +48,7 @@ def output_option(help_text: str) -> Any:
 
 
 def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
-                  iterations: int = 3, no_cache: bool = False, precision: Optional[str] = None,
+                  iterations: Optional[int] = None, no_cache: bool = False, precision: Optional[str] = None,
                   compile: Optional[bool] = None, detail: Optional[float] = 0.0) -> Any:
     """Load the models once for this process, with a status line.
 

@@ -43,7 +43,7 @@ def stylize(
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Faces per forward pass."),
     shard: Optional[str] = opt.SHARD,
     size: Optional[int] = opt.SIZE,
-    iterations: int = opt.ITERATIONS,
+    iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,

@@ -7,8 +7,8 @@ aggregated reference feature) pair and gives one logit per query patch. In Hyper
 patches come from one region (background, face, hair) of the style image and the query patches
 from the same region of the stylized output, so textures are compared region to region.
 
-:func:`region_patch_boxes` and :func:`crop_patches` draw the patches: square windows lying mostly
-(``coverage``) inside a region of a label mask, seeded by a ``torch.Generator``.
+The patches themselves are drawn by :mod:`hypernst_cli.models.patches` (``region_boxes``,
+``crop_patches``): this module is the network only.
 """
 
 from __future__ import annotations
@@ -79,57 +79,6 @@ class PatchCooccurrenceDiscriminator(nn.Module):
         (high: the query patches share the reference patches' texture)."""
         reference = self.aggregate(self.extract_features(reference_patches))
         return self.discriminate(self.extract_features(query_patches), reference)
-
-
-# --- patch sampling ----------------------------------------------------------------------------
-
-
-def window_coverage(region: torch.Tensor, size: int) -> torch.Tensor:
-    """Fraction of each size x size window inside ``region`` (bool [H, W]): [H-s+1, W-s+1]."""
-    r = region.to(torch.float64)
-    integral = torch.nn.functional.pad(r.cumsum(0).cumsum(1), (1, 0, 1, 0))
-    sums = (integral[size:, size:] - integral[:-size, size:] - integral[size:, :-size]
-            + integral[:-size, :-size])
-    return (sums / (size * size)).to(torch.float32)
-
-
-def region_patch_boxes(mask: torch.Tensor, region: int, count: int, size: int,
-                       coverage: float = 0.8, generator: torch.Generator | None = None
-                       ) -> torch.Tensor:
-    """Top-left corners [n, 2] (row, col) of ``count`` random size x size windows of ``mask``
-    (integer labels [H, W]) with at least ``coverage`` of their pixels in label ``region``.
-
-    Distinct windows are drawn while enough qualify, else some repeat; n = 0 when no window
-    qualifies (the caller decides the fallback, e.g. skip the region).
-    """
-    if mask.ndim != 2:
-        raise ValueError(f"expected a label mask [H, W], got {tuple(mask.shape)}")
-    h, w = mask.shape
-    if size > min(h, w):
-        raise ValueError(f"patch size {size} larger than the mask {h}x{w}")
-    cover = window_coverage(mask == region, size)
-    valid = torch.nonzero(cover >= coverage - 1e-6)  # [m, 2], row-major: deterministic order
-    m = valid.shape[0]
-    if m == 0 or count <= 0:
-        return torch.zeros(0, 2, dtype=torch.long, device=mask.device)
-    gen_device = generator.device if generator is not None else torch.device("cpu")
-    if m >= count:
-        pick = torch.randperm(m, generator=generator, device=gen_device)[:count]
-    else:
-        pick = torch.randint(m, (count,), generator=generator, device=gen_device)
-    return valid[pick.to(valid.device)]
-
-
-def crop_patches(image: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.Tensor:
-    """Crop windows: image [C, H, W] with boxes [n, 2] -> [n, C, s, s]
-    (or image [B, C, H, W] with boxes [B, n, 2] -> [B, n, C, s, s])."""
-    if image.ndim == 4:
-        return torch.stack([crop_patches(im, bx, size) for im, bx in zip(image, boxes)])
-    offs = torch.arange(size, device=image.device)
-    boxes = boxes.to(image.device)
-    rows = (boxes[:, 0, None] + offs)[:, :, None]  # [n, s, 1]
-    cols = (boxes[:, 1, None] + offs)[:, None, :]  # [n, 1, s]
-    return image[:, rows, cols].permute(1, 0, 2, 3)  # [C, n, s, s] -> [n, C, s, s]
 
 
 def build_patch_disc(cfg: PatchDiscConfig) -> PatchCooccurrenceDiscriminator:

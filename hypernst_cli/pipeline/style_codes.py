@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from hypernst_cli.configs import StyleCodeConfig
 from hypernst_cli.errors import NoFaceError, UsageError
 from hypernst_cli.faces.regions import REGION_IDS, REGION_NAMES
+from hypernst_cli.models.patches import SAMPLER_VERSION, crop_boxes, region_square_boxes
 
 N_REGIONS = len(REGION_NAMES)
 #: the row of a code table that holds the global code A(s)
@@ -77,58 +78,6 @@ class StyleCodes:
         return (c @ c.T).cpu().numpy()
 
 
-# --- patch sampling ----------------------------------------------------------------------------
-
-
-def _integral(region_mask: np.ndarray) -> np.ndarray:
-    ii = np.zeros((region_mask.shape[0] + 1, region_mask.shape[1] + 1), dtype=np.int64)
-    ii[1:, 1:] = region_mask.astype(np.int64).cumsum(0).cumsum(1)
-    return ii
-
-
-def _box_sum(ii: np.ndarray, top: int, left: int, size: int) -> int:
-    b, r = top + size, left + size
-    return int(ii[b, r] - ii[top, r] - ii[b, left] + ii[top, left])
-
-
-def patch_coverage(mask: np.ndarray, region: int, box: PatchBox) -> float:
-    """Fraction of a patch's pixels that belong to ``region``."""
-    window = mask[box.top : box.top + box.size, box.left : box.left + box.size]
-    return float((window == region).mean())
-
-
-def sample_region_patches(
-    mask: np.ndarray, region: int, cfg: StyleCodeConfig, rng: np.random.Generator
-) -> list[PatchBox]:
-    """Up to ``cfg.patches_per_region`` square patches covering ``region`` >= ``cfg.coverage``.
-
-    Centres are drawn among the region's own pixels (far more hits than uniform positions for
-    small regions such as hair); sides are uniform in [patch_min, patch_max] of the short image
-    side. At most ``cfg.max_tries`` draws, so a thin region may yield fewer (or no) patches.
-    """
-    h, w = mask.shape
-    in_region = mask == region
-    ys, xs = np.nonzero(in_region)
-    if len(ys) == 0:
-        return []
-    ii = _integral(in_region)
-    short = min(h, w)
-    lo = max(2, int(round(cfg.patch_min * short)))
-    hi = max(lo, int(round(cfg.patch_max * short)))
-    kept: list[PatchBox] = []
-    for _ in range(cfg.max_tries):
-        size = int(rng.integers(lo, hi + 1))
-        size = min(size, short)
-        i = int(rng.integers(len(ys)))
-        top = int(np.clip(ys[i] - size // 2, 0, h - size))
-        left = int(np.clip(xs[i] - size // 2, 0, w - size))
-        if _box_sum(ii, top, left, size) >= cfg.coverage * size * size:
-            kept.append(PatchBox(top, left, size))
-            if len(kept) >= cfg.patches_per_region:
-                break
-    return kept
-
-
 # --- codes -------------------------------------------------------------------------------------
 
 
@@ -151,16 +100,21 @@ def compute_style_codes(
     All crops (the whole image and every kept patch) go through the encoder in one batch; each is
     resized to ``encode_size`` (the encoder's input size) first so they can be stacked.
     """
-    rng = np.random.default_rng(cfg.seed if seed is None else seed)
+    gen = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
     h, w = image.shape[:2]
     size = encode_size or min(h, w)
     full = _to_tensor01(image)
     crops = [full]
     per_region: list[list[PatchBox]] = []
+    labels = None if mask is None else torch.tensor(mask)  # a copy: masks may be read-only
+    # patch sides from the config's fractions of the short side (at least 2 px)
+    lo = max(2, int(round(cfg.patch_min * min(h, w))))
+    hi = max(lo, int(round(cfg.patch_max * min(h, w))))
     for region in range(N_REGIONS):
-        boxes = [] if mask is None else sample_region_patches(mask, region, cfg, rng)
-        per_region.append(boxes)
-        crops += [full[:, b.top : b.top + b.size, b.left : b.left + b.size] for b in boxes]
+        boxes = torch.zeros(0, 3, dtype=torch.long) if labels is None else region_square_boxes(
+            labels, region, cfg.patches_per_region, lo, hi, cfg.coverage, cfg.max_tries, gen)
+        per_region.append([PatchBox(*b) for b in boxes.tolist()])
+        crops += crop_boxes(full, boxes)
     batch = torch.stack(
         [
             F.interpolate(c[None], size=(size, size), mode="bilinear", antialias=True,
@@ -262,7 +216,8 @@ class StyleCodeProvider:
     """Style codes per style image, computed once: in memory for the run, on disk across runs.
 
     The disk cache key covers everything the codes depend on: the sha256 of the image bytes, the
-    encoder's model id, the parser id and the sampling settings (P, patch sizes, threshold, seed).
+    encoder's model id, the parser id and the sampling settings (P, patch sizes, threshold, seed,
+    the sampler's version).
     A changed image or model therefore never reuses stale codes.
     """
 
@@ -300,6 +255,7 @@ class StyleCodeProvider:
             "coverage": repr(c.coverage),
             "max_tries": str(c.max_tries),
             "seed": str(c.seed),
+            "sampler": SAMPLER_VERSION,  # the positions a seed gives (models/patches.py)
             "encode_size": str(self.encode_size),
         }
 

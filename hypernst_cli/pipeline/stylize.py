@@ -116,15 +116,21 @@ class HyperNSTPipeline:
     ``detail``: the strength of the content's fine detail restored on ``generate``'s outputs
     (``restore_detail``); None = the model config's ``detail.strength`` (0 in the paper's
     configs). Renders of edited latents (``render``, ``generate(latent=...)``) never get it.
+
+    ``iterations``: the hyper-network's refinement passes; None = the model config's
+    ``hypernet.iterations`` (what a trained model records: the passes it was trained with).
     """
 
-    def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int = 3,
+    def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
                  detail: float | None = None) -> None:
         self.models = models
         self.faces = faces
         self.provider = provider
-        self.iterations = iterations
+        self.iterations = int(models.config.hypernet.iterations if iterations is None else iterations)
+        if self.iterations < 1:
+            raise UsageError(f"refinement iterations must be at least 1, got {self.iterations}",
+                             hint="--iterations N, or hypernet.iterations in the model's config.json")
         if detail is not None and detail < 0:
             raise UsageError(f"--detail must be 0 or more, got {detail:g}",
                              hint="0 = the generator's output as is; 1 = the content's full detail")
@@ -198,7 +204,7 @@ class HyperNSTPipeline:
         backend: str = "auto",
         seed: int | None = None,
         cache: bool = True,
-        iterations: int = 3,
+        iterations: int | None = None,
         precision: str | None = None,
         compile: bool | None = None,
         detail: float | None = None,
@@ -207,8 +213,6 @@ class HyperNSTPipeline:
         from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
         from hypernst_cli.pipeline.session import face_processor, make_style_code_provider
 
-        if iterations < 1:
-            raise UsageError(f"--iterations must be at least 1, got {iterations}")
         dev = resolve_device(device)
         models = load_models(weights, config, dev, INFERENCE_PARTS)
         faces = face_processor(backend, dev)

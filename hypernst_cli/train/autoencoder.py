@@ -44,17 +44,16 @@ import torch
 from torch import nn
 
 from hypernst_cli.errors import UsageError
-from hypernst_cli.models.patch_disc import crop_patches
+from hypernst_cli.models.patches import crop_patches, random_boxes
 from hypernst_cli.pipeline.core import encode, encoder_input_size, invert, render, resize
 from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
-from hypernst_cli.train.losses import (
-    d_logistic,
-    ema_decay,
-    ema_update,
-    g_nonsaturating,
-    laplacian_l1,
-    r1_penalty,
+from hypernst_cli.train.discriminator import (
+    DiscriminatorTerm,
+    LazyR1,
+    discriminator_optimizer,
+    discriminator_step,
 )
+from hypernst_cli.train.losses import ema_decay, ema_update, g_nonsaturating, laplacian_l1
 
 
 def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
@@ -70,11 +69,6 @@ def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
         head.bias -= shift / head.lr_mul
         out.latent_avg += shift
     return out
-
-
-def random_boxes(batch: int, count: int, size: int, side: int, gen: torch.Generator) -> torch.Tensor:
-    """Top-left corners [batch, count, 2] of random size x size windows in a side x side image."""
-    return torch.randint(0, side - size + 1, (batch, count, 2), generator=gen)
 
 
 @dataclass
@@ -102,15 +96,13 @@ class AutoencoderStage(ModelStage):
         self.G.style.requires_grad_(False)
         synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("style.")]
         betas = tuple(float(b) for b in cfg["betas"])
-        r1_every = max(1, int(loss["r1_every"]))
-        d_ratio = r1_every / (r1_every + 1) if loss["r1"] > 0 else 1.0
+        self.r1 = LazyR1.from_loss(loss)
         d_params = list(self.D.parameters()) + (list(self.PD.parameters()) if self.PD else [])
         self.optimizers = {
             "generator": torch.optim.Adam(synthesis, lr=float(cfg["lr"]), betas=betas),
             "encoder": torch.optim.Adam(self.E.parameters(), lr=float(cfg["lr_encoder"]),
                                         betas=(0.9, 0.999)),
-            "discriminator": torch.optim.Adam(d_params, lr=float(cfg["lr_d"]) * d_ratio,
-                                              betas=tuple(b ** d_ratio for b in betas)),
+            "discriminator": discriminator_optimizer(d_params, float(cfg["lr_d"]), self.r1, betas),
         }
         self.modules = {"generator": self.G, "encoder": self.E, "g_ema": self.G_ema,
                         "e_ema": self.E_ema, "discriminator": self.D}
@@ -156,10 +148,9 @@ class AutoencoderStage(ModelStage):
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(patches of x' (fake queries), patches of x (reference), other patches of x (real
         queries)), each [B, count, 3, p, p]."""
-        b, k, p, side = x.shape[0], self.patch_count, self.patch_size, x.shape[-1]
-        fake_q = crop_patches(y, random_boxes(b, k, p, side, gen), p)
-        ref = crop_patches(x, random_boxes(b, k, p, side, gen), p)
-        real_q = crop_patches(x, random_boxes(b, k, p, side, gen), p)
+        b, k, p, (h, w) = x.shape[0], self.patch_count, self.patch_size, x.shape[-2:]
+        fake_q, ref, real_q = (crop_patches(image, random_boxes(b, k, p, h, w, gen), p)
+                               for image in (y, x, x))
         return fake_q, ref, real_q
 
     # --- one step ----------------------------------------------------------------------------
@@ -213,39 +204,13 @@ class AutoencoderStage(ModelStage):
         self.ctx.step(opt_e)
         logs["loss"] = float(loss.detach())
 
-        # discriminators: x real, x' fake (one generator pass per step: x' detached)
-        if use_adv or use_patch:
-            self.D.requires_grad_(True)
-            d_loss = y.new_zeros((), dtype=torch.float32)
-            if use_adv:
-                with self.ctx.autocast():
-                    d_loss = d_loss + d_logistic(self.D_train(x).float(),
-                                                 self.D_train(y.detach()).float())
-            if patches is not None:
-                self.PD.requires_grad_(True)
-                fake_q, ref, real_q = patches
-                with self.ctx.autocast():
-                    d_loss = d_loss + d_logistic(self.PD_train(real_q, ref).float(),
-                                                 self.PD_train(fake_q.detach(), ref).float())
-            opt_d.zero_grad(set_to_none=True)
-            self.ctx.backward(d_loss)
-            self.ctx.step(opt_d)
-            logs["d_loss"] = float(d_loss.detach())
-            r1_every = max(1, int(loss_cfg["r1_every"]))
-            if float(loss_cfg["r1"]) > 0 and step % r1_every == 0:
-                total = x.new_zeros(())
-                opt_d.zero_grad(set_to_none=True)
-                if use_adv:  # full precision: second-order gradients
-                    real = x.detach().requires_grad_(True)
-                    logits = self.D_train(real)
-                    total = total + r1_penalty(logits, real) + 0 * logits.sum()
-                if patches is not None:
-                    real_q = patches[2].detach().requires_grad_(True)
-                    plogits = self.PD_train(real_q, patches[1])
-                    total = total + r1_penalty(plogits, real_q) + 0 * plogits.sum()
-                (float(loss_cfg["r1"]) / 2 * r1_every * total).backward()
-                opt_d.step()
-                logs["r1"] = float(total.detach())
+        # discriminators: x real, x' fake (one generator pass per step: x' detached); the
+        # patch discriminator's queries against the same reference patches of x
+        terms = [DiscriminatorTerm(self.D_train, real=x, fake=y)] if use_adv else []
+        if patches is not None:
+            fake_q, ref, real_q = patches
+            terms.append(DiscriminatorTerm(self.PD_train, real=real_q, fake=fake_q, context=(ref,)))
+        logs.update(discriminator_step(self.ctx, opt_d, terms, step, self.r1).logs)
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
 

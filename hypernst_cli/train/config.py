@@ -23,6 +23,13 @@ else:  # pragma: no cover
 STAGES = ("generator", "encoder", "reconstruct", "stylize", "aladin", "autoencoder")
 DEFAULTS_DIR = Path(__file__).resolve().parent / "defaults"
 
+#: (stage, old option) -> new name, with why: an old config says which key to rename instead of
+#: failing as an unknown option
+RENAMED = {
+    ("stylize", "layers"): ("stylize_layers", "the model config's hypernet.layers is another "
+                                              "thing: the layers that get offsets at all"),
+}
+
 
 def stage_defaults(stage: str) -> dict[str, Any]:
     if stage not in STAGES:
@@ -77,6 +84,13 @@ def parse_override(text: str) -> dict[str, Any]:
     return node
 
 
+def _refuse_renamed(stage: str, options: dict[str, Any], source: str) -> None:
+    for (renamed_stage, old), (new, why) in RENAMED.items():
+        if stage == renamed_stage and old in options:
+            raise UsageError(f"{source}: the {stage} option '{old}' is now '{new}' ({why}): "
+                             f"rename it")
+
+
 def load_train_config(
     stage: str, file: Path | None = None, overrides: list[str] | None = None
 ) -> dict[str, Any]:
@@ -91,9 +105,12 @@ def load_train_config(
         user_stage = user.pop("stage", stage)
         if user_stage != stage:
             raise UsageError(f"{file} is a '{user_stage}' config, not '{stage}'")
+        _refuse_renamed(stage, user, str(file))
         cfg = _merge(cfg, user, allow_new=False, where="")
     for text in overrides or []:
-        cfg = _merge(cfg, parse_override(text), allow_new=False, where="")
+        override = parse_override(text)
+        _refuse_renamed(stage, override, f"override '{text}'")
+        cfg = _merge(cfg, override, allow_new=False, where="")
     cfg["stage"] = stage
     return cfg
 

@@ -4,7 +4,8 @@
 trained from scratch. Losses: ``l2`` * MSE + ``lpips`` * LPIPS (when its backbone is found) between
 the image and G(E(image)); ``delta_reg`` * sum_i ||w_i - w_0|| (e4e's delta regularisation);
 progressive deltas (one more W+ delta enabled every ``progressive_every`` steps); an optional
-latent discriminator (weight ``latent_disc``) pulling the encoded w towards the mapping's W.
+latent discriminator (weight ``latent_disc``) pulling the encoded w towards the mapping's W, with
+lazy R1 (``r1`` every ``r1_every`` steps, as e4e).
 The encoder's ``latent_avg`` is the generator's mean latent.
 """
 
@@ -19,7 +20,13 @@ from torch import nn
 
 from hypernst_cli.pipeline.core import invert
 from hypernst_cli.train.common import ImageUnion, ModelStage, progressive_stage, sample_sheet
-from hypernst_cli.train.losses import d_logistic, g_nonsaturating, r1_penalty, reconstruction_loss
+from hypernst_cli.train.discriminator import (
+    DiscriminatorTerm,
+    LazyR1,
+    discriminator_optimizer,
+    discriminator_step,
+)
+from hypernst_cli.train.losses import g_nonsaturating, reconstruction_loss
 
 
 class LatentDiscriminator(nn.Module):
@@ -57,8 +64,9 @@ class EncoderStage(ModelStage):
             self.latent_D = LatentDiscriminator(self.G.style_dim).to(self.device)
             self.latent_D_train = self.ctx.wrap(self.latent_D)
             self.modules["latent_disc"] = self.latent_D
-            self.optimizers["latent_disc"] = torch.optim.Adam(self.latent_D.parameters(),
-                                                              lr=cfg["lr"])
+            self.r1 = LazyR1.from_loss(loss)
+            self.optimizers["latent_disc"] = discriminator_optimizer(
+                self.latent_D.parameters(), cfg["lr"], self.r1, betas=(0.9, 0.999))
         self.lpips_loss = self.lpips()
         self.data = ImageUnion([self.image_set("content"), self.image_set("style")])
         self.sampler = self.make_sampler(len(self.data))
@@ -89,17 +97,11 @@ class EncoderStage(ModelStage):
             with torch.no_grad():
                 real_w = self.G.mapping(torch.randn(x.shape[0], self.G.style_dim, device=self.device))
                 fake_w = invert(self.E, x).flatten(0, 1)
-            self.latent_D.requires_grad_(True)
-            real_w.requires_grad_(True)
-            real_logits = self.latent_D_train(real_w)
-            d_loss = d_logistic(real_logits, self.latent_D_train(fake_w))
-            d_loss = d_loss + 10.0 / 2 * r1_penalty(real_logits, real_w)
-            opt = self.optimizers["latent_disc"]
-            opt.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt.step()
+            term = DiscriminatorTerm(self.latent_D_train, real=real_w, fake=fake_w,
+                                     loss_key="latent_d_loss", r1_key="latent_r1")
+            logs.update(discriminator_step(self.ctx, self.optimizers["latent_disc"], [term], step,
+                                           self.r1).logs)
             self.latent_D.requires_grad_(False)
-            logs["latent_d_loss"] = float(d_loss.detach())
 
         with self.ctx.autocast():
             w = self.call(self.E_train, self.resize_in(x))

@@ -18,14 +18,14 @@ import torch
 
 from hypernst_cli.train.augment import AdaptiveP, augment
 from hypernst_cli.train.common import ImageUnion, ModelStage, sample_sheet
-from hypernst_cli.train.losses import (
-    d_logistic,
-    ema_decay,
-    ema_update,
-    g_nonsaturating,
-    path_length_penalty,
-    r1_penalty,
+from hypernst_cli.train.discriminator import (
+    DiscriminatorTerm,
+    LazyR1,
+    discriminator_optimizer,
+    discriminator_step,
+    lazy_adam,
 )
+from hypernst_cli.train.losses import ema_decay, ema_update, g_nonsaturating, path_length_penalty
 
 
 @dataclass
@@ -43,15 +43,12 @@ class GeneratorStage(ModelStage):
         self.D_train = self.ctx.wrap(self.D)
         # lazy regularisation: Adam's lr and betas scaled as in StyleGAN2 for the skipped steps
         betas = tuple(float(b) for b in cfg["betas"])
-        r1_every = max(1, int(loss["r1_every"]))
+        self.r1 = LazyR1.from_loss(loss)
         pl_every = max(1, int(loss["path_length_every"]))
-        g_ratio = pl_every / (pl_every + 1) if loss["path_length"] > 0 else 1.0
-        d_ratio = r1_every / (r1_every + 1) if loss["r1"] > 0 else 1.0
         self.optimizers = {
-            "generator": torch.optim.Adam(self.G.parameters(), lr=cfg["lr"] * g_ratio,
-                                          betas=tuple(b ** g_ratio for b in betas)),
-            "discriminator": torch.optim.Adam(self.D.parameters(), lr=cfg["lr"] * d_ratio,
-                                              betas=tuple(b ** d_ratio for b in betas)),
+            "generator": lazy_adam(self.G.parameters(), cfg["lr"], betas, pl_every,
+                                   regularised=loss["path_length"] > 0),
+            "discriminator": discriminator_optimizer(self.D.parameters(), cfg["lr"], self.r1, betas),
         }
         self.modules = {"generator": self.G, "g_ema": self.g_ema, "discriminator": self.D}
         self.data = ImageUnion([self.image_set("content"), self.image_set("style")])
@@ -100,34 +97,18 @@ class GeneratorStage(ModelStage):
         opt_g, opt_d = self.optimizers["generator"], self.optimizers["discriminator"]
         logs: dict[str, float] = {}
 
-        # discriminator: real vs generated
-        self.D.requires_grad_(True)
+        # discriminator: real vs generated, both through the augmentation (ADA)
         with torch.no_grad(), self.ctx.autocast():
             fake = self.G(self.latents(b), randomize_noise=True)
-        with self.ctx.autocast():
-            real_logits = self.D_train(self.aug(real))
-            fake_logits = self.D_train(self.aug(fake.detach()))
-            d_loss = d_logistic(real_logits.float(), fake_logits.float())
-        opt_d.zero_grad(set_to_none=True)
-        self.ctx.backward(d_loss)
-        self.ctx.step(opt_d)
+        term = DiscriminatorTerm(lambda images: self.D_train(self.aug(images)), real=real, fake=fake)
+        update = discriminator_step(self.ctx, opt_d, [term], step, self.r1)
+        real_logits, fake_logits = update.real_logits[0], update.fake_logits[0]
         if self.ada is not None:
             self.ada.observe(real_logits)
             self.ada.update(step, self.ctx.distributed)
             logs["ada_p"] = self.ada.p
-        logs.update(d_loss=float(d_loss.detach()), real_score=float(real_logits.detach().mean()),
-                    fake_score=float(fake_logits.detach().mean()))
-
-        r1_every = max(1, int(loss_cfg["r1_every"]))
-        if loss_cfg["r1"] > 0 and step % r1_every == 0:
-            real_in = real.detach().requires_grad_(True)
-            logits = self.D_train(self.aug(real_in))  # full precision: second-order gradients
-            penalty = r1_penalty(logits, real_in)
-            opt_d.zero_grad(set_to_none=True)
-            # the 0 * logits term keeps every D parameter in the graph (DDP bookkeeping)
-            (loss_cfg["r1"] / 2 * penalty * r1_every + 0 * logits[0].sum()).backward()
-            opt_d.step()
-            logs["r1"] = float(penalty.detach())
+        logs.update(update.logs, real_score=float(real_logits.mean()),
+                    fake_score=float(fake_logits.mean()))
 
         # generator: non-saturating loss through the (frozen) discriminator
         self.D.requires_grad_(False)
@@ -146,8 +127,10 @@ class GeneratorStage(ModelStage):
             images = self.G_train(wplus, randomize_noise=True)
             penalty, self.mean_path_length = path_length_penalty(images, wplus, self.mean_path_length)
             opt_g.zero_grad(set_to_none=True)
-            (loss_cfg["path_length"] * pl_every * penalty + 0 * images[0, 0, 0, 0]).backward()
-            opt_g.step()
+            # full precision, a lazy regulariser: outside the GradScaler (see TrainContext)
+            self.ctx.backward(loss_cfg["path_length"] * pl_every * penalty + 0 * images[0, 0, 0, 0],
+                              scaled=False)
+            self.ctx.step(opt_g, scaled=False)
             logs["path_length"] = float(penalty.detach())
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()

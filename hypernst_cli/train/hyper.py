@@ -27,6 +27,7 @@ heads below ``start_layer`` frozen). Per batch, content images c and style image
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -34,7 +35,7 @@ import numpy as np
 import torch
 
 from hypernst_cli.models.hypernet import RefineResult, refine
-from hypernst_cli.models.patch_disc import crop_patches, region_patch_boxes
+from hypernst_cli.models.patches import crop_patches, region_boxes
 from hypernst_cli.pipeline.core import Latent, condition, encode, render
 from hypernst_cli.pipeline.style_codes import N_REGIONS
 from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
@@ -45,11 +46,15 @@ from hypernst_cli.train.common import (
     sample_sheet,
     style_code_provider,
 )
+from hypernst_cli.train.discriminator import (
+    DiscriminatorTerm,
+    LazyR1,
+    discriminator_optimizer,
+    discriminator_step,
+)
 from hypernst_cli.train.losses import (
     analogy_loss,
-    d_logistic,
     g_nonsaturating,
-    r1_penalty,
     reconstruction_loss,
     region_colour_loss,
     structure_loss,
@@ -62,6 +67,11 @@ class HyperStage(ModelStage):
     """The frozen networks, the codes and the refinement loop both stages share."""
 
     def setup_frozen(self) -> None:
+        # the exported model records the refinement passes it was trained with: inference's
+        # default number of iterations (HyperNSTPipeline)
+        assert self.model_cfg is not None
+        self.model_cfg = self.model_cfg.replace(hypernet=dataclasses.replace(
+            self.model_cfg.hypernet, iterations=int(self.cfg["iterations"])))
         self.G = self.frozen(self.network("generator", required=True))
         self.E = self.frozen(self.network("encoder", required=True))
         self.aladin = self.frozen(self.network("aladin", required=True))
@@ -220,11 +230,11 @@ class StylizeStage(HyperStage):
                           "(train stage 1, `hypernst train reconstruct`, first)")
         from hypernst_cli.errors import UsageError
 
-        spec = self.cfg["layers"]
+        spec = self.cfg["stylize_layers"]
         try:
             self._trained_layers = self.H.stylization_layers(spec)
         except ValueError as exc:
-            raise UsageError(f"layers: {exc}") from None
+            raise UsageError(f"stylize_layers: {exc}") from None
         self.H.freeze_for_stylization(self._trained_layers)
         self.H.train()
         self.H_train = self.ctx.wrap(self.H)
@@ -243,11 +253,12 @@ class StylizeStage(HyperStage):
         self.D_train = self.ctx.wrap(self.D)
         self.PD_train = self.ctx.wrap(self.PD)
         self.modules = {"hypernet": self.H, "discriminator": self.D, "patch_disc": self.PD}
-        lr_d = float(self.cfg["lr_d"])
+        self.r1 = LazyR1.from_loss(self.cfg["loss"])
         self.optimizers = {
             "hypernet": self.hyper_optimizer(),
-            "discriminators": torch.optim.Adam(list(self.D.parameters()) + list(self.PD.parameters()),
-                                               lr=lr_d, betas=(0.0, 0.99)),
+            "discriminators": discriminator_optimizer(
+                list(self.D.parameters()) + list(self.PD.parameters()), float(self.cfg["lr_d"]),
+                self.r1),
         }
         self.content_sampler = self.make_sampler(len(self.content))
         self.style_sampler = self.make_sampler(len(self.style), salt=1)
@@ -295,8 +306,8 @@ class StylizeStage(HyperStage):
     # --- region-matched patches ------------------------------------------------------------------
     def patches(self, image: torch.Tensor, mask: torch.Tensor, region: int, count: int,
                 gen: torch.Generator) -> torch.Tensor | None:
-        boxes = region_patch_boxes(mask.cpu(), region, count, self.patch_size,
-                                   float(self.cfg["loss"]["patch_coverage"]), generator=gen)
+        boxes = region_boxes(mask.cpu(), region, count, self.patch_size,
+                             float(self.cfg["loss"]["patch_coverage"]), generator=gen)
         if boxes.shape[0] == 0:
             return None
         return crop_patches(image, boxes, self.patch_size)
@@ -369,6 +380,8 @@ class StylizeStage(HyperStage):
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
         latent, initial = self.start(c)
         logs: dict[str, float] = {}
+        # the last pass's reconstruction and stylization losses, as backpropagated: the logged total
+        last_losses: dict[str, float] = {}
         n_iter = int(self.cfg["iterations"])
         opt_h = self.optimizers["hypernet"]
         opt_h.zero_grad(set_to_none=True)
@@ -379,10 +392,12 @@ class StylizeStage(HyperStage):
         def rec_fn(y: torch.Tensor, t: int) -> torch.Tensor:
             loss, parts = reconstruction_loss(y, c, l2=loss_cfg["l2"], lpips_weight=loss_cfg["lpips"],
                                               lpips=self.lpips_loss)
+            weighted = loss_cfg["rec"] * loss
             if t == n_iter - 1:
                 logs["loss_rec"] = float(loss.detach())
                 logs.update({f"rec_{k}": float(v) for k, v in parts.items()})
-            return loss_cfg["rec"] * loss
+                last_losses["rec"] = float(weighted.detach())
+            return weighted
 
         offset_weight = float(loss_cfg["offsets"])
         self.refine(c, c_mask, own, latent, initial, rec_fn, offset_weight)
@@ -409,53 +424,34 @@ class StylizeStage(HyperStage):
                              patch_pairs=float(0 if pairs is None else pairs[0].shape[0]))
             if t == n_iter - 1:
                 logs.update(parts)
+                last_losses["style"] = float(loss.detach())
             return loss
 
         stylized = self.refine(c, c_mask, swapped, latent, initial, style_fn,
                                offset_weight).images[-1][n_a:]
         self.ctx.step(opt_h)
         if self.adversarial:
-            self.discriminator_step(step, s, s_mask, stylized, u_mask, gen, logs)
+            terms = self.discriminator_terms(s, s_mask, stylized, u_mask, gen)
+            update = discriminator_step(self.ctx, self.optimizers["discriminators"], terms, step,
+                                        self.r1)
+            logs.update({"d_patch_loss": 0.0, **update.logs})  # 0: no region pair this step
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
-        logs["loss"] = loss_cfg["rec"] * logs["loss_rec"] + sum(
-            float(loss_cfg[k]) * logs.get(f"loss_{k}", 0.0) for k in ("colour", "code", "structure")
-        ) + loss_cfg["style"] * (logs.get("loss_disc", 0.0) + logs.get("loss_pcd", 0.0)
-                                 ) + logs.get("loss_analogy", 0.0)
+        logs["loss"] = sum(last_losses.values())
         return logs
 
-    def discriminator_step(self, step: int, s: torch.Tensor, s_mask: torch.Tensor,
-                           stylized: torch.Tensor, c_mask: torch.Tensor, gen: torch.Generator,
-                           logs: dict[str, float]) -> None:
-        """One update of both discriminators: y(c, s) fake, s real; R1 on reals every r1_every."""
-        loss_cfg = self.cfg["loss"]
-        opt_d = self.optimizers["discriminators"]
-        self.D.requires_grad_(True)
-        self.PD.requires_grad_(True)
-        opt_d.zero_grad(set_to_none=True)
-        d_loss = d_logistic(self.D_train(s), self.D_train(stylized))
+    def discriminator_terms(self, s: torch.Tensor, s_mask: torch.Tensor, stylized: torch.Tensor,
+                            c_mask: torch.Tensor, gen: torch.Generator) -> list[DiscriminatorTerm]:
+        """Both discriminators' inputs: y(c, s) fake and s real for the image discriminator;
+        region-matched patches of y(c, s) fake and other patches of s real, each against
+        patches of s as the reference, for the patch discriminator (when a region pairs)."""
+        terms = [DiscriminatorTerm(self.D_train, real=s, fake=stylized)]
         pairs = self.patch_pairs(stylized, c_mask, s, s_mask, gen)
-        pd_loss = s.new_zeros(())
         if pairs is not None:
             fake_q, ref, real_q = pairs
-            pd_loss = d_logistic(self.PD_train(real_q, ref), self.PD_train(fake_q, ref))
-        self.ctx.backward(d_loss + pd_loss)
-        self.ctx.step(opt_d)
-        logs.update(d_loss=float(d_loss.detach()), d_patch_loss=float(pd_loss.detach()))
-        r1_every = max(1, int(loss_cfg["r1_every"]))
-        if loss_cfg["r1"] > 0 and step % r1_every == 0:
-            opt_d.zero_grad(set_to_none=True)
-            real = s.detach().requires_grad_(True)
-            logits = self.D_train(real)
-            penalty = r1_penalty(logits, real)
-            total = penalty + 0 * logits.sum()
-            if pairs is not None:
-                real_q = pairs[2].detach().requires_grad_(True)
-                plogits = self.PD_train(real_q, pairs[1])
-                total = total + r1_penalty(plogits, real_q) + 0 * plogits.sum()
-            (loss_cfg["r1"] / 2 * r1_every * total).backward()
-            opt_d.step()
-            logs["r1"] = float(penalty.detach())
+            terms.append(DiscriminatorTerm(self.PD_train, real=real_q, fake=fake_q, context=(ref,),
+                                           loss_key="d_patch_loss", r1_key="r1_patch"))
+        return terms
 
     def sample_grid(self) -> np.ndarray:
         from hypernst_cli.train.data import make_batch

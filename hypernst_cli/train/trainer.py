@@ -65,14 +65,17 @@ class TrainContext:
         ids = [self.device.index] if self.device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
 
-    def backward(self, loss: torch.Tensor) -> None:
-        if self.scaler is not None:
+    # ``scaled=False``: a full-precision pass outside autocast (a lazy regulariser such as R1,
+    # second-order gradients) that the GradScaler must not see: fp32 gradients need no loss
+    # scaling, and the scaler allows one step per optimizer between two updates.
+    def backward(self, loss: torch.Tensor, *, scaled: bool = True) -> None:
+        if self.scaler is not None and scaled:
             self.scaler.scale(loss).backward()
         else:
             loss.backward()
 
-    def step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
+    def step(self, optimizer: torch.optim.Optimizer, *, scaled: bool = True) -> None:
+        if self.scaler is not None and scaled:
             self.scaler.step(optimizer)
         else:
             optimizer.step()
