@@ -30,10 +30,9 @@ def main() -> None:
     from hypernst_cli.configs import get_config
     from hypernst_cli.device import configure_cpu_threads
     from hypernst_cli.pipeline.models import init_networks
-    from hypernst_cli.pipeline.session import face_processor, parser_id
-    from hypernst_cli.pipeline.style_codes import StyleCodeProvider
-
     from hypernst_cli.io import load_image
+    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
+    from hypernst_cli.pipeline.session import face_processor, parser_id
 
     configure_cpu_threads()
     faces = face_processor("dlib")

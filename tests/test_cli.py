@@ -86,6 +86,27 @@ def test_bad_device_spec_is_exit_2(run_cli):
     assert r.exit_code == 2 and "invalid --device" in r.stderr
 
 
+def test_region_spec_and_strength_are_checked_by_the_cli(run_cli, tmp_path):
+    """--region and --strength are the CLI's to check (cli/options.py, typer's range): a bad
+    value is a usage error before any model loads."""
+    from hypernst_cli.cli.options import parse_region_spec
+    from hypernst_cli.errors import UsageError
+
+    assert parse_region_spec("hair=a.png, face=b.png") == {"hair": "a.png", "face": "b.png"}
+    assert parse_region_spec("Background=c.png,") == {"background": "c.png"}
+    for bad, message in (("beard=x.png", "unknown region 'beard'"), ("hair", "invalid region spec"),
+                         (" , ", "empty region spec")):
+        with pytest.raises(UsageError, match=message):
+            parse_region_spec(bad)
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    for p in (a, b):
+        Image.new("RGB", (8, 8)).save(p)
+    r = run_cli("stylize", a, b, "-o", tmp_path / "out.png", "--strength", "1.5")
+    assert r.exit_code == 2 and "--strength" in r.stderr
+    r = run_cli("stylize", a, b, "-o", tmp_path / "out.png", "--region", "beard=a.png")
+    assert r.exit_code == 2 and "unknown region 'beard'" in r.stderr
+
+
 def _bad_files(tmp_path):
     import io
 

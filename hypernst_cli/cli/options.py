@@ -1,4 +1,5 @@
-"""Options shared by the inference commands (one definition, one meaning everywhere)."""
+"""Options shared by the inference commands, and the parsing of their specs (one definition, one
+meaning everywhere)."""
 
 from __future__ import annotations
 
@@ -68,6 +69,26 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
                + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else "")
                + (f"; detail {pipe.detail:g}" if pipe.detail else ""))
     return pipe
+
+
+def parse_region_spec(spec: str) -> dict[str, str]:
+    """Parse ``--region hair=a.png,face=b.png,background=c.png`` into a dict (paths not checked
+    here); a malformed part or an unknown region is a one-line usage error naming the regions."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.faces.regions import REGION_IDS, REGION_NAMES
+
+    out: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip().lower()
+        if not sep or not value.strip():
+            raise UsageError(f"invalid region spec '{part}'", hint="use REGION=STYLE_IMAGE, e.g. hair=a.png")
+        if name not in REGION_IDS:
+            raise UsageError(f"unknown region '{name}'", hint=f"use {', '.join(REGION_NAMES)}")
+        out[name] = value.strip()
+    if not out:
+        raise UsageError("empty region spec", hint="e.g. hair=a.png,face=b.png")
+    return out
 
 
 def is_image_file(path: Path) -> bool:

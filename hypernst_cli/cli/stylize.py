@@ -24,6 +24,8 @@ def stylize(
     output: Path = opt.output_option("Output file (one result) or folder."),
     style: Optional[list[str]] = typer.Option(
         None, "--style", "-s", help="Style image(s), file/folder/glob; repeatable."),
+    # the range check of --strength: typer refuses a value outside [0, 1] with its usage message
+    # (blend interpolates between the content's own codes and the style's, never extrapolates)
     strength: float = typer.Option(
         1.0, "--strength", min=0.0, max=1.0,
         help="0 = the content's own style (reconstruction), 1 = the style image's."),
@@ -64,7 +66,6 @@ def stylize(
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
     from hypernst_cli.io.inputs import unique_stems
-    from hypernst_cli.pipeline.style_codes import parse_region_spec
 
     if style:
         content_specs, style_specs = inputs, style
@@ -77,7 +78,7 @@ def stylize(
     styles = collect_images(style_specs)
     if not contents or not styles:
         raise UsageError("no content or no style images found in the given inputs")
-    regions = {k: Path(v) for k, v in parse_region_spec(region).items()} if region else {}
+    regions = {k: Path(v) for k, v in opt.parse_region_spec(region).items()} if region else {}
     for p in regions.values():
         if not p.is_file():
             raise UsageError(f"--region: {p}: no such file")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hypernst_cli.pipeline.style_codes import StyleCodeProvider
+from hypernst_cli.pipeline.code_cache import StyleCodeProvider
 
 
 def face_processor(backend: str = "auto", device: Any = None) -> Any:

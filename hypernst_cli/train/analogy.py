@@ -38,7 +38,7 @@ from hypernst_cli.styles.families import (
 from hypernst_cli.train.data import make_batch, to_uint8
 
 if TYPE_CHECKING:
-    from hypernst_cli.pipeline.style_codes import StyleCodeProvider
+    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
 
 #: per item: the draw of each region (the same draw in every region unless region-mixed)
 RegionDraws = dict[int, StyleDraw]

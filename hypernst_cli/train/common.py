@@ -107,7 +107,7 @@ def style_code_provider(aladin: nn.Module, model_cfg: ModelConfig, data_dir: Pat
                         samples: list[Sample], device: torch.device) -> Any:
     """A StyleCodeProvider over the prepared masks, caching under DATA/codes."""
     from hypernst_cli.pipeline.models import fingerprint
-    from hypernst_cli.pipeline.style_codes import StyleCodeProvider
+    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
 
     return StyleCodeProvider(
         aladin.encode, PreparedMasks(samples), model_cfg.style_codes,

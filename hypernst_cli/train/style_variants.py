@@ -21,7 +21,7 @@ from hypernst_cli.train.data import ImageSet, Sample
 from hypernst_cli.train.pseudo_styles import colour_grade
 
 if TYPE_CHECKING:
-    from hypernst_cli.pipeline.style_codes import StyleCodeProvider
+    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
 
 #: share of the copies that are monochrome (saturation 0): the colour-space corner art sets
 #: cover least and that a colourful generator misses most

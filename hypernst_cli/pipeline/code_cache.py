@@ -1,0 +1,166 @@
+"""The style-code provider: Eq. 1's codes of style images, computed once and cached.
+
+The maths is pipeline/style_codes.py; this module is the bookkeeping around it: reading the image,
+hashing its bytes, an in-memory cache for the run and a safetensors cache on disk across runs
+(keyed by everything the codes depend on).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hypernst_cli.configs import StyleCodeConfig
+from hypernst_cli.errors import NoFaceError
+from hypernst_cli.models.patches import SAMPLER_VERSION
+from hypernst_cli.pipeline.style_codes import Encoder, PatchBox, StyleCodes, compute_style_codes
+
+#: A parser maps an RGB uint8 image to a uint8 region mask (H, W), or raises NoFaceError.
+Parser = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(eq=False)
+class StyleCodeProvider:
+    """Style codes per style image, computed once: in memory for the run, on disk across runs.
+
+    The disk cache key covers everything the codes depend on: the sha256 of the image bytes, the
+    encoder's model id, the parser id and the sampling settings (P, patch sizes, threshold, seed,
+    the sampler's version).
+    A changed image or model therefore never reuses stale codes.
+    """
+
+    encoder: Encoder
+    parser: Parser | None
+    cfg: StyleCodeConfig
+    _: KW_ONLY
+    model_id: str
+    parser_id: str = "none"
+    encode_size: int | None = None
+    cache_dir: Path | None = None
+    device: torch.device | str = "cpu"
+    #: how many images went through the encoder (for reports and tests)
+    computed: int = field(default=0, init=False)
+    _memory: dict[str, StyleCodes] = field(default_factory=dict, init=False, repr=False)
+
+    def settings(self) -> dict[str, str]:
+        c = self.cfg
+        return {
+            "model_id": self.model_id,
+            "parser_id": self.parser_id,
+            "patches_per_region": str(c.patches_per_region),
+            "patch_min": repr(c.patch_min),
+            "patch_max": repr(c.patch_max),
+            "coverage": repr(c.coverage),
+            "max_tries": str(c.max_tries),
+            "seed": str(c.seed),
+            "sampler": SAMPLER_VERSION,  # the positions a seed gives (models/patches.py)
+            "encode_size": str(self.encode_size),
+        }
+
+    def cache_key(self, image_sha256: str) -> str:
+        blob = json.dumps({"image": image_sha256, **self.settings()}, sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+    def cache_path(self, image_sha256: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / "codes" / f"{self.cache_key(image_sha256)}.safetensors"
+
+    def for_file(self, path: str | Path) -> StyleCodes:
+        from hypernst_cli.io import load_image
+        from hypernst_cli.io.inputs import file_sha256
+
+        sha = file_sha256(path)
+        if sha in self._memory:
+            return self._memory[sha]
+        codes = self._load(sha)
+        if codes is None:
+            image = load_image(path)
+            codes = self.for_image(image, sha=sha)
+        codes.meta.setdefault("source", str(path))
+        self._memory[sha] = codes
+        return codes
+
+    def for_image(self, image: np.ndarray, *, sha: str | None = None,
+                  mask: np.ndarray | None = None) -> StyleCodes:
+        """Codes of an in-memory image (cached under ``sha`` when given). ``mask``: its region
+        labels when already known (a parsed content face), else the parser runs."""
+        if sha is not None:
+            if sha in self._memory:
+                return self._memory[sha]
+            cached = self._load(sha)
+            if cached is not None:
+                self._memory[sha] = cached
+                return cached
+        if mask is None and self.parser is not None:
+            try:
+                mask = self.parser(image)
+            except NoFaceError:
+                mask = None
+        codes = compute_style_codes(
+            image, mask, self.encoder, self.cfg, encode_size=self.encode_size, device=self.device
+        )
+        self.computed += 1
+        codes.meta.update(self.settings())
+        if sha is not None:
+            codes.meta["image_sha256"] = sha
+            self._save(sha, codes)
+            self._memory[sha] = codes
+        return codes
+
+    # safetensors with the settings as metadata; written atomically
+    def _save(self, sha: str, codes: StyleCodes) -> None:
+        path = self.cache_path(sha)
+        if path is None:
+            return
+        from safetensors.torch import save_file
+
+        from hypernst_cli.io.atomic import atomic_path
+
+        meta = dict(codes.meta)
+        meta["sources"] = ",".join(codes.sources)
+        meta["face_found"] = str(codes.face_found)
+        meta["patches"] = json.dumps([[[b.top, b.left, b.size] for b in r] for r in codes.patches])
+        tensors = {"global": codes.global_code.contiguous(), "regions": codes.region_codes.contiguous()}
+        try:
+            with atomic_path(path) as tmp:
+                save_file(tensors, str(tmp), metadata=meta)
+        except OSError:
+            return  # a read-only cache only costs speed
+        codes.meta["cache"] = str(path)
+
+    def _load(self, sha: str) -> StyleCodes | None:
+        path = self.cache_path(sha)
+        if path is None or not path.is_file():
+            return None
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = fh.metadata() or {}
+                glob = fh.get_tensor("global")
+                regions = fh.get_tensor("regions")
+        except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
+            return None
+        expected = {**self.settings(), "image_sha256": sha}
+        if any(meta.get(k) != v for k, v in expected.items()):
+            return None
+        patches = tuple(
+            tuple(PatchBox(*b) for b in r) for r in json.loads(meta.get("patches", "[]"))
+        )
+        codes = StyleCodes(
+            global_code=glob,
+            region_codes=regions,
+            sources=tuple(meta.get("sources", "").split(",")),
+            patches=patches,
+            face_found=meta.get("face_found") == "True",
+            meta={k: v for k, v in meta.items() if k not in ("sources", "patches", "face_found")},
+        )
+        codes.meta["cache"] = str(path)
+        return codes
