@@ -31,8 +31,8 @@ def main() -> None:
     from hypernst_cli.device import configure_cpu_threads
     from hypernst_cli.pipeline.models import init_networks
     from hypernst_cli.io import load_image
-    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
-    from hypernst_cli.pipeline.session import face_processor, parser_id
+    from hypernst_cli.pipeline.code_cache import StyleCodeProvider, style_code_provider
+    from hypernst_cli.pipeline.session import face_processor
 
     configure_cpu_threads()
     faces = face_processor("dlib")
@@ -44,10 +44,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as cache:
 
             def provider() -> StyleCodeProvider:
-                return StyleCodeProvider(aladin.encode, faces.parse_image, cfg.style_codes,
-                                         model_id=f"bench-{name}", parser_id=parser_id(faces),
-                                         encode_size=cfg.aladin.image_size,
-                                         cache_dir=Path(cache))
+                return style_code_provider(aladin, cfg, faces, cache_dir=Path(cache),
+                                           device="cpu", aladin_id=f"bench-{name}")
 
             first = provider()
             t0 = time.perf_counter()

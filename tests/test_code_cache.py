@@ -1,12 +1,13 @@
 """The cached style-code provider (pipeline/code_cache.py): memory and disk caches, cache keys,
-fall-backs."""
+fall-backs, and ``style_code_provider``, the one builder inference and training share."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from hypernst_cli.errors import NoFaceError
-from hypernst_cli.pipeline.code_cache import StyleCodeProvider
+from hypernst_cli.pipeline.code_cache import StyleCodeProvider, style_code_provider
 from test_style_codes import CFG, CountingEncoder, synthetic_portrait
 
 
@@ -86,3 +87,70 @@ def test_cache_keys_are_unchanged():
                                  parser_id="prepared-masks", encode_size=32)
     assert provider.cache_key("0" * 64) == "fd26a07ea60bf9e4674adc186ff19f99"
 
+
+class _Masks:
+    """A RegionMasks: what a face processor or a prepared folder gives the builder."""
+
+    parser_id = "test-masks"
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+        self.calls = 0
+
+    def parse_image(self, image: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.mask
+
+
+def test_one_builder_for_inference_and_training(tmp_path):
+    from hypernst_cli.configs import get_config
+    from hypernst_cli.pipeline.models import fingerprint, init_networks
+
+    cfg = get_config("tiny")
+    aladin = init_networks(cfg, ["aladin"])["aladin"].eval()
+    image, mask = synthetic_portrait(cfg.aladin.image_size)
+    masks = _Masks(mask)
+    # training's call: ALADIN's hash computed from the module, codes under DATA/codes
+    trained = style_code_provider(aladin, cfg, masks, cache_dir=tmp_path, device="cpu")
+    assert trained.model_id == f"aladin-{fingerprint(aladin.state_dict())}"
+    assert trained.parser_id == "test-masks" and trained.cfg == cfg.style_codes
+    assert trained.encode_size == cfg.aladin.image_size and trained.cache_dir == tmp_path
+    codes = trained.for_image(image, sha="a" * 64)
+    assert masks.calls == 1 and codes.sources == ("patches",) * 3
+    assert (tmp_path / "codes" / f"{trained.cache_key('a' * 64)}.safetensors").is_file()
+    # inference's call: the hash load_models already computed (the same for the same weights),
+    # another seed; it finds the same cache entry only when the settings match
+    loaded = style_code_provider(aladin, cfg, masks, cache_dir=tmp_path, device="cpu",
+                                 aladin_id=fingerprint(aladin.state_dict()))
+    assert loaded.cache_key("a" * 64) == trained.cache_key("a" * 64)
+    again = loaded.for_image(image, sha="a" * 64)
+    assert loaded.computed == 0 and torch.equal(again.table, codes.table)
+    reseeded = style_code_provider(aladin, cfg, masks, cache_dir=None, device="cpu", seed=123)
+    assert reseeded.cfg.seed == 123 and reseeded.cache_key("a" * 64) != trained.cache_key("a" * 64)
+    # no masks: no parser, every region falls back to the global code
+    plain = style_code_provider(aladin, cfg, None, cache_dir=None, device="cpu")
+    assert plain.parser is None and plain.parser_id == "none"
+    assert plain.for_image(image).fallbacks() == ["background", "face", "hair"]
+
+
+def test_prepare_and_the_training_stages_share_the_cache(tiny_model_dir, tmp_path):
+    """`hypernst prepare --weights` caches the codes exactly where, and under the keys, the
+    hyper-network stages look for them: the stage encodes nothing."""
+    import json
+
+    from hypernst_cli.train.config import load_train_config
+    from hypernst_cli.train.prepare import cache_codes
+    from hypernst_cli.train.run import build_stage
+    from hypernst_cli.train.trainer import TrainContext
+    from synthetic_faces import write_prepared
+
+    data = write_prepared(tmp_path / "data", n_content=3, n_style=2)
+    info = cache_codes(data, str(tiny_model_dir), None, torch.device("cpu"))
+    assert info["codes_computed"] == info["codes_images"] == 5
+    options = {"model": "tiny", "data": str(data), "init": str(tiny_model_dir), "steps": 1,
+               "batch_size": 2, "sample_every": 0, "checkpoint_every": 0}
+    cfg = load_train_config("reconstruct",
+                            overrides=[f"{k}={json.dumps(v)}" for k, v in options.items()])
+    stage = build_stage(cfg, TrainContext(device=torch.device("cpu")))
+    assert stage.code_provider.model_id == info["codes_model"]
+    assert stage.code_provider.computed == 0 and stage.all_codes.shape[:2] == (5, 4)

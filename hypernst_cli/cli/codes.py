@@ -33,19 +33,24 @@ def codes(
     code, the cosine similarity between region codes, and where the codes are cached.
     """
     from hypernst_cli.cli.batch import FATAL_ERRORS
+    from hypernst_cli.device import resolve_device
     from hypernst_cli.errors import HypernstError, UsageError
+    from hypernst_cli.info import cache_dir
     from hypernst_cli.io import collect_images
-    from hypernst_cli.pipeline.session import style_code_provider
+    from hypernst_cli.pipeline.code_cache import style_code_provider
+    from hypernst_cli.pipeline.models import load_models
+    from hypernst_cli.pipeline.session import face_processor
 
     paths = collect_images(styles)
     if not paths:
         raise UsageError("no style images found in the given inputs")
     if output is not None and output.suffix != ".safetensors":
         raise UsageError(f"{output}: codes are written as .safetensors")
-    provider = style_code_provider(
-        weights=weights, config=config, device=STATE.device, backend=backend, seed=seed,
-        cache=not no_cache,
-    )
+    dev = resolve_device(STATE.device)
+    models = load_models(weights, config, dev, parts=("aladin",))  # ALADIN only: no generator
+    provider = style_code_provider(models.aladin, models.config, face_processor(backend, dev),
+                                   cache_dir=None if no_cache else cache_dir(), device=dev,
+                                   seed=seed, aladin_id=models.model_id("aladin"))
     results = {}
     failures = 0
     for path in paths:

@@ -67,6 +67,11 @@ class FaceProcessor:
 
             require_weights(DETECTION_WEIGHTS)
 
+    @property
+    def parser_id(self) -> str:
+        """Names the region parser in style-code cache keys (other parsers give other codes)."""
+        return f"{self.backend}-{self.parser_kind if self.backend == 'facexlib' else 'landmarks'}"
+
     # --- backends (lazy) ---------------------------------------------------------------------
 
     @property

@@ -2,27 +2,79 @@
 
 The maths is pipeline/style_codes.py; this module is the bookkeeping around it: reading the image,
 hashing its bytes, an in-memory cache for the run and a safetensors cache on disk across runs
-(keyed by everything the codes depend on).
+(keyed by everything the codes depend on), and :func:`style_code_provider`, the one way to build
+a provider for a model's ALADIN, used by inference (pipeline/stylize.py, ``hypernst codes``) and
+training (train/hyper.py, ``hypernst prepare``) alike, so both compute and find the same codes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 
-from hypernst_cli.configs import StyleCodeConfig
+from hypernst_cli.configs import ModelConfig, StyleCodeConfig
 from hypernst_cli.errors import NoFaceError
 from hypernst_cli.models.patches import SAMPLER_VERSION
 from hypernst_cli.pipeline.style_codes import Encoder, PatchBox, StyleCodes, compute_style_codes
 
 #: A parser maps an RGB uint8 image to a uint8 region mask (H, W), or raises NoFaceError.
 Parser = Callable[[np.ndarray], np.ndarray]
+
+
+class RegionMasks(Protocol):
+    """Where a provider's region masks come from: a face processor at inference
+    (faces.FaceProcessor), a prepared folder's masks in training (train.common.PreparedMasks)."""
+
+    #: its name in the cache key: other masks give other codes
+    parser_id: str
+
+    def parse_image(self, image: np.ndarray) -> np.ndarray:
+        """Region labels of an RGB uint8 image, or NoFaceError (then: global codes everywhere)."""
+        ...
+
+
+def style_code_provider(
+    aladin: Any,
+    model_cfg: ModelConfig,
+    masks: RegionMasks | None,
+    *,
+    cache_dir: Path | None,
+    device: torch.device | str,
+    seed: int | None = None,
+    aladin_id: str | None = None,
+) -> StyleCodeProvider:
+    """The one way to build a provider over a model's ALADIN, with the model config's Eq. 1
+    settings (inference, ``hypernst codes``, ``hypernst prepare`` and the training stages).
+
+    ``masks``: the region parser (None: no parser, every region falls back to the global code);
+    ``cache_dir``: codes are kept under CACHE_DIR/codes (None: in memory only); ``seed``: another
+    patch-sampling seed than the config's; ``aladin_id``: the content hash of ALADIN's weights
+    when already known (``LoadedModels.model_id``), else it is hashed here: codes of other
+    weights never come from the cache.
+    """
+    from hypernst_cli.pipeline.models import fingerprint
+
+    cfg = model_cfg.style_codes
+    if seed is not None:
+        cfg = dataclasses.replace(cfg, seed=seed)
+    return StyleCodeProvider(
+        aladin.encode,
+        None if masks is None else masks.parse_image,
+        cfg,
+        model_id=f"aladin-{aladin_id or fingerprint(aladin.state_dict())}",
+        parser_id="none" if masks is None else masks.parser_id,
+        encode_size=model_cfg.aladin.image_size,
+        cache_dir=cache_dir,
+        device=device,
+    )
 
 
 @dataclass(eq=False)

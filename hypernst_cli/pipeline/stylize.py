@@ -210,13 +210,17 @@ class HyperNSTPipeline:
         detail: float | None = None,
     ) -> HyperNSTPipeline:
         from hypernst_cli.device import resolve_device
+        from hypernst_cli.info import cache_dir
+        from hypernst_cli.pipeline.code_cache import style_code_provider
         from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
-        from hypernst_cli.pipeline.session import face_processor, make_style_code_provider
+        from hypernst_cli.pipeline.session import face_processor
 
         dev = resolve_device(device)
         models = load_models(weights, config, dev, INFERENCE_PARTS)
         faces = face_processor(backend, dev)
-        provider = make_style_code_provider(models, faces, seed=seed, cache=cache)
+        provider = style_code_provider(models.aladin, models.config, faces,
+                                       cache_dir=cache_dir() if cache else None, device=dev,
+                                       seed=seed, aladin_id=models.model_id("aladin"))
         return cls(models, faces, provider, iterations=iterations, precision=precision,
                    compile=compile, detail=detail)
 

@@ -73,7 +73,8 @@ class ImageUnion:
 
 
 class PreparedMasks:
-    """The region parser of a prepared folder: looks a mask up by the image's pixels.
+    """The region masks of a prepared folder (a ``code_cache.RegionMasks``): looks a mask up by
+    the image's pixels.
 
     StyleCodeProvider calls its parser on the decoded image; the masks were made by ``hypernst
     prepare``, so the lookup is exact. An image without a mask file (a style image with no face)
@@ -96,24 +97,11 @@ class PreparedMasks:
     def key(image: np.ndarray) -> str:
         return hashlib.sha1(np.ascontiguousarray(image).tobytes()).hexdigest()
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
+    def parse_image(self, image: np.ndarray) -> np.ndarray:
         mask = self._masks.get(self.key(image))
         if mask is None:
             raise NoFaceError("<image>", "no mask in the prepared folder")
         return mask
-
-
-def style_code_provider(aladin: nn.Module, model_cfg: ModelConfig, data_dir: Path,
-                        samples: list[Sample], device: torch.device) -> Any:
-    """A StyleCodeProvider over the prepared masks, caching under DATA/codes."""
-    from hypernst_cli.pipeline.models import fingerprint
-    from hypernst_cli.pipeline.code_cache import StyleCodeProvider
-
-    return StyleCodeProvider(
-        aladin.encode, PreparedMasks(samples), model_cfg.style_codes,
-        model_id=f"aladin-{fingerprint(aladin.state_dict())}", parser_id=PreparedMasks.parser_id,
-        encode_size=model_cfg.aladin.image_size, cache_dir=Path(data_dir), device=device,
-    )
 
 
 def code_tables(provider: Any, samples: list[Sample]) -> torch.Tensor:

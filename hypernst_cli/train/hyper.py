@@ -37,14 +37,15 @@ import torch
 from hypernst_cli.models.hypernet import RefineResult, refine
 from hypernst_cli.models.patches import crop_patches, region_boxes
 from hypernst_cli.pipeline.core import Latent, condition, encode, render
+from hypernst_cli.pipeline.code_cache import style_code_provider
 from hypernst_cli.pipeline.style_codes import N_REGIONS
 from hypernst_cli.train.analogy import AnalogyBatch, AnalogySource
 from hypernst_cli.train.common import (
     ImageUnion,
     ModelStage,
+    PreparedMasks,
     code_tables,
     sample_sheet,
-    style_code_provider,
 )
 from hypernst_cli.train.discriminator import (
     DiscriminatorTerm,
@@ -81,8 +82,9 @@ class HyperStage(ModelStage):
         self.origin["hypernet"] = "trained"
         self.sets = {split: self.image_set(split) for split in self.splits()}
         samples = [s for d in self.sets.values() for s in d.samples]
-        self.code_provider = style_code_provider(self.aladin, self.model_cfg, self.data_dir(),
-                                                 samples, self.device)
+        # codes cached under DATA/codes, where `hypernst prepare` put them
+        self.code_provider = style_code_provider(self.aladin, self.model_cfg, PreparedMasks(samples),
+                                                 cache_dir=self.data_dir(), device=self.device)
         self.codes = {split: code_tables(self.code_provider, d.samples).to(self.device)
                       for split, d in self.sets.items()}
         self.lpips_loss = self.lpips()

@@ -112,14 +112,17 @@ def write_report(out: Path, rows: list[dict[str, Any]], settings: dict[str, Any]
 def cache_codes(out: Path, weights: str, config: str | None, device: Any) -> dict[str, Any]:
     """Region codes of every prepared image with the model's ALADIN, cached under DATA/codes
     (exactly where the training stages look for them)."""
+    from hypernst_cli.pipeline.code_cache import style_code_provider
     from hypernst_cli.pipeline.models import load_models
-    from hypernst_cli.train.common import code_tables, style_code_provider
+    from hypernst_cli.train.common import PreparedMasks, code_tables
     from hypernst_cli.train.data import ImageSet
 
     models = load_models(weights, config, device, parts=("aladin",))
     sets = [ImageSet(out / s, models.config.resolution) for s in SPLITS if any((out / s).glob("*.png"))]
     samples = [s for d in sets for s in d.samples]
-    provider = style_code_provider(models.aladin, models.config, out, samples, device)
+    # ALADIN's hash from its module, as the training stages compute it: the same cache keys
+    provider = style_code_provider(models.aladin, models.config, PreparedMasks(samples),
+                                   cache_dir=out, device=device)
     code_tables(provider, samples)
     return {"codes_model": provider.model_id, "codes_computed": provider.computed,
             "codes_images": len(samples)}
