@@ -172,3 +172,32 @@ def test_trainer_resume_gives_the_same_losses(tmp_path):
     assert resumed[5:] == pytest.approx(reference[5:], rel=1e-6, abs=1e-7)
     assert (tmp_path / "part" / "config.toml").exists()
     assert len(list((tmp_path / "part" / "checkpoints").iterdir())) <= 2
+
+
+def test_stages_checkpoint_their_sampler_positions_under_the_old_keys(tiny_model_dir, tmp_path):
+    """ModelStage.data_state / load_data_state (one implementation for every stage): each
+    sampler's position under the key checkpoints have always used, restored into a new stage."""
+    import json
+
+    from hypernst_cli.train.run import build_stage
+    from hypernst_cli.train.trainer import TrainContext
+    from synthetic_faces import write_prepared
+
+    data = write_prepared(tmp_path / "data", n_content=3, n_style=2)
+    ctx = TrainContext(device=torch.device("cpu"))
+    options = {"model": "tiny", "data": str(data), "init": str(tiny_model_dir), "steps": 1,
+               "batch_size": 2, "sample_every": 0, "checkpoint_every": 0}
+    keys = {"reconstruct": {"position": "sampler"},
+            "stylize": {"content": "content_sampler", "style": "style_sampler"}}
+    for stage_name, samplers in keys.items():
+        cfg = load_train_config(stage_name, overrides=[f"{k}={json.dumps(v)}"
+                                                       for k, v in options.items()])
+        stage = build_stage(cfg, ctx)
+        for attr in samplers.values():
+            getattr(stage, attr).next_batch(2)
+        state = stage.data_state()
+        assert state == {key: getattr(stage, attr).position for key, attr in samplers.items()}
+        assert all(v > 0 for v in state.values())
+        fresh = build_stage(cfg, ctx)
+        fresh.load_data_state(json.loads(json.dumps(state)))  # as the checkpoint stores it
+        assert fresh.data_state() == state

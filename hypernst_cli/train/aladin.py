@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
@@ -69,6 +68,8 @@ class ContrastiveViews:
 
 @dataclass
 class AladinStage(ModelStage):
+    SAMPLERS = {"content": "content_sampler", "style": "style_sampler"}
+
     def setup(self) -> None:
         cfg = self.cfg
         lo, hi = (float(v) for v in cfg["crop_scale"])
@@ -101,13 +102,6 @@ class AladinStage(ModelStage):
         if self.family_share > 0 and len(self.content) < 2:
             raise UsageError("family_positives > 0 needs at least 2 content images (two faces "
                              "per positive pair)")
-
-    def data_state(self) -> dict[str, Any]:
-        return {"content": self.content_sampler.position, "style": self.style_sampler.position}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.content_sampler.position = int(state["content"])
-        self.style_sampler.position = int(state["style"])
 
     def step_generator(self, step: int) -> torch.Generator:
         return torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 7919 + self.ctx.rank)

@@ -37,7 +37,6 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -120,16 +119,6 @@ class AutoencoderStage(ModelStage):
 
         self.preview = make_batch(self.data, list(range(min(4, len(self.data)))))["image"].to(self.device)
 
-    # --- state -------------------------------------------------------------------------------
-    def data_state(self) -> dict[str, Any]:
-        return {"position": self.sampler.position}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.sampler.position = int(state["position"])
-
-    def progressive_stage(self, step: int) -> int:
-        return progressive_stage(step, int(self.cfg["progressive_every"]), self.E.n_latent)
-
     # --- losses ------------------------------------------------------------------------------
     def reconstruction(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss_cfg = self.cfg["loss"]
@@ -156,7 +145,7 @@ class AutoencoderStage(ModelStage):
     # --- one step ----------------------------------------------------------------------------
     def train_step(self, step: int) -> dict[str, float]:
         cfg, loss_cfg = self.cfg, self.cfg["loss"]
-        stage = self.progressive_stage(step)
+        stage = progressive_stage(step, int(cfg["progressive_every"]), self.E.n_latent)
         self.E.set_progressive_stage(stage)
         self.E_ema.set_progressive_stage(stage)
         x = self.batch(self.data, self.sampler)["image"]

@@ -13,7 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -123,6 +123,9 @@ class ModelStage(Stage):
     summary: dict[str, Any] = field(default_factory=dict)
     log: Any = None  # status lines
     warn: Any = None  # warnings (each said once, and recorded in the effective config)
+    #: the stage's data samplers, checkpoint key -> attribute: a resumed run draws the batches it
+    #: would have drawn (a stage with one data stream keeps it as ``sampler``, key "position")
+    SAMPLERS: ClassVar[dict[str, str]] = {"position": "sampler"}
 
     def __post_init__(self) -> None:
         # Identical initial weights on every rank (DDP also broadcasts rank 0's at wrap time).
@@ -213,6 +216,13 @@ class ModelStage(Stage):
 
     def make_sampler(self, n: int, salt: int = 0) -> ResumableSampler:
         return ResumableSampler(n, int(self.cfg["seed"]) + salt, rank=self.ctx.rank, world=self.ctx.world)
+
+    def data_state(self) -> dict[str, Any]:
+        return {key: getattr(self, attr).position for key, attr in self.SAMPLERS.items()}
+
+    def load_data_state(self, state: dict[str, Any]) -> None:
+        for key, attr in self.SAMPLERS.items():
+            getattr(self, attr).position = int(state[key])
 
     def batch(self, data: Any, sampler: ResumableSampler, flip: bool = True) -> dict[str, Any]:
         position = sampler.position

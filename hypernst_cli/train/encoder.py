@@ -12,7 +12,6 @@ The encoder's ``latent_avg`` is the generator's mean latent.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -78,18 +77,10 @@ class EncoderStage(ModelStage):
         n = min(4, len(self.data))
         return make_batch(self.data, list(range(n)))["image"].to(self.device)
 
-    def data_state(self) -> dict[str, Any]:
-        return {"position": self.sampler.position}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.sampler.position = int(state["position"])
-
-    def progressive_stage(self, step: int) -> int:
-        return progressive_stage(step, int(self.cfg["progressive_every"]), self.E.n_latent)
-
     def train_step(self, step: int) -> dict[str, float]:
         loss_cfg = self.cfg["loss"]
-        self.E.set_progressive_stage(self.progressive_stage(step))
+        self.E.set_progressive_stage(
+            progressive_stage(step, int(self.cfg["progressive_every"]), self.E.n_latent))
         x = self.batch(self.data, self.sampler)["image"]
         logs: dict[str, float] = {"progressive_stage": float(self.E.progressive_stage)}
 

@@ -66,11 +66,11 @@ class GeneratorStage(ModelStage):
 
     # --- state -------------------------------------------------------------------------------
     def data_state(self) -> dict[str, Any]:
-        return {"position": self.sampler.position, "mean_path_length": self.mean_path_length,
+        return {**super().data_state(), "mean_path_length": self.mean_path_length,
                 "ada": self.ada.state() if self.ada else None}
 
     def load_data_state(self, state: dict[str, Any]) -> None:
-        self.sampler.position = int(state["position"])
+        super().load_data_state(state)
         self.mean_path_length = float(state.get("mean_path_length", 0.0))
         if self.ada is not None and state.get("ada"):
             self.ada.load(state["ada"])

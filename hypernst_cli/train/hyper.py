@@ -169,12 +169,6 @@ class ReconstructStage(HyperStage):
             raise UsageError(f"splits must name content and/or style, got {splits}")
         return splits
 
-    def data_state(self) -> dict[str, Any]:
-        return {"position": self.sampler.position}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.sampler.position = int(state["position"])
-
     def train_step(self, step: int) -> dict[str, float]:
         loss_cfg = self.cfg["loss"]
         batch = self.batch(self.data, self.sampler)
@@ -215,6 +209,8 @@ class ReconstructStage(HyperStage):
 
 @dataclass
 class StylizeStage(HyperStage):
+    SAMPLERS = {"content": "content_sampler", "style": "style_sampler"}
+
     @property
     def trained_layers(self) -> list[int]:
         return self._trained_layers
@@ -267,13 +263,6 @@ class StylizeStage(HyperStage):
         pd_cfg = self.model_cfg.patch_disc
         self.patch_size = pd_cfg.patch_size
         self.patch_count = pd_cfg.patches_per_region
-
-    def data_state(self) -> dict[str, Any]:
-        return {"content": self.content_sampler.position, "style": self.style_sampler.position}
-
-    def load_data_state(self, state: dict[str, Any]) -> None:
-        self.content_sampler.position = int(state["content"])
-        self.style_sampler.position = int(state["style"])
 
     # --- analogy items ---------------------------------------------------------------------------
     def setup_analogy(self) -> None:
