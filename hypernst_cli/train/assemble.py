@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from hypernst_cli.errors import HypernstError, UsageError
+from hypernst_cli.errors import UsageError
 
 #: networks whose config section travels with them
 SECTIONS = {"generator": "generator", "encoder": "encoder", "aladin": "aladin"}
@@ -57,21 +57,15 @@ def assemble(dst: Path, sources: list[str], config: str = "paper") -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hypernst_cli.train.common import new_folder_main
+
     parser = argparse.ArgumentParser(prog="python -m hypernst_cli.train.assemble",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("dst", type=Path, help="the new model folder")
     parser.add_argument("sources", nargs="+", help="model folders or registry names, in order")
     parser.add_argument("--config", default="paper", help="the config the folder is built on")
     args = parser.parse_args(argv)
-    try:
-        if args.dst.exists():
-            raise UsageError(f"{args.dst} exists", hint="choose a new folder")
-        out = assemble(args.dst, args.sources, args.config)
-    except HypernstError as exc:
-        print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+    return new_folder_main(args.dst, lambda: assemble(args.dst, args.sources, args.config))
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -20,7 +22,7 @@ import torch
 from torch import nn
 
 from hypernst_cli.configs import ModelConfig
-from hypernst_cli.errors import NoFaceError, UsageError
+from hypernst_cli.errors import HypernstError, NoFaceError, UsageError
 from hypernst_cli.train.data import ImageSet, ResumableSampler, Sample, make_batch
 from hypernst_cli.train.trainer import Stage
 
@@ -48,6 +50,20 @@ def resolve_model(cfg: dict[str, Any]) -> tuple[ModelConfig, Any | None, str]:
         data.setdefault("name", Path(model).stem)
         return ModelConfig.from_dict(data), None, ""
     return get_config(model), None, ""
+
+
+def new_folder_main(dst: Path, write: Callable[[], Path]) -> int:
+    """The end of a script that writes a new model folder (train/assemble.py, train/extend.py):
+    never over an existing ``dst``; an error is one line on stderr and exit code 2."""
+    try:
+        if dst.exists():
+            raise UsageError(f"{dst} exists", hint="choose a new folder")
+        out = write()
+    except HypernstError as exc:
+        print(f"error: {exc.one_line()}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
 
 
 def progressive_stage(step: int, every: int, n_latent: int) -> int:

@@ -90,6 +90,8 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hypernst_cli.train.common import new_folder_main
+
     parser = argparse.ArgumentParser(prog="python -m hypernst_cli.train.extend",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("src", type=Path, help="the trained model folder")
@@ -100,16 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global-code", action="store_true",
                         help="add Eq. 2's global style code input A(s) to the hyper-network")
     args = parser.parse_args(argv)
-    try:
-        if args.dst.exists():
-            raise UsageError(f"{args.dst} exists", hint="choose a new folder")
-        out = extend_model(args.src, args.dst, feature_resolution=args.feature_resolution,
-                           global_code=args.global_code)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
+    return new_folder_main(args.dst, lambda: extend_model(
+        args.src, args.dst, feature_resolution=args.feature_resolution,
+        global_code=args.global_code))
 
 
 if __name__ == "__main__":
