@@ -52,7 +52,7 @@ from hypernst_cli.train.discriminator import (
     discriminator_optimizer,
     discriminator_step,
 )
-from hypernst_cli.train.losses import ema_decay, ema_update, g_nonsaturating, laplacian_l1
+from hypernst_cli.train.losses import ema_decay, ema_update, g_nonsaturating, l1_laplacian_loss
 
 
 def recentre_encoder(encoder: nn.Module, mean_w0: torch.Tensor) -> nn.Module:
@@ -122,16 +122,13 @@ class AutoencoderStage(ModelStage):
     # --- losses ------------------------------------------------------------------------------
     def reconstruction(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         loss_cfg = self.cfg["loss"]
-        l1 = (y.float() - x.float()).abs().mean()
-        lap = laplacian_l1(y, x, int(loss_cfg["laplacian_levels"]))
-        total = float(loss_cfg["l1"]) * l1 + float(loss_cfg["laplacian"]) * lap
-        parts = {"l1": float(l1.detach()), "laplacian": float(lap.detach())}
-        if self.lpips_loss is not None and float(loss_cfg["lpips"]) > 0:
-            lp = self.lpips_loss(y, x)
-            total = total + float(loss_cfg["lpips"]) * lp
-            parts["lpips"] = float(lp.detach())
-        parts["rec"] = float(total.detach())
-        return total, parts
+        total, parts = l1_laplacian_loss(
+            y, x, l1=float(loss_cfg["l1"]), laplacian=float(loss_cfg["laplacian"]),
+            lpips_weight=float(loss_cfg["lpips"]), lpips=self.lpips_loss,
+            levels=int(loss_cfg["laplacian_levels"]))
+        logs = {k: float(v) for k, v in parts.items()}
+        logs["rec"] = float(total.detach())
+        return total, logs
 
     def patch_sets(self, y: torch.Tensor, x: torch.Tensor, gen: torch.Generator
                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

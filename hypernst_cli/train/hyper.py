@@ -54,8 +54,8 @@ from hypernst_cli.train.discriminator import (
     discriminator_step,
 )
 from hypernst_cli.train.losses import (
-    analogy_loss,
     g_nonsaturating,
+    l1_laplacian_loss,
     reconstruction_loss,
     region_colour_loss,
     structure_loss,
@@ -289,8 +289,8 @@ class StylizeStage(HyperStage):
     def analogy_term(self, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         """The analogy loss of outputs y(B, T(A)) against their targets T(B)."""
         w = self.analogy.weights
-        loss, parts = analogy_loss(y, target, l1=w["l1"], laplacian=w["laplacian"],
-                                   lpips_weight=w["lpips"], lpips=self.lpips_loss)
+        loss, parts = l1_laplacian_loss(y, target, l1=w["l1"], laplacian=w["laplacian"],
+                                        lpips_weight=w["lpips"], lpips=self.lpips_loss)
         return loss, {"loss_analogy": float(loss.detach()),
                       **{f"analogy_{k}": float(v) for k, v in parts.items()}}
 

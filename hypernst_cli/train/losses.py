@@ -100,11 +100,17 @@ def reconstruction_loss(output: torch.Tensor, target: torch.Tensor, *, l2: float
                         lpips: LPIPSLoss | None) -> tuple[torch.Tensor, dict[str, Any]]:
     """l2 * MSE (+ lpips * LPIPS when the loss module exists); returns (loss, its parts)."""
     mse = F.mse_loss(output.float(), target.float())
-    loss = l2 * mse
-    parts: dict[str, Any] = {"mse": mse.detach()}
-    if lpips is not None and lpips_weight > 0:
+    return _plus_lpips(l2 * mse, {"mse": mse.detach()}, output, target, lpips_weight, lpips)
+
+
+def _plus_lpips(loss: torch.Tensor, parts: dict[str, Any], output: torch.Tensor,
+                target: torch.Tensor, weight: float, lpips: LPIPSLoss | None
+                ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``loss`` + weight * LPIPS (logged as "lpips") when the module was found and the weight is
+    > 0: one place for every paired loss's perceptual term, so a missing backbone drops it alike."""
+    if lpips is not None and weight > 0:
         lp = lpips(output, target)
-        loss = loss + lpips_weight * lp
+        loss = loss + weight * lp
         parts["lpips"] = lp.detach()
     return loss, parts
 
@@ -146,19 +152,17 @@ def laplacian_l1(output: torch.Tensor, target: torch.Tensor, levels: int = 4) ->
 
 
 
-def analogy_loss(output: torch.Tensor, target: torch.Tensor, *, l1: float, laplacian: float,
-                 lpips_weight: float, lpips: LPIPSLoss | None) -> tuple[torch.Tensor, dict[str, Any]]:
-    """A paired target's loss (stage 2's analogy items): l1 * L1 + laplacian * Laplacian-pyramid
-    L1 (+ lpips * LPIPS when the loss module exists); returns (loss, its parts)."""
+def l1_laplacian_loss(output: torch.Tensor, target: torch.Tensor, *, l1: float, laplacian: float,
+                      lpips_weight: float, lpips: LPIPSLoss | None, levels: int = 4
+                      ) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A paired target's loss (stage 2's analogy items, the autoencoder stage's reconstruction):
+    l1 * L1 + laplacian * Laplacian-pyramid L1 over ``levels`` bands (+ lpips * LPIPS when the
+    loss module exists); returns (loss, its parts)."""
     plain = (output.float() - target.float()).abs().mean()
-    pyramid = laplacian_l1(output, target)
-    loss = l1 * plain + laplacian * pyramid
-    parts: dict[str, Any] = {"l1": plain.detach(), "laplacian": pyramid.detach()}
-    if lpips is not None and lpips_weight > 0:
-        lp = lpips(output, target)
-        loss = loss + lpips_weight * lp
-        parts["lpips"] = lp.detach()
-    return loss, parts
+    pyramid = laplacian_l1(output, target, levels)
+    return _plus_lpips(l1 * plain + laplacian * pyramid,
+                       {"l1": plain.detach(), "laplacian": pyramid.detach()},
+                       output, target, lpips_weight, lpips)
 
 # --- style guidance for stage 2 (not in the paper; 0 by default) --------------------------------
 
