@@ -15,7 +15,9 @@ from hypernst_cli.train.extend import extend_model, main
 
 def test_the_new_model_renders_what_the_old_one_did(tiny_model_dir, tmp_path):
     dst = extend_model(tiny_model_dir, tmp_path / "spatial", feature_resolution=16)
-    assert json.loads((dst / "config.json").read_text())["generator"]["feature_resolution"] == 16
+    config = json.loads((dst / "config.json").read_text())
+    assert config["generator"]["feature_resolution"] == 16
+    assert config["detail"]["strength"] == 0.0  # F carries the detail: no post-process
     old = load_models(tiny_model_dir, None, "cpu", INFERENCE_PARTS)
     new = load_models(dst, None, "cpu", INFERENCE_PARTS)  # strict: every tensor accounted for
     assert new.encoder.feature_head is not None and new.generator.spatial

@@ -64,3 +64,24 @@ def test_assemble_takes_each_network_from_the_first_source_and_checks_it(tiny_mo
     assert folder.extra["assembled_from"]["generator"] == str(tiny_model_dir)
     with pytest.raises(HypernstError):  # tiny networks do not fit the 256 px paper config
         assemble(tmp_path / "bad", [str(tiny_model_dir)], "compact")
+
+
+def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_model_dir, tmp_path):
+    """recipes/compact/spatial/run.sh, the shipped model's recipe, end to end on `tiny` (2 steps
+    per stage): the spatial path with the detail post-process off, A(s) added, all four stages."""
+    data = write_prepared(tmp_path / "data", n_content=4, n_style=2)
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
+           "DIRECTIONS": "0", "HYPERNST_CACHE": str(tmp_path / "cache"),
+           "EXTRA": "steps=2 batch_size=2 sample_every=0 checkpoint_every=0 device=cpu"}
+    cmd = ["bash", str(REPO / "recipes" / "compact" / "spatial" / "run.sh"), str(data), str(out),
+           str(tiny_model_dir)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["generator"]["feature_resolution"] == 32 and config["hypernet"]["global_code"]
+    assert config["detail"]["strength"] == 0.0
+    metrics = json.loads((out / "model" / "metrics.json").read_text())
+    assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
+                                       "stylize-global"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-global"

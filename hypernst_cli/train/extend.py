@@ -9,6 +9,7 @@ except:
   renders exactly what SRC rendered (F = G_f(W+) + 0) until the head is trained (the
   ``autoencoder`` stage with ``init`` = DST trains it together with the generator); the
   hyper-network drops the heads of the layers the spatial path skips (they would never run);
+  the detail post-process is switched off (``detail.strength = 0``: F carries the detail);
 - ``--global-code`` (Eq. 2's A(s), ``hypernet.global_code``): every hyper-network head gains its
   projection of the global style code, at zero, so the offsets stay SRC's until a ``reconstruct``
   or ``stylize`` stage trains it.
@@ -50,8 +51,10 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
         raise UsageError(f"{src}: the hyper-network already reads the global code")
     new_cfg = cfg
     if feature_resolution:
-        new_cfg = new_cfg.replace(generator=dataclasses.replace(
-            new_cfg.generator, feature_resolution=feature_resolution))
+        # F carries the detail the post-process restored (as in `compact256`): off by default
+        new_cfg = new_cfg.replace(
+            generator=dataclasses.replace(new_cfg.generator, feature_resolution=feature_resolution),
+            detail=dataclasses.replace(new_cfg.detail, strength=0.0))
     if global_code:
         new_cfg = new_cfg.replace(hypernet=dataclasses.replace(new_cfg.hypernet, global_code=True))
     networks: dict[str, dict[str, torch.Tensor]] = {}

@@ -4,7 +4,8 @@
 #
 #   DATA        a prepared data folder (`hypernst prepare`, see recipes/compact/run.sh steps 1-2;
 #               the shipped model used one prepared at 256 px: SIZE=256)
-#   OUT_DIR     run folders: OUT_DIR/aladin, OUT_DIR/autoencoder-spatial, OUT_DIR/stylize-analogy
+#   OUT_DIR     run folders: OUT_DIR/aladin-families, autoencoder-spatial, stylize-analogy,
+#               stylize-global
 #   INIT        the model to continue [default: the embedded compact model]
 #   MODEL_DEST  where the final model folder goes [default: OUT_DIR/model]
 #
@@ -14,7 +15,9 @@
 #      autoencoder-spatial: the feature head, the encoder and the generator fine-tuned together;
 #   3. stylize-analogy: stage 2 with 3 of 4 batch items analogy items (a quarter region-mixed),
 #      the fourth the unpaired colour/structure guidance on the art portraits;
-#   4. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
+#   4. every hyper-network head given Eq. 2's global code A(s) (train/extend.py --global-code,
+#      zero at first), then stylize-global: 1000 more stage-2 steps, half analogy items;
+#   5. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
 #      UTKFACE_DIR (DIRECTIONS=0: none), history.
 # Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
 # resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
@@ -52,6 +55,12 @@ if [ ! -d "$OUT/spatial-init" ]; then
 fi
 step autoencoder-spatial autoencoder "$OUT/spatial-init"
 step stylize-analogy stylize "$OUT/autoencoder-spatial/final"
+if [ ! -d "$OUT/global-init" ]; then
+    "$PY" -m hypernst_cli.train.extend "$OUT/stylize-analogy/final" "$OUT/global-init.partial" \
+        --global-code
+    mv "$OUT/global-init.partial" "$OUT/global-init"
+fi
+step stylize-global stylize "$OUT/global-init"
 
-finish_model "$OUT/stylize-analogy/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
-    aladin-families autoencoder-spatial stylize-analogy
+finish_model "$OUT/stylize-global/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
+    aladin-families autoencoder-spatial stylize-analogy stylize-global
