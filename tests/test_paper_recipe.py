@@ -83,5 +83,5 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_model_dir, tmp_path):
     assert config["detail"]["strength"] == 0.0
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
-                                       "stylize-global"]
-    assert metrics["trained_by"]["hypernet"] == "stylize-global"
+                                       "stylize-global", "stylize-more"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-more"

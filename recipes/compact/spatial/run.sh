@@ -5,7 +5,7 @@
 #   DATA        a prepared data folder (`hypernst prepare`, see recipes/compact/run.sh steps 1-2;
 #               the shipped model used one prepared at 256 px: SIZE=256)
 #   OUT_DIR     run folders: OUT_DIR/aladin-families, autoencoder-spatial, stylize-analogy,
-#               stylize-global
+#               stylize-global, stylize-more
 #   INIT        the model to continue [default: the embedded compact model]
 #   MODEL_DEST  where the final model folder goes [default: OUT_DIR/model]
 #
@@ -16,7 +16,8 @@
 #   3. stylize-analogy: stage 2 with 3 of 4 batch items analogy items (a quarter region-mixed),
 #      the fourth the unpaired colour/structure guidance on the art portraits;
 #   4. every hyper-network head given Eq. 2's global code A(s) (train/extend.py --global-code,
-#      zero at first), then stylize-global: 1000 more stage-2 steps, half analogy items;
+#      zero at first), then stylize-global: 1000 more stage-2 steps, half analogy items, and
+#      stylize-more: 1000 more as a new run (the shipped model);
 #   5. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
 #      UTKFACE_DIR (DIRECTIONS=0: none), history.
 # Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
@@ -61,6 +62,7 @@ if [ ! -d "$OUT/global-init" ]; then
     mv "$OUT/global-init.partial" "$OUT/global-init"
 fi
 step stylize-global stylize "$OUT/global-init"
+step stylize-more stylize "$OUT/stylize-global/final"
 
-finish_model "$OUT/stylize-global/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
-    aladin-families autoencoder-spatial stylize-analogy stylize-global
+finish_model "$OUT/stylize-more/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
+    aladin-families autoencoder-spatial stylize-analogy stylize-global stylize-more
