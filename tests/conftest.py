@@ -139,6 +139,21 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def tiny_detail_model_dir(tiny_model_dir, tmp_path_factory) -> Path:
+    """`tiny_model_dir` with the detail post-process on (strength 1, as a W+-only `compact`), so a
+    test can see a step switch it off."""
+    import json
+    import shutil
+
+    folder = tmp_path_factory.mktemp("models") / "tiny-detail"
+    shutil.copytree(tiny_model_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["detail"] = {**config.get("detail", {}), "strength": 1.0}
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return folder
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Point hypernst's cache (style codes) at a fresh folder."""

@@ -13,7 +13,8 @@ from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
 from hypernst_cli.train.extend import extend_model, main
 
 
-def test_the_new_model_renders_what_the_old_one_did(tiny_model_dir, tmp_path):
+def test_the_new_model_renders_what_the_old_one_did(tiny_detail_model_dir, tmp_path):
+    tiny_model_dir = tiny_detail_model_dir  # detail on: the spatial path must switch it off
     dst = extend_model(tiny_model_dir, tmp_path / "spatial", feature_resolution=16)
     config = json.loads((dst / "config.json").read_text())
     assert config["generator"]["feature_resolution"] == 16

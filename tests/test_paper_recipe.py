@@ -66,7 +66,7 @@ def test_assemble_takes_each_network_from_the_first_source_and_checks_it(tiny_mo
         assemble(tmp_path / "bad", [str(tiny_model_dir)], "compact")
 
 
-def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_model_dir, tmp_path):
+def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp_path):
     """recipes/compact/spatial/run.sh, the shipped model's recipe, end to end on `tiny` (2 steps
     per stage): the spatial path with the detail post-process off, A(s) added, all four stages."""
     data = write_prepared(tmp_path / "data", n_content=4, n_style=2)
@@ -75,7 +75,7 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_model_dir, tmp_path):
            "DIRECTIONS": "0", "HYPERNST_CACHE": str(tmp_path / "cache"),
            "EXTRA": "steps=2 batch_size=2 sample_every=0 checkpoint_every=0 device=cpu"}
     cmd = ["bash", str(REPO / "recipes" / "compact" / "spatial" / "run.sh"), str(data), str(out),
-           str(tiny_model_dir)]
+           str(tiny_detail_model_dir)]  # detail on in the source: the recipe switches it off
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     config = json.loads((out / "model" / "config.json").read_text())

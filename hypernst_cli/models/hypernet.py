@@ -24,8 +24,8 @@ predicted offsets to the accumulated ones and renders again.
 
 from __future__ import annotations
 
-import math
 import contextlib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -423,9 +423,7 @@ def refine(generator: Generator, hypernet: nn.Module, wplus: torch.Tensor, conte
     mask_trains = torch.is_grad_enabled() and any(p.requires_grad for p in plain.mask_encoder.parameters())
     shared_mask = None
     if not (mask_trains and detach_between):
-        with contextlib.ExitStack() as stack:
-            if not mask_trains:
-                stack.enter_context(torch.no_grad())
+        with torch.set_grad_enabled(mask_trains):
             shared_mask = plain.encode_mask(code_map)
     images: list[torch.Tensor] = []
     offsets: list[torch.Tensor | None] | None = None
