@@ -90,6 +90,11 @@ class HyperNetConfig:
     # model file saved before this field existed (its config.json lacks it) loads as it was
     # trained; the `paper` and `compact256` configs set it.
     global_code: bool = False
+    # Not in the paper (0 = off): the width of the style-conditioned content skip, the content
+    # at full resolution processed under the style's region codes and added to the generator's
+    # features in its last block (models/hypernet.py, ContentSkip): the path by which texture
+    # that follows the photo's edges (lines, hatching, flat fills) can reach the output.
+    skip_width: int = 0
 
 
 @dataclass(frozen=True)

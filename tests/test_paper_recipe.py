@@ -68,7 +68,8 @@ def test_assemble_takes_each_network_from_the_first_source_and_checks_it(tiny_mo
 
 def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp_path):
     """recipes/compact/spatial/run.sh, the shipped model's recipe, end to end on `tiny` (2 steps
-    per stage): the spatial path with the detail post-process off, A(s) added, all four stages."""
+    per stage): the spatial path with the detail post-process off, A(s) and the content skip
+    added, every stage."""
     data = write_prepared(tmp_path / "data", n_content=4, n_style=2)
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHON": sys.executable, "PYTHONPATH": str(REPO),
@@ -76,12 +77,13 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
            "EXTRA": "steps=2 batch_size=2 sample_every=0 checkpoint_every=0 device=cpu"}
     cmd = ["bash", str(REPO / "recipes" / "compact" / "spatial" / "run.sh"), str(data), str(out),
            str(tiny_detail_model_dir)]  # detail on in the source: the recipe switches it off
-    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["generator"]["feature_resolution"] == 32 and config["hypernet"]["global_code"]
     assert config["detail"]["strength"] == 0.0
+    assert config["hypernet"]["skip_width"] == 16
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
-                                       "stylize-global", "stylize-more"]
-    assert metrics["trained_by"]["hypernet"] == "stylize-more"
+                                       "stylize-global", "stylize-more", "stylize-skip"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-skip"

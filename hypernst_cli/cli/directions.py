@@ -281,10 +281,11 @@ def check(
             continue
         base = pipe.generate([face], face.own_codes.table)
         used = base.offsets if offsets else [None] * len(base.offsets)
+        skip = base.skip if offsets else None
         values: dict[str, list[float | None]] = {m: [] for m in MEASURES}
         frames = []
         for alpha in alphas:
-            frame = to_uint8(pipe.render(pipe.edited(face, vector, alpha), used))[0]
+            frame = to_uint8(pipe.render(pipe.edited(face, vector, alpha), used, skip))[0]
             frames.append(frame)
             found = measure_image(frame, box=landmarks)
             for m in MEASURES:

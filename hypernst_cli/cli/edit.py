@@ -59,7 +59,7 @@ def edit(
     base = pipe.generate([face], codes)
     frames = []
     for alpha in alphas:
-        img = pipe.render(pipe.edited(face, vector, alpha), base.offsets)
+        img = pipe.render(pipe.edited(face, vector, alpha), base.offsets, base.skip)
         frames.append(resize_uint8(to_uint8(img)[0], size))
     stem = f"{content.stem}_{name}"
     for i, (alpha, frame) in enumerate(zip(alphas, frames)):

@@ -137,6 +137,58 @@ class MaskEncoder(nn.Module):
         return self.net(code_map)
 
 
+# --- style-conditioned content skip (not in the paper) ------------------------------------------
+
+
+class ContentSkip(nn.Module):
+    """The content at full resolution, processed under the style: a feature residual for the
+    generator's last block (``hypernet.skip_width`` > 0; not in the paper).
+
+    The offsets of the paper scale whole channels, and the generator sees the content only
+    through W+ (and F at r_f): neither can put a line where the photo has an edge. This branch
+    can: content [B, 3, R, R] -> two 3x3 convs of width w, plus one half-resolution level (a
+    stride-2 conv pair, upsampled back) for strokes and dots a few pixels wide -> two 3x3 convs,
+    each scaled and shifted per pixel (FiLM) by the region code map (pooled to R/4: the codes
+    are constant per region) and by A(s) -> a 1x1 conv to the generator's channels at R. The
+    generator adds it to its features after the last block's up conv, so the last conv and the
+    toRGB, with their offsets, render it. The FiLM and output convs start at zero: a model that
+    gains the branch renders as before until it is trained.
+    """
+
+    def __init__(self, code_dim: int, out_channels: int, width: int, resolution: int) -> None:
+        super().__init__()
+        w = width
+        self.code_size = max(1, resolution // 4)
+        self.stem = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(w, w, 3, padding=1), nn.LeakyReLU(0.2))
+        self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
+                                  nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.LeakyReLU(0.2))
+        self.up = nn.Conv2d(2 * w, w, 1)
+        self.body = nn.ModuleList([nn.Conv2d(w, w, 3, padding=1) for _ in range(2)])
+        kaiming_init(self)
+        self.film = nn.ModuleList([nn.Conv2d(code_dim, 2 * w, 1) for _ in range(2)])
+        self.film_global = nn.ModuleList([nn.Linear(code_dim, 2 * w) for _ in range(2)])
+        self.out = nn.Conv2d(w, out_channels, 1)
+        for m in [*self.film, *self.film_global, self.out]:
+            nn.init.zeros_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    def forward(self, content: torch.Tensor, code_map: torch.Tensor,
+                global_code: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.stem(content)
+        half = self.down(x)
+        x = x + self.up(F.interpolate(half, size=x.shape[-2:], mode="bilinear", align_corners=False))
+        codes = F.adaptive_avg_pool2d(code_map.to(x.dtype), self.code_size)
+        for conv, film, film_global in zip(self.body, self.film, self.film_global):
+            params = film(codes)
+            if global_code is not None:
+                params = params + film_global(global_code.to(x.dtype))[..., None, None]
+            params = F.interpolate(params, size=x.shape[-2:], mode="bilinear", align_corners=False)
+            gamma, beta = params.chunk(2, dim=1)
+            x = F.leaky_relu(conv(x) * (1 + gamma) + beta, 0.2)
+        return self.out(x)
+
+
 # --- refinement heads --------------------------------------------------------------------------
 
 
@@ -237,7 +289,7 @@ class HyperNetwork(nn.Module):
                  backbone: str = "resnet34", feature_channels: int = 256, mask_channels: int = 256,
                  feature_size: int = 16, layers: str | list[int] = "all", start_layer: int = 13,
                  shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32,
-                 global_code: bool = False) -> None:
+                 global_code: bool = False, skip_width: int = 0) -> None:
         super().__init__()
         self.specs = list(layer_specs)
         self.uses_global_code = global_code
@@ -276,19 +328,32 @@ class HyperNetwork(nn.Module):
                     self.shared_key[i] = key
                 else:
                     self.outputs[str(i)] = _output_layer(head_hidden, s.out_channels, s.in_channels)
+        # the generator's channels at R: the output of the last block's up conv
+        last_conv = [s for s in self.specs if s.kind == "conv"][-1]
+        self.skip = (ContentSkip(code_dim, last_conv.out_channels, skip_width, resolution)
+                     if skip_width > 0 else None)
 
     def encode_mask(self, code_map: torch.Tensor) -> torch.Tensor:
         return self.mask_encoder(code_map)
 
-    def forward(self, content: torch.Tensor, current: torch.Tensor, code_map: torch.Tensor | None = None,
-                *, mask_features: torch.Tensor | None = None,
-                global_code: torch.Tensor | None = None) -> list[torch.Tensor | None]:
+    def forward(self, content: torch.Tensor, current: torch.Tensor | None,
+                code_map: torch.Tensor | None = None, *,
+                mask_features: torch.Tensor | None = None, global_code: torch.Tensor | None = None,
+                skip: bool = False) -> list[torch.Tensor | None] | torch.Tensor:
         """Offsets [B, out, in] per generator layer (None for layers not tuned).
 
         ``content`` and ``current`` are [B, 3, R, R] in [-1, 1]; ``code_map`` is
         [B, code_dim, R, R] (or pass precomputed ``mask_features`` from :meth:`encode_mask`);
         ``global_code`` [B, code_dim] is A(s), read only with ``uses_global_code``.
+        With ``skip`` (a model with the content skip): the skip's feature residual
+        [B, C_R, R, R] for the generator's last block instead (reads content and code_map only;
+        through forward so that a DDP wrapper sees it).
         """
+        if skip:
+            if self.skip is None or code_map is None:
+                raise ValueError("skip=True needs a hyper-network with the content skip and the "
+                                 "code map")
+            return self.skip(content, code_map, global_code if self.uses_global_code else None)
         if mask_features is None:
             if code_map is None:
                 raise ValueError("pass code_map or mask_features")
@@ -338,6 +403,8 @@ class HyperNetwork(nn.Module):
             mods.append(self.heads[str(i)])
             mods.append(self.shared[self.shared_key[i]] if i in self.shared_key
                         else self.outputs[str(i)])
+        if self.skip is not None:  # it acts on the last block only: a stylization module
+            mods.append(self.skip)
         return mods
 
     def freeze_for_stylization(self, layers: str | list[int] | None = None) -> None:
@@ -374,6 +441,7 @@ class RefineResult:
     images: list[torch.Tensor]  # the output after each iteration, [B, 3, R, R]
     offsets: list[torch.Tensor | None]  # accumulated offsets per layer after the last iteration
     initial: torch.Tensor  # G(w+) without offsets (the starting point)
+    skip: torch.Tensor | None = None  # the content skip's residual (hypernet.skip_width), else None
 
 
 def add_offsets(acc: list[torch.Tensor | None] | None,
@@ -425,9 +493,18 @@ def refine(generator: Generator, hypernet: nn.Module, wplus: torch.Tensor, conte
     if not (mask_trains and detach_between):
         with torch.set_grad_enabled(mask_trains):
             shared_mask = plain.encode_mask(code_map)
+    # the content skip depends on the content and the codes only: computed once, under the same
+    # condition as E_mask
+    skip_trains = plain.skip is not None and torch.is_grad_enabled() and any(
+        p.requires_grad for p in plain.skip.parameters())
+    shared_skip = None
+    if plain.skip is not None and not (skip_trains and detach_between):
+        with torch.set_grad_enabled(skip_trains), autocast():
+            shared_skip = run(hypernet, content, None, code_map, global_code=global_code, skip=True)
     images: list[torch.Tensor] = []
     offsets: list[torch.Tensor | None] | None = None
     previous = initial
+    skip = shared_skip
     for t in range(iterations):
         if detach_between and t > 0:
             previous = previous.detach()
@@ -436,14 +513,17 @@ def refine(generator: Generator, hypernet: nn.Module, wplus: torch.Tensor, conte
             deltas = run(hypernet, content, previous, None if shared_mask is not None else code_map,
                          mask_features=shared_mask, global_code=global_code)
             offsets = add_offsets(offsets, deltas)
-            previous = run(generator, wplus, features=features, offsets=offsets)
+            if plain.skip is not None and shared_skip is None:
+                skip = run(hypernet, content, None, code_map, global_code=global_code, skip=True)
+            previous = run(generator, wplus, features=features, offsets=offsets, skip=skip)
         if on_pass is not None:
             on_pass(previous, offsets, t)
             previous = previous.detach()
         images.append(previous)
     if on_pass is not None:  # their graphs were freed by the hook's backward
         offsets = [o.detach() if o is not None else None for o in offsets or []]
-    return RefineResult(images=images, offsets=offsets or [], initial=initial)
+        skip = None if skip is None else skip.detach()
+    return RefineResult(images=images, offsets=offsets or [], initial=initial, skip=skip)
 
 
 # --- constructors ------------------------------------------------------------------------------
@@ -472,4 +552,4 @@ def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> Hype
                         mask_channels=h.mask_channels, feature_size=h.feature_size, layers=layers,
                         start_layer=h.start_layer, shared_heads=h.shared_heads,
                         head_hidden=h.head_hidden, backbone_width=h.backbone_width,
-                        global_code=h.global_code)
+                        global_code=h.global_code, skip_width=h.skip_width)

@@ -590,7 +590,7 @@ class Generator(nn.Module):
                 feature_residual: torch.Tensor | None = None,
                 offsets: list[torch.Tensor | None] | None = None,
                 noise: list[torch.Tensor] | None = None, randomize_noise: bool = False,
-                return_layer_outputs: bool = False
+                return_layer_outputs: bool = False, skip: torch.Tensor | None = None
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor | None]]:
         """W+ latents [B, n_latent, style_dim] (or W [B, style_dim]) -> image [B, 3, R, R].
 
@@ -604,15 +604,22 @@ class Generator(nn.Module):
         ``randomize_noise``. With ``return_layer_outputs`` also returns each layer's output
         (features for a conv, the running RGB skip for a toRGB; None for a skipped layer), in
         synthesis order. The image is in [-1, 1] for a trained generator (it is not clamped).
+        ``skip``: a feature residual [B, C_R, R, R] added after the last block's up conv (the
+        hyper-network's content skip, ``hypernet.skip_width``; not in the paper).
         """
         if features is not None and feature_residual is not None:
             raise ValueError("give features or feature_residual, not both")
         for name, value in (("features", features), ("feature_residual", feature_residual)):
             if value is not None:
                 self._check_features(value, wplus.shape[0], name)
+        if skip is not None:
+            side = self.channels[self.size], self.size, self.size
+            if tuple(skip.shape) != (wplus.shape[0], *side):
+                raise ValueError(f"expected skip of shape {[wplus.shape[0], *side]}, "
+                                 f"got {list(skip.shape)}")
         wplus, offsets, noise = self._inputs(wplus, offsets, noise, randomize_noise)
         image, outputs = self._synthesize(wplus, offsets, noise, features=features,
-                                          residual=feature_residual)
+                                          residual=feature_residual, content_skip=skip)
         if return_layer_outputs:
             return image, outputs
         return image
@@ -645,7 +652,8 @@ class Generator(nn.Module):
 
     def _synthesize(self, wplus: torch.Tensor, offsets: list[torch.Tensor | None],
                     noise: list[torch.Tensor | None], *, features: torch.Tensor | None = None,
-                    residual: torch.Tensor | None = None, stop_at_features: bool = False
+                    residual: torch.Tensor | None = None, stop_at_features: bool = False,
+                    content_skip: torch.Tensor | None = None
                     ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
         """The synthesis loop of every entry point: (image, or F when ``stop_at_features``;
         the layer outputs)."""
@@ -663,6 +671,8 @@ class Generator(nn.Module):
             k, i = 2 + 3 * b, 1 + 2 * b  # offset index of the block's up conv; its latent
             if features is None or b != first:
                 out = self.convs[2 * b](out, wplus[:, i], noise=noise[2 * b + 1], delta=offsets[k])
+                if content_skip is not None and b == len(self.to_rgbs) - 1:
+                    out = out + content_skip.to(out.dtype)
                 outputs[k] = out
                 out = self.convs[2 * b + 1](out, wplus[:, i + 1], noise=noise[2 * b + 2],
                                             delta=offsets[k + 1])

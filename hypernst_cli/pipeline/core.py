@@ -97,6 +97,7 @@ class StylizeResult:
     iterations: list[torch.Tensor]  # the output after each refinement iteration
     initial: torch.Tensor  # G(w+) with no offsets: the plain e4e reconstruction
     features: torch.Tensor | None = None  # the spatial feature map F (spatial path), else None
+    skip: torch.Tensor | None = None  # the content skip's residual (hypernet.skip_width), else None
 
 
 def stylize_tensors(
@@ -129,6 +130,7 @@ def stylize_tensors(
         iterations=list(result.images),
         initial=result.initial,
         features=latent.features,
+        skip=result.skip,
     )
 
 

@@ -438,11 +438,13 @@ class HyperNSTPipeline:
         """The aligned face crop at the model's resolution (what outputs are compared with)."""
         return self.faces.align_largest(image, self.resolution).image
 
-    def render(self, latent: LatentLike, offsets: list[torch.Tensor | None]) -> torch.Tensor:
-        """G(theta + offsets)(latent) for given latents and (already predicted) offsets."""
+    def render(self, latent: LatentLike, offsets: list[torch.Tensor | None],
+               skip: torch.Tensor | None = None) -> torch.Tensor:
+        """G(theta + offsets)(latent) for given latents and (already predicted) offsets, and the
+        content skip's residual where the model has one (``StylizeResult.skip``)."""
         with self._inference():
             return render(self.generator_for_inference(), as_latent(latent).to(self.device),
-                          offsets).float()
+                          offsets, skip=skip).float()
 
     def edited(self, face: ContentFace, direction: torch.Tensor, strength: float) -> Latent:
         """The face's latent edited along ``direction`` (W+, and F by the generator's own

@@ -1,6 +1,7 @@
 """Give a trained model an optional part it lacks, as the starting point of a fine-tune.
 
-``python -m hypernst_cli.train.extend SRC DST [--feature-resolution R] [--global-code]`` writes a
+``python -m hypernst_cli.train.extend SRC DST [--feature-resolution R] [--global-code]
+[--skip-width W]`` writes a
 model folder whose config is SRC's with the part(s) switched on and whose networks are SRC's,
 except:
 
@@ -12,7 +13,10 @@ except:
   the detail post-process is switched off (``detail.strength = 0``: F carries the detail);
 - ``--global-code`` (Eq. 2's A(s), ``hypernet.global_code``): every hyper-network head gains its
   projection of the global style code, at zero, so the offsets stay SRC's until a ``reconstruct``
-  or ``stylize`` stage trains it.
+  or ``stylize`` stage trains it;
+- ``--skip-width W`` (the style-conditioned content skip, ``hypernet.skip_width``; not in the
+  paper): the hyper-network gains the branch (models/hypernet.py, ContentSkip) with its FiLM and
+  output convs at zero, so the model renders as SRC until a ``stylize`` stage trains it.
 
 Every other tensor must match the new config one to one; anything else is an error, so a wrong
 SRC or R never passes silently. The card records where the folder came from.
@@ -28,20 +32,24 @@ from pathlib import Path
 from hypernst_cli.errors import UsageError
 
 #: the tensors each part adds (a key containing one of these), per network
-NEW_TENSORS = {"encoder": "feature_head.", "hypernet": ".global_proj."}
+NEW_TENSORS = {"encoder": ("feature_head.",), "hypernet": (".global_proj.", "skip.")}
 
 
 def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
-                 global_code: bool = False) -> Path:
-    """Write DST: SRC's model with the spatial path at ``feature_resolution`` (0: unchanged)
-    and/or the hyper-network's global code input (module doc)."""
+                 global_code: bool = False, skip_width: int = 0) -> Path:
+    """Write DST: SRC's model with the spatial path at ``feature_resolution`` (0: unchanged),
+    the hyper-network's global code input and/or its content skip of width ``skip_width``
+    (module doc)."""
     import torch
 
     from hypernst_cli.pipeline.models import build_network
     from hypernst_cli.weights.checkpoint import load_model_folder, save_model_folder
 
-    if not feature_resolution and not global_code:
-        raise UsageError("nothing to add", hint="give --feature-resolution R and/or --global-code")
+    if not feature_resolution and not global_code and not skip_width:
+        raise UsageError("nothing to add",
+                         hint="give --feature-resolution R, --global-code and/or --skip-width W")
+    if skip_width < 0:
+        raise UsageError(f"--skip-width {skip_width}: give a positive width (e.g. 16)")
     folder = load_model_folder(src)
     cfg = folder.model_config()
     if feature_resolution and cfg.generator.feature_resolution:
@@ -49,6 +57,9 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
                          f"(feature_resolution {cfg.generator.feature_resolution})")
     if global_code and cfg.hypernet.global_code:
         raise UsageError(f"{src}: the hyper-network already reads the global code")
+    if skip_width and cfg.hypernet.skip_width:
+        raise UsageError(f"{src}: the hyper-network already has the content skip "
+                         f"(width {cfg.hypernet.skip_width})")
     new_cfg = cfg
     if feature_resolution:
         # F carries the detail the post-process restored (as in `compact256`): off by default
@@ -57,6 +68,9 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
             detail=dataclasses.replace(new_cfg.detail, strength=0.0))
     if global_code:
         new_cfg = new_cfg.replace(hypernet=dataclasses.replace(new_cfg.hypernet, global_code=True))
+    if skip_width:
+        new_cfg = new_cfg.replace(hypernet=dataclasses.replace(new_cfg.hypernet,
+                                                               skip_width=skip_width))
     networks: dict[str, dict[str, torch.Tensor]] = {}
     for name, state in folder.networks.items():
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -66,7 +80,8 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
         expected = build_network(name, new_cfg).state_dict()
         new_keys = set(expected) - set(state)
         dropped = set(state) - set(expected)
-        unexplained = sorted(k for k in new_keys if NEW_TENSORS[name] not in k)
+        unexplained = sorted(k for k in new_keys
+                             if not any(part in k for part in NEW_TENSORS[name]))
         if unexplained or (name == "encoder" and dropped):
             raise UsageError(f"{src}: the {name}'s tensors do not match the new config "
                              f"(new: {(unexplained or sorted(new_keys))[:3]}, "
@@ -82,10 +97,13 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
              if feature_resolution else [])
     added += (["the global code input A(s) of Eq. 2 (every head's projection at zero until a "
                "`reconstruct` or `stylize` stage trains it)"] if global_code else [])
+    added += ([f"the style-conditioned content skip (width {skip_width}; its FiLM and output "
+               "convs at zero until a `stylize` stage trains it)"] if skip_width else [])
     extra = dict(folder.extra or {})
     extra.setdefault("extended", []).append({"source": str(src),
                                              "feature_resolution": feature_resolution,
-                                             "global_code": global_code})
+                                             "global_code": global_code,
+                                             "skip_width": skip_width})
     card = (folder.card or "") + (
         f"\n\nExtended (`python -m hypernst_cli.train.extend`) from {src}: added "
         + "; ".join(added) + ". It renders as the source model until then.\n")
@@ -104,10 +122,13 @@ def main(argv: list[str] | None = None) -> int:
                              "F replaces")
     parser.add_argument("--global-code", action="store_true",
                         help="add Eq. 2's global style code input A(s) to the hyper-network")
+    parser.add_argument("--skip-width", type=int, default=0,
+                        help="add the style-conditioned content skip of this width (not in the "
+                             "paper; e.g. 16)")
     args = parser.parse_args(argv)
     return new_folder_main(args.dst, lambda: extend_model(
         args.src, args.dst, feature_resolution=args.feature_resolution,
-        global_code=args.global_code))
+        global_code=args.global_code, skip_width=args.skip_width))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@
 #   DATA        a prepared data folder (`hypernst prepare`, see recipes/compact/run.sh steps 1-2;
 #               the shipped model used one prepared at 256 px: SIZE=256)
 #   OUT_DIR     run folders: OUT_DIR/aladin-families, autoencoder-spatial, stylize-analogy,
-#               stylize-global, stylize-more
+#               stylize-global, stylize-more, stylize-skip
 #   INIT        the model to continue [default: the embedded compact model]
 #   MODEL_DEST  where the final model folder goes [default: OUT_DIR/model]
 #
@@ -17,8 +17,11 @@
 #      the fourth the unpaired colour/structure guidance on the art portraits;
 #   4. every hyper-network head given Eq. 2's global code A(s) (train/extend.py --global-code,
 #      zero at first), then stylize-global: 1000 more stage-2 steps, half analogy items, and
-#      stylize-more: 1000 more as a new run (the shipped model);
-#   5. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
+#      stylize-more: 1000 more as a new run;
+#   5. the hyper-network given the style-conditioned content skip (train/extend.py
+#      --skip-width 16, zero at first), then stylize-skip: 2400 stage-2 steps that train it with
+#      the late heads (the shipped model);
+#   6. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
 #      UTKFACE_DIR (DIRECTIONS=0: none), history.
 # Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
 # resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
@@ -63,6 +66,12 @@ if [ ! -d "$OUT/global-init" ]; then
 fi
 step stylize-global stylize "$OUT/global-init"
 step stylize-more stylize "$OUT/stylize-global/final"
+if [ ! -d "$OUT/skip-init" ]; then
+    "$PY" -m hypernst_cli.train.extend "$OUT/stylize-more/final" "$OUT/skip-init.partial" \
+        --skip-width 16
+    mv "$OUT/skip-init.partial" "$OUT/skip-init"
+fi
+step stylize-skip stylize "$OUT/skip-init"
 
-finish_model "$OUT/stylize-more/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
-    aladin-families autoencoder-spatial stylize-analogy stylize-global stylize-more
+finish_model "$OUT/stylize-skip/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
+    aladin-families autoencoder-spatial stylize-analogy stylize-global stylize-more stylize-skip

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The held-out measurements every shipped model is judged by (docs/compact-model.md):
+#   benchmarks/heldout_eval.sh MODEL OUT_DIR [DATA]
+#
+#   MODEL    a model folder (or weights spec) for --weights
+#   OUT_DIR  reports: OUT_DIR/pairs (4 held-out faces + 3 photos x 6 held-out art styles:
+#            identity, colour, face found; contact sheets) and OUT_DIR/analogies (4 held-out
+#            faces x 16 style families, one unseen draw each, 3 families never trained on,
+#            + 12 region-mixed items: L1/SSIM to the truth against the unstyled face and the
+#            colour transfer; own-region test; style sensitivity; contact sheet)
+#   DATA     the data folder [default: ../shared/data]; the hold-outs are recipes/compact/holdout.txt
+# Both run with --detail 0 (the generator's own output) and the dlib backend. About 5 min on
+# 2 CPU cores.
+set -euo pipefail
+if [ $# -lt 2 ]; then
+    sed -n '2,3p' "$0" >&2
+    exit 2
+fi
+HERE="$(cd "$(dirname "$0")" && pwd)"
+MODEL="$1"
+OUT="$2"
+DATA="${3:-$HERE/../../shared/data}"
+HYPERNST="${HYPERNST:-hypernst}"
+HOLDOUT="$HERE/../recipes/compact/holdout.txt"
+held() {  # held PREFIX: the hold-out files under PREFIX/ as DATA paths
+    grep "^$1/" "$HOLDOUT" | sed "s|^|$DATA/|"
+}
+mapfile -t FACES < <(held faces)
+mapfile -t PHOTOS < <(held photos)
+mapfile -t STYLES < <(held styles)
+repeat() {  # repeat FLAG FILE...: FLAG FILE FLAG FILE ...
+    local flag="$1"
+    shift
+    for f in "$@"; do printf '%s\0%s\0' "$flag" "$f"; done
+}
+mapfile -d '' PAIR_ARGS < <(repeat --content "${FACES[@]}" "${PHOTOS[@]}"; repeat --style "${STYLES[@]}")
+mapfile -d '' FACE_ARGS < <(repeat --faces "${FACES[@]}")
+mkdir -p "$OUT"
+$HYPERNST --device cpu evaluate -w "$MODEL" "${PAIR_ARGS[@]}" --detail 0 --backend dlib \
+    -o "$OUT/pairs"
+$HYPERNST --device cpu evaluate --analogies -w "$MODEL" "${FACE_ARGS[@]}" \
+    --families heldout,train --draws 1 --region-mixed 12 --detail 0 --backend dlib \
+    -o "$OUT/analogies"
+echo "wrote $OUT/pairs/report.md and $OUT/analogies/analogies.md"
