@@ -230,3 +230,21 @@ def test_analogy_training_moves_outputs_towards_the_targets(faces, tiny_model_di
         stage.train_step(step)
     end = _held_analogy_loss(stage)
     assert end < 0.6 * start, (start, end)
+
+
+def test_lowpass_and_texture_terms_join_the_analogy_loss(faces, tiny_model_dir):
+    """analogy.lowpass (L1 at a quarter of the resolution) and analogy.texture (the patch texture
+    distance) are logged and summed into the analogy loss at their weights; at 0 (the default)
+    neither runs."""
+    plain = stylize_stage(faces, tiny_model_dir, batch_size=2, **{"analogy.share": 1.0})
+    logs = plain.train_step(0)
+    assert "analogy_texture" not in logs and "analogy_lowpass" not in logs
+    weights = {"analogy.l1": 0.5, "analogy.laplacian": 0.0, "analogy.lowpass": 2.0,
+               "analogy.texture": 10.0}
+    stage = stylize_stage(faces, tiny_model_dir, batch_size=2, **{"analogy.share": 1.0}, **weights)
+    logs = stage.train_step(0)
+    for key in ("analogy_texture", "analogy_lowpass", "analogy_l1"):
+        assert math.isfinite(logs[key]) and logs[key] > 0, key
+    assert logs["loss_analogy"] == pytest.approx(
+        0.5 * logs["analogy_l1"] + 2.0 * logs["analogy_lowpass"] + 10.0 * logs["analogy_texture"],
+        rel=1e-5)

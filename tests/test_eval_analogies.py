@@ -191,6 +191,7 @@ def test_a_model_returning_the_truth_beats_both_baselines():
     assert s["overall"]["beats_both_pct"] == 100.0
     assert s["overall"]["l1"]["model"] == 0.0 and s["overall"]["ssim"]["model"] == 1.0
     assert s["overall"]["l1_ratio"]["unstyled"] == 0.0
+    assert s["overall"]["texture"]["model"] == 0.0 and s["overall"]["texture_beats_both_pct"] == 100.0
     for family in SOME_FAMILIES:
         assert s["families"][family]["items"] == 12
     mixed = s["region_mixed"]
@@ -257,6 +258,8 @@ def test_report_files_and_table_rows(tmp_path):
     for family in SOME_FAMILIES:
         assert f"| {family} | {an.family_split(family)} | 6 |" in table
     assert f"| {an.REGION_MIXED} |" in table and "Own-region test" in table
+    assert "## Texture" in table and f"| **all families** | {6 * len(SOME_FAMILIES)} |" in table
+    assert all(set(row["texture"]) == set(an.SUBJECTS) for row in data["items"])
     assert len(report.sheet) == 4  # capped, every group shown
     groups = {label.split()[0] for label, _ in report.sheet}
     assert groups == {*SOME_FAMILIES, an.REGION_MIXED}

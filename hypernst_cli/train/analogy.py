@@ -128,7 +128,7 @@ class AnalogySource:
         if not 0 <= self.share <= 1 or not 0 <= self.region_mixed <= 1:
             raise UsageError("analogy.share and analogy.region_mixed must lie in [0, 1]")
         self.families = training_families(list(cfg["families"]))
-        self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips")}
+        self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips", "lowpass", "texture")}
         self.content, self.provider, self.seed = content, provider, seed
         if self.share > 0 and len(content) < 2:
             raise UsageError("analogy.share > 0 needs at least 2 content images (A != B)")

@@ -22,7 +22,8 @@ heads below ``start_layer`` frozen). Per batch, content images c and style image
   discriminators are trained with y(c, s) as fake, s as real, and R1 on reals.
   With ``analogy.share`` > 0 (not in the paper, see ``train.analogy``) the first items of the
   batch are analogy items instead: content B with the codes of an exemplar T(A), its output
-  compared with the target T(B) (L1 + Laplacian L1 + LPIPS); the unpaired terms act on the rest.
+  compared with the target T(B) (L1 + Laplacian L1 + LPIPS, optionally L1 at a quarter of the
+  resolution and the patch texture distance of eval/texture.py); the unpaired terms act on the rest.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
+from hypernst_cli.eval.texture import patch_swd
 from hypernst_cli.models.hypernet import RefineResult, refine
 from hypernst_cli.models.patches import crop_patches, region_boxes
 from hypernst_cli.pipeline.core import Latent, condition, encode, render
@@ -286,11 +289,19 @@ class StylizeStage(HyperStage):
                 self.cfg["analogy"]["lpips"] = self.analogy.weights["lpips"] = 0.0
                 self.log_once("lpips_analogy", f"LPIPS term of the analogy loss dropped: {why}")
 
-    def analogy_term(self, y: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """The analogy loss of outputs y(B, T(A)) against their targets T(B)."""
+    def analogy_term(self, y: torch.Tensor, target: torch.Tensor,
+                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """The analogy loss of outputs y(B, T(A)) against their targets T(B); ``generator`` draws
+        the texture term's projections."""
         w = self.analogy.weights
         loss, parts = l1_laplacian_loss(y, target, l1=w["l1"], laplacian=w["laplacian"],
                                         lpips_weight=w["lpips"], lpips=self.lpips_loss)
+        if w["lowpass"] > 0:
+            low = (F.avg_pool2d(y.float(), 4) - F.avg_pool2d(target.float(), 4)).abs().mean()
+            loss, parts["lowpass"] = loss + w["lowpass"] * low, low.detach()
+        if w["texture"] > 0:
+            tex = patch_swd(y, target, projections=32, generator=generator).mean()
+            loss, parts["texture"] = loss + w["texture"] * tex, tex.detach()
         return loss, {"loss_analogy": float(loss.detach()),
                       **{f"analogy_{k}": float(v) for k, v in parts.items()}}
 
@@ -400,7 +411,7 @@ class StylizeStage(HyperStage):
         def style_fn(y: torch.Tensor, t: int) -> torch.Tensor:
             loss, parts = y.new_zeros((), dtype=torch.float32), {}
             if analogy is not None:
-                loss, parts = self.analogy_term(y[:n_a], analogy.target)
+                loss, parts = self.analogy_term(y[:n_a], analogy.target, gen)
             y_u = y[n_a:]
             if guidance is not None:
                 guided, guided_parts = guidance(y_u)
