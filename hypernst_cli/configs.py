@@ -95,6 +95,10 @@ class HyperNetConfig:
     # features in its last block (models/hypernet.py, ContentSkip): the path by which texture
     # that follows the photo's edges (lines, hatching, flat fills) can reach the output.
     skip_width: int = 0
+    # Not in the paper (0 = off; needs skip_width): channels of fixed white noise the content skip
+    # reads beside the photo, a grain the style can shape into strokes, dots and paper where the
+    # photo has none (the procedural media draw theirs from noise too).
+    skip_noise: int = 0
 
 
 @dataclass(frozen=True)

@@ -149,3 +149,33 @@ def test_stage2_trains_the_skip_and_matches_inference(skip_model, tmp_path):
     before = {k: v.clone() for k, v in H.skip.state_dict().items()}
     stage.train_step(0)
     assert any((H.skip.state_dict()[k] - v).abs().max() > 0 for k, v in before.items())
+
+
+def test_noise_channels_are_added_at_zero_then_give_the_skip_a_fixed_grain(skip_model, tiny_model_dir,
+                                                                         tmp_path):
+    """--skip-noise N: the skip reads N channels of fixed noise (not saved: drawn from a seed,
+    the same in every build), through a conv at zero; once trained the grain reaches the
+    residual even where the content is flat, and the same input gives the same output."""
+    dst = extend_model(skip_model, tmp_path / "noise", skip_noise=3)
+    assert json.loads((dst / "config.json").read_text())["hypernet"]["skip_noise"] == 3
+    old = load_models(skip_model, None, "cpu", INFERENCE_PARTS)
+    new = load_models(dst, None, "cpu", INFERENCE_PARTS)
+    again = load_models(dst, None, "cpu", INFERENCE_PARTS)
+    assert "skip.noise" not in new.hypernet.state_dict()
+    torch.testing.assert_close(new.hypernet.skip.noise, again.hypernet.skip.noise)
+    x, mask, codes = inputs()
+    flat = torch.zeros_like(x)
+    with torch.no_grad():
+        a = old.hypernet(flat, None, _map(codes, mask), skip=True)
+        b = new.hypernet(flat, None, _map(codes, mask), skip=True)
+        torch.testing.assert_close(a, b)  # zero at first: SRC's residual
+        new.hypernet.skip.grain.weight.normal_(0.0, 0.5)
+        c = new.hypernet(flat, None, _map(codes, mask), skip=True)
+        d = new.hypernet(flat, None, _map(codes, mask), skip=True)
+    grain = c - a
+    assert grain.abs().max() > 1e-3 and grain[0].std(dim=(-1, -2)).mean() > 1e-4  # varies in space
+    torch.testing.assert_close(c, d)  # deterministic
+    with pytest.raises(UsageError, match="already reads noise"):
+        extend_model(dst, tmp_path / "again", skip_noise=2)
+    with pytest.raises(UsageError, match="needs the content skip"):
+        extend_model(tiny_model_dir, tmp_path / "none", skip_noise=2)

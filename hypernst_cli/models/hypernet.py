@@ -153,14 +153,29 @@ class ContentSkip(nn.Module):
     generator adds it to its features after the last block's up conv, so the last conv and the
     toRGB, with their offsets, render it. The FiLM and output convs start at zero: a model that
     gains the branch renders as before until it is trained.
+
+    With ``noise_channels`` > 0 (``hypernet.skip_noise``) a 3x3 conv of fixed white noise
+    [1, n, R, R] (one seeded draw, the same for every image, so outputs stay deterministic) is
+    added to the stem's features: a grain the FiLM'd convs can shape into strokes and dots where
+    the photo is flat. The conv starts at zero (adding it changes nothing until trained).
     """
 
-    def __init__(self, code_dim: int, out_channels: int, width: int, resolution: int) -> None:
+    #: the seed of the fixed noise (a constant: part of what a trained model expects)
+    NOISE_SEED = 20261202
+
+    def __init__(self, code_dim: int, out_channels: int, width: int, resolution: int,
+                 noise_channels: int = 0) -> None:
         super().__init__()
         w = width
         self.code_size = max(1, resolution // 4)
         self.stem = nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(w, w, 3, padding=1), nn.LeakyReLU(0.2))
+        self.grain = nn.Conv2d(noise_channels, w, 3, padding=1) if noise_channels > 0 else None
+        # not saved with the weights: drawn again from NOISE_SEED wherever the model is built
+        noise = (torch.randn(1, noise_channels, resolution, resolution,
+                             generator=torch.Generator().manual_seed(self.NOISE_SEED))
+                 if noise_channels > 0 else torch.zeros(0))
+        self.register_buffer("noise", noise, persistent=False)
         self.down = nn.Sequential(nn.Conv2d(w, 2 * w, 3, stride=2, padding=1), nn.LeakyReLU(0.2),
                                   nn.Conv2d(2 * w, 2 * w, 3, padding=1), nn.LeakyReLU(0.2))
         self.up = nn.Conv2d(2 * w, w, 1)
@@ -169,13 +184,18 @@ class ContentSkip(nn.Module):
         self.film = nn.ModuleList([nn.Conv2d(code_dim, 2 * w, 1) for _ in range(2)])
         self.film_global = nn.ModuleList([nn.Linear(code_dim, 2 * w) for _ in range(2)])
         self.out = nn.Conv2d(w, out_channels, 1)
-        for m in [*self.film, *self.film_global, self.out]:
+        for m in [*self.film, *self.film_global, self.out, *([self.grain] if self.grain else [])]:
             nn.init.zeros_(m.weight)
             nn.init.zeros_(m.bias)
 
     def forward(self, content: torch.Tensor, code_map: torch.Tensor,
                 global_code: torch.Tensor | None = None) -> torch.Tensor:
         x = self.stem(content)
+        if self.grain is not None:
+            if self.noise.shape[-2:] != x.shape[-2:]:
+                raise ValueError(f"the content skip's noise is {tuple(self.noise.shape[-2:])} px, "
+                                 f"the content {tuple(x.shape[-2:])}")
+            x = x + self.grain(self.noise.to(x.dtype))
         half = self.down(x)
         x = x + self.up(F.interpolate(half, size=x.shape[-2:], mode="bilinear", align_corners=False))
         codes = F.adaptive_avg_pool2d(code_map.to(x.dtype), self.code_size)
@@ -289,7 +309,7 @@ class HyperNetwork(nn.Module):
                  backbone: str = "resnet34", feature_channels: int = 256, mask_channels: int = 256,
                  feature_size: int = 16, layers: str | list[int] = "all", start_layer: int = 13,
                  shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32,
-                 global_code: bool = False, skip_width: int = 0) -> None:
+                 global_code: bool = False, skip_width: int = 0, skip_noise: int = 0) -> None:
         super().__init__()
         self.specs = list(layer_specs)
         self.uses_global_code = global_code
@@ -330,7 +350,10 @@ class HyperNetwork(nn.Module):
                     self.outputs[str(i)] = _output_layer(head_hidden, s.out_channels, s.in_channels)
         # the generator's channels at R: the output of the last block's up conv
         last_conv = [s for s in self.specs if s.kind == "conv"][-1]
-        self.skip = (ContentSkip(code_dim, last_conv.out_channels, skip_width, resolution)
+        if skip_noise and not skip_width:
+            raise ValueError("skip_noise needs the content skip (skip_width > 0)")
+        self.skip = (ContentSkip(code_dim, last_conv.out_channels, skip_width, resolution,
+                                 noise_channels=skip_noise)
                      if skip_width > 0 else None)
 
     def encode_mask(self, code_map: torch.Tensor) -> torch.Tensor:
@@ -552,4 +575,5 @@ def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> Hype
                         mask_channels=h.mask_channels, feature_size=h.feature_size, layers=layers,
                         start_layer=h.start_layer, shared_heads=h.shared_heads,
                         head_hidden=h.head_hidden, backbone_width=h.backbone_width,
-                        global_code=h.global_code, skip_width=h.skip_width)
+                        global_code=h.global_code, skip_width=h.skip_width,
+                        skip_noise=h.skip_noise)

@@ -1,7 +1,7 @@
 """Give a trained model an optional part it lacks, as the starting point of a fine-tune.
 
 ``python -m hypernst_cli.train.extend SRC DST [--feature-resolution R] [--global-code]
-[--skip-width W]`` writes a
+[--skip-width W] [--skip-noise N]`` writes a
 model folder whose config is SRC's with the part(s) switched on and whose networks are SRC's,
 except:
 
@@ -16,7 +16,9 @@ except:
   or ``stylize`` stage trains it;
 - ``--skip-width W`` (the style-conditioned content skip, ``hypernet.skip_width``; not in the
   paper): the hyper-network gains the branch (models/hypernet.py, ContentSkip) with its FiLM and
-  output convs at zero, so the model renders as SRC until a ``stylize`` stage trains it.
+  output convs at zero, so the model renders as SRC until a ``stylize`` stage trains it;
+- ``--skip-noise N`` (``hypernet.skip_noise``; with the skip, added now or before): the skip reads
+  N channels of fixed white noise through a conv at zero (a grain for strokes and dots).
 
 Every other tensor must match the new config one to one; anything else is an error, so a wrong
 SRC or R never passes silently. The card records where the folder came from.
@@ -36,20 +38,22 @@ NEW_TENSORS = {"encoder": ("feature_head.",), "hypernet": (".global_proj.", "ski
 
 
 def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
-                 global_code: bool = False, skip_width: int = 0) -> Path:
+                 global_code: bool = False, skip_width: int = 0, skip_noise: int = 0) -> Path:
     """Write DST: SRC's model with the spatial path at ``feature_resolution`` (0: unchanged),
-    the hyper-network's global code input and/or its content skip of width ``skip_width``
-    (module doc)."""
+    the hyper-network's global code input, its content skip of width ``skip_width`` and/or
+    ``skip_noise`` noise channels for the skip (module doc)."""
     import torch
 
     from hypernst_cli.pipeline.models import build_network
     from hypernst_cli.weights.checkpoint import load_model_folder, save_model_folder
 
-    if not feature_resolution and not global_code and not skip_width:
-        raise UsageError("nothing to add",
-                         hint="give --feature-resolution R, --global-code and/or --skip-width W")
+    if not feature_resolution and not global_code and not skip_width and not skip_noise:
+        raise UsageError("nothing to add", hint="give --feature-resolution R, --global-code, "
+                                                "--skip-width W and/or --skip-noise N")
     if skip_width < 0:
         raise UsageError(f"--skip-width {skip_width}: give a positive width (e.g. 16)")
+    if skip_noise < 0:
+        raise UsageError(f"--skip-noise {skip_noise}: give a positive channel count (e.g. 4)")
     folder = load_model_folder(src)
     cfg = folder.model_config()
     if feature_resolution and cfg.generator.feature_resolution:
@@ -60,6 +64,12 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
     if skip_width and cfg.hypernet.skip_width:
         raise UsageError(f"{src}: the hyper-network already has the content skip "
                          f"(width {cfg.hypernet.skip_width})")
+    if skip_noise and cfg.hypernet.skip_noise:
+        raise UsageError(f"{src}: the content skip already reads noise "
+                         f"({cfg.hypernet.skip_noise} channels)")
+    if skip_noise and not (skip_width or cfg.hypernet.skip_width):
+        raise UsageError(f"{src}: --skip-noise needs the content skip",
+                         hint="add it in the same call with --skip-width W")
     new_cfg = cfg
     if feature_resolution:
         # F carries the detail the post-process restored (as in `compact256`): off by default
@@ -71,6 +81,9 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
     if skip_width:
         new_cfg = new_cfg.replace(hypernet=dataclasses.replace(new_cfg.hypernet,
                                                                skip_width=skip_width))
+    if skip_noise:
+        new_cfg = new_cfg.replace(hypernet=dataclasses.replace(new_cfg.hypernet,
+                                                               skip_noise=skip_noise))
     networks: dict[str, dict[str, torch.Tensor]] = {}
     for name, state in folder.networks.items():
         state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
@@ -99,11 +112,14 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
                "`reconstruct` or `stylize` stage trains it)"] if global_code else [])
     added += ([f"the style-conditioned content skip (width {skip_width}; its FiLM and output "
                "convs at zero until a `stylize` stage trains it)"] if skip_width else [])
+    added += ([f"{skip_noise} channels of fixed noise for the content skip (its conv at zero "
+               "until a `stylize` stage trains it)"] if skip_noise else [])
     extra = dict(folder.extra or {})
     extra.setdefault("extended", []).append({"source": str(src),
                                              "feature_resolution": feature_resolution,
                                              "global_code": global_code,
-                                             "skip_width": skip_width})
+                                             "skip_width": skip_width,
+                                             "skip_noise": skip_noise})
     card = (folder.card or "") + (
         f"\n\nExtended (`python -m hypernst_cli.train.extend`) from {src}: added "
         + "; ".join(added) + ". It renders as the source model until then.\n")
@@ -125,10 +141,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-width", type=int, default=0,
                         help="add the style-conditioned content skip of this width (not in the "
                              "paper; e.g. 16)")
+    parser.add_argument("--skip-noise", type=int, default=0,
+                        help="give the content skip this many channels of fixed noise (not in "
+                             "the paper; e.g. 4)")
     args = parser.parse_args(argv)
     return new_folder_main(args.dst, lambda: extend_model(
         args.src, args.dst, feature_resolution=args.feature_resolution,
-        global_code=args.global_code, skip_width=args.skip_width))
+        global_code=args.global_code, skip_width=args.skip_width, skip_noise=args.skip_noise))
 
 
 if __name__ == "__main__":
