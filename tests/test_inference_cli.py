@@ -44,6 +44,19 @@ def test_stylize_one_photo_sizes_and_paste_back(run_cli, photos, style, tiny_mod
                 "-w", tiny_model_dir, "--paste-back")
     assert r.exit_code == 0, r.stderr
     assert load_image(tmp_path / "full.jpg").shape == load_image(photos[0]).shape
+    # the head goes back, not the crop's square: inside the bounding box of what changed, much
+    # of the photo (its own background beside the head) is untouched
+    r = run_cli("--device", "cpu", "stylize", photos[0], style, "-o", tmp_path / "full.png",
+                "-w", tiny_model_dir, "--paste-back")
+    from hypernst_cli.faces import FaceProcessor
+    from hypernst_cli.faces.paste import paste_back
+
+    photo = load_image(photos[0])
+    changed = np.abs(load_image(tmp_path / "full.png").astype(int) - photo.astype(int)).max(axis=2) > 0
+    aligned = FaceProcessor(backend="dlib").align_largest(photo, 64)
+    black = np.zeros_like(photo)
+    square = paste_back(black, np.full((64, 64, 3), 255, np.uint8), aligned).max(axis=2) > 0
+    assert 0 < changed.sum() < 0.95 * square.sum(), (changed.sum(), square.sum())  # square: 0.995
 
 
 def test_batch_with_bad_files_reports_and_continues(run_cli, photos, style, tiny_model_dir,

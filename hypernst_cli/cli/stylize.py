@@ -245,7 +245,10 @@ class _BatchedWorker:
             image = resize_uint8(image, self.size)
             if self.paste_back:
                 t1 = time.perf_counter()
-                image = self.pipe.faces.paste_back(face.photo, image, face.aligned)
+                # the head only (face and hair, grown and feathered): the crop's own background
+                # would show as a stylized square around it
+                image = self.pipe.faces.paste_back(face.photo, image, face.aligned,
+                                                   regions=face.mask.cpu().numpy())
                 timings["paste_back"] = time.perf_counter() - t1
             outputs.append((self._path(it, face.index), image))
 
