@@ -231,9 +231,9 @@ def test_paste_back_scales_to_any_crop_size_and_respects_regions(photo_face, pro
     x, y = np.round(face.landmarks[30]).astype(int)
     assert tuple(out[y, x]) == (255, 0, 0)
     np.testing.assert_array_equal(out[:20, :20], image[:20, :20])
-    # with a region mask only face and hair (grown by the feather) are pasted
+    # with a region mask only face and hair (shrunk by the feather) are pasted
     regions = np.zeros((128, 128), np.uint8)
-    regions[40:90, 40:90] = FACE
+    regions[28:100, 28:100] = FACE
     out = processor.paste_back(image, red, aligned, regions=regions)
     assert np.abs(out[y, x].astype(int) - (255, 0, 0)).max() <= 3
     corner = np.round(aligned.to_source([[12, 12]])[0]).astype(int)  # background corner of the crop

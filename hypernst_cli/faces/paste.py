@@ -32,9 +32,9 @@ def crop_mask(size: int, feather: float, regions: np.ndarray | None = None) -> n
     if lab.shape != (size, size):
         lab = cv2.resize(lab.astype(np.uint8), (size, size), interpolation=cv2.INTER_NEAREST)
     fg = (lab != BACKGROUND).astype(np.uint8)
-    grow = max(1, int(round(sigma)))
-    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    fg = cv2.dilate(fg, k).astype(np.float32)
+    shrink = max(1, int(round(sigma)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * shrink + 1, 2 * shrink + 1))
+    fg = cv2.erode(fg, k).astype(np.float32)
     fg = cv2.GaussianBlur(fg, (0, 0), sigmaX=sigma, sigmaY=sigma)
     return np.minimum(fg, square)
 
