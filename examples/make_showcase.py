@@ -2,9 +2,11 @@
 
 Run: python examples/make_showcase.py [--weights MODEL] [--out examples/showcase.png]
 
-It runs `hypernst stylize examples/content --style examples/styles` (the embedded compact model
-unless --weights is given) into a temporary folder and lays the results out as a contact sheet:
-one row per face (the aligned face first), one column per style (the style image on top).
+It runs `hypernst stylize examples/content --style examples/styles --style examples/exemplars`
+(the embedded compact model unless --weights is given) into a temporary folder and lays the
+results out as a contact sheet: one row per face (its `--strength 0` reconstruction first), one
+column per style (the style image on top): the procedural textures, then the portrait exemplars
+(`examples/make_exemplars.py`: one face in a training family's and two held-out families' media).
 """
 
 from __future__ import annotations
@@ -29,15 +31,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--weights", default=None, help="model folder (default: the embedded compact model)")
     ap.add_argument("--content", type=Path, default=HERE / "content")
     ap.add_argument("--styles", type=Path, default=HERE / "styles")
+    ap.add_argument("--exemplars", type=Path, default=HERE / "exemplars")
     ap.add_argument("--out", type=Path, default=HERE / "showcase.png")
     ap.add_argument("--cell", type=int, default=128)
     args = ap.parse_args(argv)
 
     contents = collect_images([args.content])
-    styles = collect_images([args.styles])
+    styles = collect_images([args.styles]) + collect_images([args.exemplars])
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
-               "--style", str(args.styles), "-o", tmp, "--overwrite"]
+               "--style", str(args.styles), "--style", str(args.exemplars), "-o", tmp, "--overwrite"]
         cmd += ["--weights", args.weights] if args.weights else []
         subprocess.run(cmd, check=True)
         strength0 = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
