@@ -85,5 +85,6 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
     assert config["hypernet"]["skip_width"] == 16
     metrics = json.loads((out / "model" / "metrics.json").read_text())
     assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
-                                       "stylize-global", "stylize-more", "stylize-skip"]
-    assert metrics["trained_by"]["hypernet"] == "stylize-skip"
+                                       "stylize-global", "stylize-more", "stylize-skip",
+                                       "stylize-texture", "stylize-texture-more"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-texture-more"

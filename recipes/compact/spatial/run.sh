@@ -5,7 +5,7 @@
 #   DATA        a prepared data folder (`hypernst prepare`, see recipes/compact/run.sh steps 1-2;
 #               the shipped model used one prepared at 256 px: SIZE=256)
 #   OUT_DIR     run folders: OUT_DIR/aladin-families, autoencoder-spatial, stylize-analogy,
-#               stylize-global, stylize-more, stylize-skip
+#               stylize-global, stylize-more, stylize-skip, stylize-texture, stylize-texture-more
 #   INIT        the model to continue [default: the embedded compact model]
 #   MODEL_DEST  where the final model folder goes [default: OUT_DIR/model]
 #
@@ -20,8 +20,12 @@
 #      stylize-more: 1000 more as a new run;
 #   5. the hyper-network given the style-conditioned content skip (train/extend.py
 #      --skip-width 16, zero at first), then stylize-skip: 2400 stage-2 steps that train it with
-#      the late heads (the shipped model);
-#   6. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
+#      the late heads;
+#   6. stylize-texture: 1000 stage-2 steps whose analogy loss judges fine detail by the patch
+#      texture distance (strokes and dots of the truth's kind, wherever they fall) and layout and
+#      colour by low-pass L1; 7. stylize-texture-more: 1600 more, three quarters analogy items
+#      (the shipped model);
+#   8. export (fp16, no discriminators), edit directions on DIRECTIONS UTKFace photos of
 #      UTKFACE_DIR (DIRECTIONS=0: none), history.
 # Re-run to continue: finished steps (OUT_DIR/STEP/.complete) are skipped, an interrupted one
 # resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
