@@ -76,6 +76,9 @@ if [ ! -d "$OUT/skip-init" ]; then
     mv "$OUT/skip-init.partial" "$OUT/skip-init"
 fi
 step stylize-skip stylize "$OUT/skip-init"
+step stylize-texture stylize "$OUT/stylize-skip/final"
+step stylize-texture-more stylize "$OUT/stylize-texture/final"
 
-finish_model "$OUT/stylize-skip/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
-    aladin-families autoencoder-spatial stylize-analogy stylize-global stylize-more stylize-skip
+finish_model "$OUT/stylize-texture-more/final" "$DEST" "${UTKFACE_DIR:-}" "$OUT" "$OUT" \
+    aladin-families autoencoder-spatial stylize-analogy stylize-global stylize-more stylize-skip \
+    stylize-texture stylize-texture-more
