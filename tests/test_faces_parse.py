@@ -240,6 +240,19 @@ def test_paste_back_scales_to_any_crop_size_and_respects_regions(photo_face, pro
     np.testing.assert_array_equal(out[corner[1], corner[0]], image[corner[1], corner[0]])
 
 
+def test_region_mask_feathers_inside_the_head():
+    """The feather falls on the head's own side of its edge: just outside the face and hair
+    the weight is small (no halo of the stylized crop's background), deep inside it is 1."""
+    from hypernst_cli.faces.paste import crop_mask
+
+    regions = np.full((128, 128), BACKGROUND, np.uint8)
+    regions[28:100, 28:100] = FACE
+    mask = crop_mask(128, 0.04, regions)
+    assert mask[64, 64] > 0.99
+    assert mask[64, 27] < 0.2 and mask[27, 64] < 0.2  # one pixel outside the head
+    assert mask[64, 28] < 0.5  # the edge itself is already mostly the photo
+
+
 def test_paste_back_checks_sizes(photo_face, processor):
     image, face = photo_face
     aligned = processor.align(image, face, 64)
