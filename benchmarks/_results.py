@@ -11,6 +11,12 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 
 
+def shared_data_dir() -> Path:
+    """The shared data folder the benchmarks read: $HYPERNST_SHARED_DATA, else ../shared/data."""
+    env = os.environ.get("HYPERNST_SHARED_DATA")
+    return Path(env) if env else RESULTS.parent.parent.parent / "shared" / "data"
+
+
 def machine_line() -> str:
     cpu = platform.processor() or platform.machine()
     try:

@@ -26,13 +26,13 @@ from PIL import Image, ImageOps
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from _results import append_results  # noqa: E402
+from _results import append_results, shared_data_dir  # noqa: E402
 
 STYLE = HERE.parent / "examples" / "styles" / "poster-portrait.png"
 
 
 def _photos(count: int, folder: Path) -> list[Path]:
-    data = Path(os.environ.get("HYPERNST_SHARED_DATA", HERE.parent.parent / "shared" / "data"))
+    data = shared_data_dir()
     sources = sorted((data / "photos").glob("*.jpg"))
     if not sources:
         sys.exit(f"no photos under {data / 'photos'}: set HYPERNST_SHARED_DATA")

@@ -15,7 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _results import append_results  # noqa: E402
+from _results import append_results, shared_data_dir  # noqa: E402
 
 
 def main() -> None:
@@ -28,9 +28,7 @@ def main() -> None:
     from hypernst_cli.faces import FaceProcessor
     from hypernst_cli.io import load_image
 
-    import os
-
-    data = Path(os.environ.get("HYPERNST_SHARED_DATA") or ROOT.parent / "shared" / "data")
+    data = shared_data_dir()
     photos = [args.photo] if args.photo else sorted((data / "photos").glob("*.jpg"))
     if not photos:
         sys.exit("no photos: pass --photo PATH")

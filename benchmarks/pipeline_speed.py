@@ -32,14 +32,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _results import append_results  # noqa: E402
-
-
-def _data_dir() -> Path:
-    env = os.environ.get("HYPERNST_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2] / "shared" / "data"
+from _results import append_results, shared_data_dir  # noqa: E402
 
 
 def _median(samples: list[float]) -> float:
@@ -79,7 +72,7 @@ def main() -> None:
     from hypernst_cli.pipeline.style_codes import arrange
     from hypernst_cli.pipeline.stylize import ContentFace, HyperNSTPipeline, to_uint8, to_unit
 
-    data = _data_dir()
+    data = shared_data_dir()
     photos = sorted((data / "photos").glob("*.jpg"))
     styles = sorted((data / "styles").glob("*.*"))
     if not photos or not styles:

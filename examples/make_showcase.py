@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     contents = collect_images([args.content])
-    styles = collect_images([args.styles]) + collect_images([args.exemplars])
+    styles = collect_images([args.styles, args.exemplars])
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
                "--style", str(args.styles), "--style", str(args.exemplars), "-o", tmp, "--overwrite"]

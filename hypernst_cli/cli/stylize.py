@@ -245,7 +245,7 @@ class _BatchedWorker:
             image = resize_uint8(image, self.size)
             if self.paste_back:
                 t1 = time.perf_counter()
-                # the head only (face and hair, grown and feathered): the crop's own background
+                # the head only (face and hair, feathered inside their edge): the crop's own background
                 # would show as a stylized square around it
                 image = self.pipe.faces.paste_back(face.photo, image, face.aligned,
                                                    regions=face.mask.cpu().numpy())
