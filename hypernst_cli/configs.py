@@ -99,6 +99,11 @@ class HyperNetConfig:
     # reads beside the photo, a grain the style can shape into strokes, dots and paper where the
     # photo has none (the procedural media draw theirs from noise too).
     skip_noise: int = 0
+    # Not in the paper (0 = the generator's resolution): the side at which the content encoder
+    # reads (content, current output); larger inputs are resized to it. A model grown to a higher
+    # resolution (train/extend.py --resolution) keeps its trained encoder this way; the content
+    # skip still reads the content at full resolution.
+    input_size: int = 0
 
 
 @dataclass(frozen=True)

@@ -88,3 +88,20 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
                                        "stylize-global", "stylize-more", "stylize-skip",
                                        "stylize-texture", "stylize-texture-more"]
     assert metrics["trained_by"]["hypernet"] == "stylize-texture-more"
+
+    # recipes/compact/grow256/run.sh from that model: grown to twice its size (RESOLUTION),
+    # the new block trained alone, then stage 2
+    grown = tmp_path / "grown"
+    cmd = ["bash", str(REPO / "recipes" / "compact" / "grow256" / "run.sh"), str(data), str(grown),
+           str(out / "model")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env={**env, "RESOLUTION": "128"}, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    config = json.loads((grown / "model" / "config.json").read_text())
+    assert config["generator"]["resolution"] == 128 and config["hypernet"]["input_size"] == 64
+    metrics = json.loads((grown / "model" / "metrics.json").read_text())
+    assert list(metrics["stages"]) == ["autoencoder-grow", "stylize-grow"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-grow"
+    # the encoder is frozen while the new block trains (train_from_layer)
+    trained = metrics["stages"]["autoencoder-grow"]["trained"]
+    assert "generator" in trained and "encoder" not in trained

@@ -60,3 +60,22 @@ def test_as_a_loss_it_grows_strokes_on_a_flat_image():
     end = float(patch_swd(x.detach(), target, generator=torch.Generator().manual_seed(0)).mean())
     assert end < 0.5 * start, (start, end)
     assert float(x.detach().std()) > 0.3  # contrast appeared where there was none
+
+
+def test_a_sample_of_the_windows_estimates_the_distance():
+    """``max_patches`` (the training loss at 256 px): a random sample of the windows gives about
+    the full distance, and with at least as many as there are it is the full distance."""
+    t = lambda a: torch.from_numpy(a).permute(2, 0, 1)[None].float()  # noqa: E731
+    lines, coarse = t(line_screen(size=128)), t(line_screen(period=12.0, size=128))
+    flat = torch.full_like(lines, float(lines.mean()))
+
+    def swd(a, b, **kw):
+        return float(patch_swd(a, b, generator=torch.Generator().manual_seed(0), **kw)[0])
+
+    for other in (flat, coarse):
+        full = swd(lines, other)
+        assert full > 10.0
+        sampled = swd(lines, other, max_patches=2000)
+        assert sampled == pytest.approx(full, rel=0.1) and sampled != full  # a sample was taken
+        assert swd(lines, other, max_patches=124 * 124) == full
+    assert swd(lines, lines, max_patches=2000) == 0.0

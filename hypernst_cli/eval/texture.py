@@ -46,10 +46,14 @@ def _centred_patches(x: torch.Tensor, patch: int) -> torch.Tensor:
 
 def patch_swd(a: torch.Tensor, b: torch.Tensor, *, patch: int = METRIC_PATCH,
               projections: int = METRIC_PROJECTIONS, scales: int = METRIC_SCALES,
-              generator: torch.Generator | None = None) -> torch.Tensor:
+              generator: torch.Generator | None = None, max_patches: int = 0) -> torch.Tensor:
     """Per-image sliced Wasserstein-1 distance between the mean-free patch x patch patches of
     ``a`` and ``b`` ([B, C, H, W], same shape, any value range), averaged over ``projections``
-    random directions and ``scales`` octaves: a [B] tensor in the images' units."""
+    random directions and ``scales`` octaves: a [B] tensor in the images' units.
+
+    ``max_patches`` > 0 (training): an octave with more windows compares that many, drawn at
+    random positions (the same for ``a`` and ``b``): the two distributions are estimated from
+    a sample, and the sort, which dominates the cost, stays the size of a smaller image's."""
     if a.shape != b.shape:
         raise ValueError(f"patch_swd needs images of one shape, got {tuple(a.shape)} and {tuple(b.shape)}")
     a, b = a.float(), b.float()
@@ -60,8 +64,12 @@ def patch_swd(a: torch.Tensor, b: torch.Tensor, *, patch: int = METRIC_PATCH,
         if min(a.shape[-2:]) < patch:
             break
         dirs = random_directions(dim, projections, generator, a.device)
-        pa = (_centred_patches(a, patch) @ dirs).sort(dim=1).values
-        pb = (_centred_patches(b, patch) @ dirs).sort(dim=1).values
+        ca, cb = _centred_patches(a, patch), _centred_patches(b, patch)
+        if 0 < max_patches < ca.shape[1]:
+            keep = torch.randperm(ca.shape[1], generator=generator)[:max_patches].to(a.device)
+            ca, cb = ca[:, keep], cb[:, keep]
+        pa = (ca @ dirs).sort(dim=1).values
+        pb = (cb @ dirs).sort(dim=1).values
         total = total + (pa - pb).abs().mean(dim=(1, 2))
         used += 1
         if s + 1 < scales:

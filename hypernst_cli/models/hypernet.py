@@ -309,7 +309,8 @@ class HyperNetwork(nn.Module):
                  backbone: str = "resnet34", feature_channels: int = 256, mask_channels: int = 256,
                  feature_size: int = 16, layers: str | list[int] = "all", start_layer: int = 13,
                  shared_heads: bool = True, head_hidden: int = 256, backbone_width: int = 32,
-                 global_code: bool = False, skip_width: int = 0, skip_noise: int = 0) -> None:
+                 global_code: bool = False, skip_width: int = 0, skip_noise: int = 0,
+                 input_size: int = 0) -> None:
         super().__init__()
         self.specs = list(layer_specs)
         self.uses_global_code = global_code
@@ -320,8 +321,10 @@ class HyperNetwork(nn.Module):
         self.start_layer = start_layer
         self.resolution = resolution
         self.code_dim = code_dim
-        self.content_encoder = ContentEncoder(backbone, resolution, feature_channels, feature_size,
-                                              width=backbone_width)
+        # the side the content encoder reads (hypernet.input_size; 0: the generator's)
+        self.input_size = input_size or resolution
+        self.content_encoder = ContentEncoder(backbone, self.input_size, feature_channels,
+                                              feature_size, width=backbone_width)
         self.mask_encoder = MaskEncoder(code_dim, mask_channels, feature_size, resolution)
         in_channels = feature_channels + mask_channels
 
@@ -381,7 +384,10 @@ class HyperNetwork(nn.Module):
             if code_map is None:
                 raise ValueError("pass code_map or mask_features")
             mask_features = self.encode_mask(code_map)
-        features = self.content_encoder(torch.cat([content, current], dim=1))
+        pair = torch.cat([content, current], dim=1)
+        if pair.shape[-1] != self.input_size:  # a grown model's encoder reads the old size
+            pair = F.interpolate(pair, size=(self.input_size, self.input_size), mode="area")
+        features = self.content_encoder(pair)
         x = torch.cat([features, mask_features], dim=1)
         deltas: list[torch.Tensor | None] = [None] * self.n_layers
         for i in self.tuned:
@@ -576,4 +582,4 @@ def build_hypernet(cfg: ModelConfig, generator: Generator | None = None) -> Hype
                         start_layer=h.start_layer, shared_heads=h.shared_heads,
                         head_hidden=h.head_hidden, backbone_width=h.backbone_width,
                         global_code=h.global_code, skip_width=h.skip_width,
-                        skip_noise=h.skip_noise)
+                        skip_noise=h.skip_noise, input_size=h.input_size)

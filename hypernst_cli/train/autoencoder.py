@@ -22,6 +22,12 @@ the squared residual (Feature-Style encoder's feature-matching idea, with G_f tr
 W+ alone must reconstruct it (Feature-Style encoder trains with and without F); both at no extra
 generator pass. docs/compact-model.md ("Spatial features") has the measurements.
 
+Growing (``train_from_layer`` N != 0; a model from ``train/extend.py --resolution``): only the
+generator's synthesis layers from index N on (models/stylegan2.py's layer indexing; negative N
+counts from the end: -3 is the last block's up conv, conv and toRGB) are trained; the encoder and every earlier layer stay as in ``init`` (the encoder in eval
+mode, its BatchNorm statistics fixed), so the latents and the features the later stages were
+trained on do not move.
+
 The MAPPING NETWORK IS NOT TRAINED and stays at its initial weights: every latent comes from the
 encoder, and the edit directions are fit in W+ on encoded latents, so z -> w sampling is not
 needed (a model card note says so). EMA copies of the generator and of the encoder (the pair
@@ -94,15 +100,19 @@ class AutoencoderStage(ModelStage):
         # the mapping network is not part of the autoencoder: not optimised (see the docstring)
         self.G.style.requires_grad_(False)
         synthesis = [p for n, p in self.G.named_parameters() if not n.startswith("style.")]
+        self.train_from = int(cfg["train_from_layer"])
+        if self.train_from:
+            synthesis = self.freeze_below(self.train_from)
         betas = tuple(float(b) for b in cfg["betas"])
         self.r1 = LazyR1.from_loss(loss)
         d_params = list(self.D.parameters()) + (list(self.PD.parameters()) if self.PD else [])
         self.optimizers = {
             "generator": torch.optim.Adam(synthesis, lr=float(cfg["lr"]), betas=betas),
-            "encoder": torch.optim.Adam(self.E.parameters(), lr=float(cfg["lr_encoder"]),
-                                        betas=(0.9, 0.999)),
             "discriminator": discriminator_optimizer(d_params, float(cfg["lr_d"]), self.r1, betas),
         }
+        if not self.train_from:
+            self.optimizers["encoder"] = torch.optim.Adam(
+                self.E.parameters(), lr=float(cfg["lr_encoder"]), betas=(0.9, 0.999))
         self.modules = {"generator": self.G, "encoder": self.E, "g_ema": self.G_ema,
                         "e_ema": self.E_ema, "discriminator": self.D}
         self.networks = {"generator": self.G_ema, "encoder": self.E_ema, "discriminator": self.D}
@@ -118,6 +128,24 @@ class AutoencoderStage(ModelStage):
         from hypernst_cli.train.data import make_batch
 
         self.preview = make_batch(self.data, list(range(min(4, len(self.data)))))["image"].to(self.device)
+
+    def freeze_below(self, first: int) -> list[nn.Parameter]:
+        """Freeze the encoder and the synthesis layers before index ``first``; the parameters
+        left to train (those of layers ``first`` on)."""
+        layers = self.G.synthesis_layers()
+        given, first = first, first + len(layers) if first < 0 else first
+        if not 0 < first < len(layers):
+            raise UsageError(f"train_from_layer {given}: the generator's layers are "
+                             f"0..{len(layers) - 1}", hint="give the first layer of the new blocks, "
+                             "or -3 for the last block (0 trains everything)")
+        self.G.requires_grad_(False)
+        for layer in layers[first:]:
+            layer.requires_grad_(True)
+        self.E.requires_grad_(False).eval()
+        self.origin["encoder"] = "init"
+        self.notes["frozen"] = (f"trained only the generator's layers {first}..{len(layers) - 1}; "
+                                "the encoder and the earlier layers are init's")
+        return [p for p in self.G.parameters() if p.requires_grad]
 
     # --- losses ------------------------------------------------------------------------------
     def reconstruction(self, y: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -150,7 +178,8 @@ class AutoencoderStage(ModelStage):
         adversarial = step >= int(cfg["adv_start"])
         use_adv = adversarial and float(loss_cfg["adv"]) > 0
         use_patch = adversarial and self.PD is not None
-        opt_g, opt_e, opt_d = (self.optimizers[k] for k in ("generator", "encoder", "discriminator"))
+        opt_g, opt_e, opt_d = (self.optimizers.get(k) for k in ("generator", "encoder",
+                                                                  "discriminator"))
 
         # generator + encoder
         self.D.requires_grad_(False)
@@ -184,10 +213,12 @@ class AutoencoderStage(ModelStage):
             loss = loss + float(loss_cfg["patch"]) * pcd
             logs["g_patch"] = float(pcd.detach())
         opt_g.zero_grad(set_to_none=True)
-        opt_e.zero_grad(set_to_none=True)
+        if opt_e is not None:
+            opt_e.zero_grad(set_to_none=True)
         self.ctx.backward(loss)
         self.ctx.step(opt_g)
-        self.ctx.step(opt_e)
+        if opt_e is not None:
+            self.ctx.step(opt_e)
         logs["loss"] = float(loss.detach())
 
         # discriminators: x real, x' fake (one generator pass per step: x' detached); the

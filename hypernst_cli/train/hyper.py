@@ -65,6 +65,10 @@ from hypernst_cli.train.losses import (
 )
 from hypernst_cli.train.style_variants import StyleVariants
 
+#: the texture term compares at most this many 5x5 windows an octave (a 128 px image has 15,376):
+#: at 256 px a sample of them, at the cost of 128 px (eval/texture.py ``max_patches``)
+TEXTURE_PATCHES = 16384
+
 
 @dataclass
 class HyperStage(ModelStage):
@@ -300,7 +304,8 @@ class StylizeStage(HyperStage):
             low = (F.avg_pool2d(y.float(), 4) - F.avg_pool2d(target.float(), 4)).abs().mean()
             loss, parts["lowpass"] = loss + w["lowpass"] * low, low.detach()
         if w["texture"] > 0:
-            tex = patch_swd(y, target, projections=32, generator=generator).mean()
+            tex = patch_swd(y, target, projections=32, generator=generator,
+                            max_patches=TEXTURE_PATCHES).mean()
             loss, parts["texture"] = loss + w["texture"] * tex, tex.detach()
         return loss, {"loss_analogy": float(loss.detach()),
                       **{f"analogy_{k}": float(v) for k, v in parts.items()}}
