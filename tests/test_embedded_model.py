@@ -87,8 +87,9 @@ def test_readme_first_command_stylizes_the_example(tmp_path):
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     image = load_image(out)
-    assert image.shape == (128, 128, 3) and image.std() > 5
+    side = json.loads((EMBEDDED / "config.json").read_text())["generator"]["resolution"]
+    assert image.shape == (side, side, 3) and image.std() > 5
     content, style = (load_image(REPO / a) for a in args[1:3])
     assert re.search(r"examples/styles/", args[2])
-    small = np.asarray(Image.fromarray(content).resize((128, 128), Image.LANCZOS))
+    small = np.asarray(Image.fromarray(content).resize((side, side), Image.LANCZOS))
     assert colour_distance(style, image)["overall"] < colour_distance(style, small)["overall"]

@@ -34,6 +34,7 @@ def test_the_grown_model_renders_the_source_upsampled_until_trained(grown):
     cfg = json.loads((dst / "config.json").read_text())
     assert cfg["generator"]["resolution"] == 128 and cfg["hypernet"]["input_size"] == 64
     assert cfg["generator"]["feature_resolution"] == 16
+    assert cfg["description"].endswith("(grown from 64 to 128 px)")
     old = load_models(src, None, "cpu", INFERENCE_PARTS)
     new = load_models(dst, None, "cpu", INFERENCE_PARTS)  # strict: every tensor accounted for
     assert new.generator.size == 128 and new.generator.n_latent == old.generator.n_latent + 2

@@ -97,6 +97,7 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
     new_cfg = cfg
     if resolution:
         new_cfg = new_cfg.replace(
+            description=f"{cfg.description} (grown from {old_resolution} to {resolution} px)",
             generator=dataclasses.replace(new_cfg.generator, resolution=resolution),
             hypernet=dataclasses.replace(new_cfg.hypernet,
                                          input_size=cfg.hypernet.input_size or old_resolution))
