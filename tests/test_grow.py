@@ -54,7 +54,8 @@ def test_the_grown_model_renders_the_source_upsampled_until_trained(grown):
         torch.testing.assert_close(grown_latent.features, latent.features)
         image = render(new.generator, grown_latent)
         assert image.shape[-1] == 128
-        torch.testing.assert_close(image, new.generator.to_rgbs[-1].upsample(render(old.generator, latent)))
+        upsampled = new.generator.to_rgbs[-1].upsample(render(old.generator, latent))
+        torch.testing.assert_close(image, upsampled)
         # the hyper-network reads 128 px inputs at its old size: the same offsets for the old
         # layers; the new layers' offsets scale the zero toRGB weights (nothing changes yet), and
         # the moved skip adds nothing yet

@@ -24,9 +24,9 @@ generator pass. docs/compact-model.md ("Spatial features") has the measurements.
 
 Growing (``train_from_layer`` N != 0; a model from ``train/extend.py --resolution``): only the
 generator's synthesis layers from index N on (models/stylegan2.py's layer indexing; negative N
-counts from the end: -3 is the last block's up conv, conv and toRGB) are trained; the encoder and every earlier layer stay as in ``init`` (the encoder in eval
-mode, its BatchNorm statistics fixed), so the latents and the features the later stages were
-trained on do not move.
+counts from the end: -3 is the last block's up conv, conv and toRGB) are trained; the encoder
+and every earlier layer stay as in ``init`` (the encoder in eval mode, its BatchNorm statistics
+fixed), so the latents and the features the later stages were trained on do not move.
 
 The MAPPING NETWORK IS NOT TRAINED and stays at its initial weights: every latent comes from the
 encoder, and the edit directions are fit in W+ on encoded latents, so z -> w sampling is not
@@ -136,8 +136,9 @@ class AutoencoderStage(ModelStage):
         given, first = first, first + len(layers) if first < 0 else first
         if not 0 < first < len(layers):
             raise UsageError(f"train_from_layer {given}: the generator's layers are "
-                             f"0..{len(layers) - 1}", hint="give the first layer of the new blocks, "
-                             "or -3 for the last block (0 trains everything)")
+                             f"0..{len(layers) - 1}",
+                             hint="give the first layer of the new blocks, or -3 for the last "
+                                  "block (0 trains everything)")
         self.G.requires_grad_(False)
         for layer in layers[first:]:
             layer.requires_grad_(True)

@@ -24,9 +24,9 @@ except:
   upsampled by its own skip filter until the new blocks are trained (the ``autoencoder`` stage
   with ``train_from_layer``); the encoder's new W+ heads copy its last head (the new latents
   start equal to the last one); the hyper-network gains heads for the new layers (whatever they
-  predict scales the zero toRGB weights: no effect until trained), keeps its content encoder at SRC's size (``hypernet.input_size``) and its content skip
-  moves to the new last block with its output conv at zero (it reads the content at R; the
-  ``stylize`` stage trains it again). The image discriminator and the edit directions depend on
+  predict scales the zero toRGB weights: no effect until trained), keeps its content encoder at
+  SRC's size (``hypernet.input_size``) and its content skip moves to the new last block with
+  its output conv at zero (it reads the content at R; the ``stylize`` stage trains it again). The image discriminator and the edit directions depend on
   the resolution: they are dropped (refit the directions with ``hypernst directions fit``).
 
 Every other tensor must match the new config one to one; anything else is an error, so a wrong
@@ -146,9 +146,9 @@ def extend_model(src: Path, dst: Path, *, feature_resolution: int = 0,
     added = ([f"{resolution} px: the generator's new blocks (toRGB at zero: it renders the "
               f"{old_resolution} px image upsampled until an `autoencoder` stage with "
               "`train_from_layer` trains them), the encoder's new W+ heads (copies of its last), "
-              "the hyper-network's heads for the new layers (no effect until then; its content encoder "
-              f"reads {new_cfg.hypernet.input_size} px) and its content skip moved to the new "
-              "last block (output conv at zero until a `stylize` stage trains it); the image "
+              "the hyper-network's heads for the new layers (no effect until then; its content "
+              f"encoder reads {new_cfg.hypernet.input_size} px) and its content skip moved to the "
+              "new last block (output conv at zero until a `stylize` stage trains it); the image "
               "discriminator and the edit directions dropped (they follow the resolution)"]
              if resolution else [])
     added += ([f"the spatial path (feature resolution {feature_resolution}; the encoder's feature "
