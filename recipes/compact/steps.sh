@@ -1,5 +1,30 @@
-# Shell functions both compact recipes use (sourced by run.sh and spatial/run.sh, not run).
-# The caller sets PY (the interpreter with hypernst_cli) and EXTRA (KEY=VALUE words for every step).
+# Shell functions the compact recipes use (sourced by run.sh, spatial/run.sh, grow256/run.sh and
+# paper/run.sh, not run). The caller sets PY (the interpreter with hypernst_cli) and EXTRA
+# (KEY=VALUE words for every step), or lets continuation_args set them.
+
+# continuation_args SCRIPT ARG...: the arguments of a recipe that continues a trained model,
+# `SCRIPT DATA OUT_DIR [INIT] [MODEL_DEST]`: sets DATA, OUT, INIT (default: the embedded compact
+# model), DEST (default: OUT/model), PY and EXTRA; checks that the edit directions have their
+# photos (UTKFACE_DIR, or DIRECTIONS=0) and creates OUT. Exits 2 with SCRIPT's usage lines.
+continuation_args() {
+    local script="$1"
+    shift
+    if [ $# -lt 2 ]; then
+        sed -n '2,3p' "$script" >&2
+        exit 2
+    fi
+    PY="${PYTHON:-python}"
+    EXTRA="${EXTRA:-}"
+    DATA="$1"
+    OUT="$2"
+    INIT="${3:-$("$PY" -c 'from hypernst_cli.weights.registry import EMBEDDED_DIR; print(EMBEDDED_DIR / "compact")')}"
+    DEST="${4:-$OUT/model}"
+    if [ "${DIRECTIONS:-1500}" != 0 ] && [ -z "${UTKFACE_DIR:-}" ]; then
+        echo "error: set UTKFACE_DIR (UTKFace photos for the edit directions) or DIRECTIONS=0" >&2
+        exit 2
+    fi
+    mkdir -p "$OUT"
+}
 
 # train_step CONFIG_DIR DATA RUNS NAME STAGE [INIT]: trains STAGE with CONFIG_DIR/NAME.toml into
 # RUNS/NAME; a finished step (RUNS/NAME/.complete) is skipped, an interrupted one resumes.

@@ -22,25 +22,10 @@
 # resumes from its newest checkpoint. EXTRA="device=cuda" etc. adds options to every step.
 set -euo pipefail
 
-if [ $# -lt 2 ]; then
-    sed -n '2,3p' "$0" >&2
-    exit 2
-fi
 HERE="$(cd "$(dirname "$0")" && pwd)"
-DATA="$1"
-OUT="$2"
-PY="${PYTHON:-python}"
-INIT="${3:-$("$PY" -c 'from hypernst_cli.weights.registry import EMBEDDED_DIR; print(EMBEDDED_DIR / "compact")')}"
-DEST="${4:-$OUT/model}"
-EXTRA="${EXTRA:-}"
-if [ "${DIRECTIONS:-1500}" != 0 ] && [ -z "${UTKFACE_DIR:-}" ]; then
-    echo "error: set UTKFACE_DIR (UTKFace photos for the edit directions) or DIRECTIONS=0" >&2
-    exit 2
-fi
-mkdir -p "$OUT"
-
 # shellcheck source=recipes/compact/steps.sh
 . "$HERE/../steps.sh"
+continuation_args "$0" "$@"
 
 if [ ! -d "$OUT/grow-init" ]; then
     "$PY" -m hypernst_cli.train.extend "$INIT" "$OUT/grow-init.partial" \
