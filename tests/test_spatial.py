@@ -285,7 +285,7 @@ def test_pipeline_passes_f_through_every_render(spatial_model_dir, portraits):
     assert (result.initial - plain).abs().mean() > 1e-3  # F, not W+ alone, was rendered
     # an edit of strength 0 renders the unedited result; a W+-only latent renders G_f(W+)
     direction = torch.randn(gen.style_dim)
-    same = pipe.render(pipe.edited(face, direction, 0.0), result.offsets)
+    same = pipe.render_edit(face, direction, 0.0, result)
     assert torch.allclose(same, result.images, atol=1e-5)
     w_only = pipe.prepare_image(face.photo, latent=face.wplus)[0]
     with torch.no_grad():

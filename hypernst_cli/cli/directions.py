@@ -230,6 +230,7 @@ def check(
     offsets: bool = typer.Option(True, "--offsets/--no-offsets",
                                  help="Render with the hyper-network's offsets (as `edit`) or "
                                       "plain G(w+)."),
+    follow: bool = opt.FOLLOW,
     sheet: Optional[Path] = typer.Option(None, "--sheet", help="Also write the renders as a grid."),
     require: bool = typer.Option(False, "--require-monotonic",
                                  help="Exit 1 unless every face passes."),
@@ -280,12 +281,11 @@ def check(
             _emit_check(records[-1], as_json)
             continue
         base = pipe.generate([face], face.own_codes.table)
-        used = base.offsets if offsets else [None] * len(base.offsets)
-        skip = base.skip if offsets else None
         values: dict[str, list[float | None]] = {m: [] for m in MEASURES}
         frames = []
         for alpha in alphas:
-            frame = to_uint8(pipe.render(pipe.edited(face, vector, alpha), used, skip))[0]
+            frame = to_uint8(pipe.render_edit(face, vector, alpha, base if offsets else None,
+                                              follow=follow))[0]
             frames.append(frame)
             found = measure_image(frame, box=landmarks)
             for m in MEASURES:

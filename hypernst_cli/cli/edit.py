@@ -24,6 +24,7 @@ def edit(
                                          help="Style strength when --style is given."),
     latent: Optional[Path] = typer.Option(
         None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
+    follow: bool = opt.FOLLOW,
     size: Optional[int] = opt.SIZE,
     iterations: Optional[int] = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,
@@ -59,7 +60,7 @@ def edit(
     base = pipe.generate([face], codes)
     frames = []
     for alpha in alphas:
-        img = pipe.render(pipe.edited(face, vector, alpha), base.offsets, base.skip)
+        img = pipe.render_edit(face, vector, alpha, base, follow=follow)
         frames.append(resize_uint8(to_uint8(img)[0], size))
     stem = f"{content.stem}_{name}"
     for i, (alpha, frame) in enumerate(zip(alphas, frames)):

@@ -21,6 +21,10 @@ ITERATIONS = typer.Option(
     None, "--iterations", min=1,
     help="Hyper-network refinement iterations (default: the model's, hypernet.iterations in its "
          "config.json: 3 in the shipped configs).")
+FOLLOW = typer.Option(
+    True, "--follow/--no-follow",
+    help="Models with spatial features: move the photo's detail with the edited face's landmarks "
+         "(--no-follow keeps it in place, which holds pose and mouth still).")
 SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")
 OVERWRITE = typer.Option(
     False, "--overwrite/--skip-existing",

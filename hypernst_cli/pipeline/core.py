@@ -8,7 +8,8 @@ hair) and the global code A(s) (pipeline/style_codes.py, ``StyleCodes.table``).
 
 What the generator renders is a :class:`Latent`: W+ and, with the spatial path
 (``generator.feature_resolution``), the feature map F. :func:`encode` makes one, :func:`render`
-draws one (inference and training alike), :func:`edit_latent` edits one.
+draws one (inference and training alike), :func:`edit_latent` edits one (and
+:func:`warp` moves its detail with the edit's motion).
 """
 
 from __future__ import annotations
@@ -74,15 +75,41 @@ def render(generator: Any, latent: LatentLike, offsets: list[torch.Tensor | None
 
 
 def edit_latent(generator: Any, latent: LatentLike, direction: torch.Tensor,
-                strength: float) -> Latent:
+                strength: float, flow: torch.Tensor | None = None) -> Latent:
     """An InterFaceGAN edit: W+ moves along ``direction`` (:func:`edit_wplus`) and F by the
-    generator's own feature difference, F + G_f(w_edit) - G_f(w) (Feature-Style encoder)."""
+    generator's own feature difference, F + G_f(w_edit) - G_f(w) (Feature-Style encoder).
+
+    ``flow`` (:func:`warp`'s backward map of the edit's motion, [B, 2, R, R]): F's residual over
+    the generator's own features moves with the face instead of staying in place,
+    G_f(w_edit) + warp(F - G_f(w)); without it a pose edit cannot turn the detail F holds."""
     latent = as_latent(latent)
     edited = edit_wplus(latent.wplus, direction, strength)
     if latent.features is None:
         return Latent(edited)
-    moved = generator.spatial_features(edited) - generator.spatial_features(latent.wplus)
-    return Latent(edited, latent.features + moved)
+    own, moved = generator.spatial_features(latent.wplus), generator.spatial_features(edited)
+    if flow is None:
+        return Latent(edited, latent.features + moved - own)
+    return Latent(edited, moved + warp(latent.features - own, flow))
+
+
+def warp(maps: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Resample maps [B, C, h, w] by a backward map ``flow`` [B, 2, R, R] given in pixels of an
+    R x R picture (x offset first; ``faces.warp.landmark_flow``): output pixel p is the input at
+    p + flow(p), the map scaled to the maps' own size (so F at r_f and the content skip at R
+    move alike). Outside the picture the border repeats."""
+    b, _, h, w = maps.shape
+    size = flow.shape[-1]
+    if (h, w) != tuple(flow.shape[-2:]):
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+    flow = flow.to(maps.dtype) * torch.tensor([w / size, h / size], dtype=maps.dtype,
+                                              device=maps.device).view(1, 2, 1, 1)
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=maps.dtype, device=maps.device),
+                            torch.arange(w, dtype=maps.dtype, device=maps.device), indexing="ij")
+    # grid_sample's coordinates: -1 and 1 are the outer edges of the corner pixels
+    x = (xs + flow[:, 0] + 0.5) * (2.0 / w) - 1.0
+    y = (ys + flow[:, 1] + 0.5) * (2.0 / h) - 1.0
+    grid = torch.stack([x, y], dim=-1).expand(b, h, w, 2)
+    return F.grid_sample(maps, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def encoder_input_size(encoder: Any) -> int:

@@ -27,10 +27,12 @@ from hypernst_cli.pipeline.core import (
     StylizeResult,
     as_latent,
     edit_latent,
+    edit_wplus,
     encode,
     render,
     restore_detail,
     stylize_tensors,
+    warp,
 )
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
 
@@ -438,7 +440,7 @@ class HyperNSTPipeline:
         """The aligned face crop at the model's resolution (what outputs are compared with)."""
         return self.faces.align_largest(image, self.resolution).image
 
-    def render(self, latent: LatentLike, offsets: list[torch.Tensor | None],
+    def render(self, latent: LatentLike, offsets: list[torch.Tensor | None] | None,
                skip: torch.Tensor | None = None) -> torch.Tensor:
         """G(theta + offsets)(latent) for given latents and (already predicted) offsets, and the
         content skip's residual where the model has one (``StylizeResult.skip``)."""
@@ -446,12 +448,43 @@ class HyperNSTPipeline:
             return render(self.generator_for_inference(), as_latent(latent).to(self.device),
                           offsets, skip=skip).float()
 
-    def edited(self, face: ContentFace, direction: torch.Tensor, strength: float) -> Latent:
-        """The face's latent edited along ``direction`` (W+, and F by the generator's own
-        feature difference: ``core.edit_latent``), on the device."""
+    def render_edit(self, face: ContentFace, direction: torch.Tensor, strength: float,
+                    base: StylizeResult | None, *, follow: bool = True) -> torch.Tensor:
+        """The face edited along ``direction`` (``core.edit_latent``), rendered with ``base``'s
+        offsets and content skip: those of the unedited face, as HyperStyle applies its offsets
+        to edits, so strength 0 renders ``base`` itself (``base`` None: the plain generator).
+        [1, 3, R, R] on the device.
+
+        ``follow`` (models with F): F's detail and the content skip move with the edit's motion
+        (:meth:`edit_flow`); without it they stay where the unedited face had them, which
+        holds the geometry in place (a pose edit then hardly turns the head)."""
+        flow = self.edit_flow(face, direction, strength) if follow else None
         with torch.inference_mode():
-            return edit_latent(self.models.generator, face.latent.to(self.device), direction,
-                               strength)
+            edited = edit_latent(self.models.generator, face.latent.to(self.device), direction,
+                                 strength, flow)
+            skip = None if base is None else base.skip
+            if skip is not None and flow is not None:
+                skip = warp(skip, flow)
+        return self.render(edited, None if base is None else base.offsets, skip)
+
+    def edit_flow(self, face: ContentFace, direction: torch.Tensor,
+                  strength: float) -> torch.Tensor | None:
+        """How the edit moves the face: the backward map [1, 2, R, R] in pixels
+        (``faces.warp.landmark_flow``) from dlib's 68 landmarks on the plain renders G(w) and
+        G(w_edit), W+ alone (aligned faces, so the predictor sits on the FFHQ face box). None
+        where nothing is to move: a face without F, or strength 0."""
+        if face.features is None or strength == 0:
+            return None
+        from hypernst_cli.eval.landmarks import find_landmarks
+        from hypernst_cli.faces.warp import landmark_flow
+
+        wplus = face.wplus[None].to(self.device)
+        with self._inference():
+            plain = render(self.generator_for_inference(),
+                           torch.cat([wplus, edit_wplus(wplus, direction, strength)]))
+        before, after = (find_landmarks(image, box="aligned") for image in to_uint8(plain))
+        flow = landmark_flow(before, after, self.resolution)
+        return torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
 
 
 def parse_strength_range(spec: str) -> tuple[float, float]:
