@@ -147,6 +147,20 @@ class DetailConfig:
 
 
 @dataclass(frozen=True)
+class PaletteConfig:
+    """The palette post-process (not in the paper; 0 = off, ``pipeline/palette.py``): the
+    stylized output's Lab mean and spread move to the style image's by ``amount`` x the style
+    strength."""
+
+    amount: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.amount <= 1.0:  # also refuses NaN
+            raise UsageError(f"palette: amount must be between 0 and 1, got {self.amount}",
+                             hint="fix the model's config.json (palette section)")
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -156,6 +170,7 @@ class ModelConfig:
     style_codes: StyleCodeConfig = field(default_factory=StyleCodeConfig)
     patch_disc: PatchDiscConfig = field(default_factory=PatchDiscConfig)
     detail: DetailConfig = field(default_factory=DetailConfig)
+    palette: PaletteConfig = field(default_factory=PaletteConfig)
     description: str = ""
 
     @property
@@ -192,6 +207,7 @@ _SECTIONS: dict[str, type] = {
     "style_codes": StyleCodeConfig,
     "patch_disc": PatchDiscConfig,
     "detail": DetailConfig,
+    "palette": PaletteConfig,
 }
 
 

@@ -25,6 +25,7 @@ def edit(
     latent: Optional[Path] = typer.Option(
         None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
     follow: bool = opt.FOLLOW,
+    palette: Optional[float] = opt.PALETTE,
     size: Optional[int] = opt.SIZE,
     iterations: Optional[int] = opt.ITERATIONS,
     precision: Optional[str] = opt.PRECISION,
@@ -53,11 +54,12 @@ def edit(
     alphas = linspace(lo, hi, steps)
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
-                             precision=precision, compile=compile_models)
+                             precision=precision, compile=compile_models, palette=palette)
     name, vector = resolve_direction(direction, pipe.models)
     face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
     codes = pipe.code_table(face, style, strength=style_strength)
-    base = pipe.generate([face], codes)
+    base = pipe.generate([face], codes,
+                         palettes=[pipe.palette_for(style, strength=style_strength)])
     frames = []
     for alpha in alphas:
         img = pipe.render_edit(face, vector, alpha, base, follow=follow)

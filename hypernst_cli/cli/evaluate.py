@@ -34,6 +34,7 @@ def evaluate(
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=1.0, help="Style strength."),
     iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
+    palette: Optional[float] = opt.PALETTE,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     baselines: bool = typer.Option(True, "--baselines/--no-baselines",
@@ -78,7 +79,7 @@ def evaluate(
             faces=faces or [], families=families, draws=draws, region_mixed=region_mixed,
             limit=limit, seed=seed, output=output, weights=(weights or [None])[0], config=config,
             backend=backend, strength=strength, iterations=iterations, detail=detail,
-            precision=precision, compile_models=compile_models, json_out=json_out)
+            palette=palette, precision=precision, compile_models=compile_models, json_out=json_out)
         return
     if not content or not style:
         raise_usage("--content and --style are required", "or run the benchmark with --analogies")
@@ -95,7 +96,8 @@ def evaluate(
     for spec in specs:
         pipe = opt.load_pipeline(weights=spec, config=config, backend=backend, seed=seed,
                                  iterations=iterations,
-                             precision=precision, compile=compile_models, detail=detail)
+                             precision=precision, compile=compile_models, detail=detail,
+                             palette=palette)
         label = "HyperNST" if len(specs) == 1 else f"HyperNST ({Path(spec or config).name})"
         pipes[label] = pipe
     first = next(iter(pipes.values()))

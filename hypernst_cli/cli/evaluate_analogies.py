@@ -13,7 +13,8 @@ from hypernst_cli.cli.state import STATE
 def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], draws: int,
                           region_mixed: int, limit: Optional[int], seed: int, output: Path,
                           weights: Optional[str], config: str, backend: str, strength: float,
-                          iterations: Optional[int], detail: Optional[float], precision: Optional[str],
+                          iterations: Optional[int], detail: Optional[float], palette: Optional[float],
+                          precision: Optional[str],
                           compile_models: Optional[bool], json_out: bool) -> None:
     from hypernst_cli.errors import UsageError
     from hypernst_cli.eval.analogies import (
@@ -29,7 +30,7 @@ def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], dr
     resolve_families(families)  # a bad family name fails before the models load
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, precision=precision, compile=compile_models,
-                             detail=detail)
+                             detail=detail, palette=palette)
     model_info = pipe.models
     report = evaluate_analogies(
         face_paths, PipelineAnalogyModel(pipe), resolution=pipe.resolution,
@@ -37,7 +38,7 @@ def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], dr
         region_mixed=region_mixed, limit=limit, strength=strength, log=STATE.info,
         settings={"model": f"{model_info.config.name} from {model_info.origin} "
                            f"{model_info.source}",
-                  "detail": pipe.detail, "iterations": pipe.iterations, "faces_backend":
+                  "detail": pipe.detail, "palette": pipe.palette, "iterations": pipe.iterations, "faces_backend":
                   pipe.faces.backend},
     )
     if json_out:

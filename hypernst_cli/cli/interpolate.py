@@ -25,6 +25,7 @@ def interpolate(
     size: Optional[int] = opt.SIZE,
     iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
+    palette: Optional[float] = opt.PALETTE,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
@@ -42,22 +43,28 @@ def interpolate(
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import save_gif, save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
+    from hypernst_cli.pipeline.palette import between
     from hypernst_cli.pipeline.stylize import linspace, resize_uint8, to_uint8
 
     if output.suffix:
         raise UsageError(f"-o {output}: interpolate writes several files; give a folder")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
-                             precision=precision, compile=compile_models, detail=detail)
+                             precision=precision, compile=compile_models, detail=detail,
+                             palette=palette)
     face = pipe.prepare(content)[0]
     start = pipe.code_table(face, style) if to is not None else face.own_codes.table
     end = pipe.code_table(face, to if to is not None else style)
+    first = pipe.palette_for(style) if to is not None else None
+    last = pipe.palette_for(to if to is not None else style)
     ts = linspace(0.0, 1.0, steps)
     codes = [torch.lerp(start, end, t) for t in ts]
+    palettes = [between(first, last, t) for t in ts]
     frames = []
     for i in range(0, len(codes), batch_size):
         chunk = codes[i : i + batch_size]
-        result = pipe.generate([face] * len(chunk), torch.stack(chunk))
+        result = pipe.generate([face] * len(chunk), torch.stack(chunk),
+                               palettes=palettes[i : i + batch_size])
         frames += [resize_uint8(f, size) for f in to_uint8(result.images)]
     for i, frame in enumerate(frames):
         save_image(frame, output / f"frame_{i:03d}.png")

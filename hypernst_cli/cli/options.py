@@ -43,7 +43,11 @@ COMPILE = typer.Option(
 DETAIL = typer.Option(
     None, "--detail", min=0.0,
     help="Restore the content's fine detail on the output: 0 = the generator's output as is, "
-         "1 = all of it (default: the model's setting; the embedded compact model uses 1).")
+         "1 = all of it (default: the model's setting; 0 for the embedded compact model).")
+PALETTE = typer.Option(
+    None, "--palette", min=0.0, max=1.0,
+    help="Move the output's colours to the style's Lab mean and spread: 0 = the model's colours "
+         "as they are, 1 = the style's (x --strength; default: the model's setting).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
@@ -54,24 +58,27 @@ def output_option(help_text: str) -> Any:
 
 def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
                   iterations: Optional[int] = None, no_cache: bool = False, precision: Optional[str] = None,
-                  compile: Optional[bool] = None, detail: Optional[float] = 0.0) -> Any:
+                  compile: Optional[bool] = None, detail: Optional[float] = 0.0,
+                  palette: Optional[float] = None) -> Any:
     """Load the models once for this process, with a status line.
 
     ``detail``: see HyperNSTPipeline (None = the model's setting); 0 by default, because only the
-    commands whose outputs are stylized photos (stylize, interpolate, evaluate) restore detail."""
+    commands whose outputs are stylized photos (stylize, interpolate, evaluate) restore detail.
+    ``palette``: see HyperNSTPipeline (None = the model's setting)."""
     from hypernst_cli.cli.state import STATE
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
     pipe = HyperNSTPipeline.load(weights=weights, config=config, device=STATE.device,
                                  backend=backend, seed=seed, cache=not no_cache,
                                  iterations=iterations, precision=precision, compile=compile,
-                                 detail=detail)
+                                 detail=detail, palette=palette)
     m = pipe.models
     STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
                f"device {pipe.device}; faces: {pipe.faces.backend}"
                + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
                + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else "")
-               + (f"; detail {pipe.detail:g}" if pipe.detail else ""))
+               + (f"; detail {pipe.detail:g}" if pipe.detail else "")
+               + (f"; palette {pipe.palette:g}" if pipe.palette else ""))
     return pipe
 
 

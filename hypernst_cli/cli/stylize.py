@@ -47,6 +47,7 @@ def stylize(
     size: Optional[int] = opt.SIZE,
     iterations: Optional[int] = opt.ITERATIONS,
     detail: Optional[float] = opt.DETAIL,
+    palette: Optional[float] = opt.PALETTE,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
     seed: Optional[int] = opt.SEED,
@@ -102,7 +103,8 @@ def stylize(
 
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, no_cache=no_cache,
-                             precision=precision, compile=compile_models, detail=detail)
+                             precision=precision, compile=compile_models, detail=detail,
+                             palette=palette)
     latent_tensor = _read_latent(latent) if latent is not None else None
     worker = _BatchedWorker(pipe, items, batch_size=batch_size, strength=strength, regions=regions,
                             paste_back=paste_back, all_faces=all_faces, size=size,
@@ -217,7 +219,7 @@ class _BatchedWorker:
         from hypernst_cli.errors import HypernstError
         from hypernst_cli.pipeline.stylize import resize_uint8, to_uint8
 
-        faces, codes, owners = [], [], []
+        faces, codes, palettes, owners = [], [], [], []
         for it in batch:
             content, style, _ = it.payload
             try:
@@ -227,6 +229,7 @@ class _BatchedWorker:
                 for face in prepared:
                     codes.append(self.pipe.code_table(face, style, strength=self.strength,
                                                         regions=self.regions))
+                    palettes.append(self.pipe.palette_for(style, strength=self.strength))
                     faces.append(face)
                     owners.append(it)
                 self.done[id(it)] = ([], {"prepare": t1 - t0,
@@ -236,7 +239,7 @@ class _BatchedWorker:
         if not faces:
             return
         t0 = time.perf_counter()
-        result = self.pipe.generate(faces, codes)
+        result = self.pipe.generate(faces, codes, palettes=palettes)
         model_time = (time.perf_counter() - t0) / len(faces)
         images = to_uint8(result.images)
         for face, image, it in zip(faces, images, owners):

@@ -365,7 +365,8 @@ class PipelineAnalogyModel:
         face = self._face(content, content_mask)
         target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask).table
         codes = blend(face.own_codes.table, target, strength)
-        return to_uint8(self.pipe.generate([face], codes).images)[0]
+        palette = self.pipe.palette_for(exemplar, strength=strength)
+        return to_uint8(self.pipe.generate([face], codes, palettes=[palette]).images)[0]
 
     def reconstruct(self, content: np.ndarray, content_mask: np.ndarray) -> np.ndarray:
         """What the pipeline renders with the content's own codes (``hypernst invert``, and

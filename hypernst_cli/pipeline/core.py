@@ -125,6 +125,7 @@ class StylizeResult:
     initial: torch.Tensor  # G(w+) with no offsets: the plain e4e reconstruction
     features: torch.Tensor | None = None  # the spatial feature map F (spatial path), else None
     skip: torch.Tensor | None = None  # the content skip's residual (hypernet.skip_width), else None
+    palettes: list[Any] | None = None  # the palette applied per item (pipeline/palette.py), if any
 
 
 def stylize_tensors(

@@ -34,7 +34,11 @@ from hypernst_cli.pipeline.core import (
     stylize_tensors,
     warp,
 )
+from hypernst_cli.pipeline.palette import Palette, apply_palettes, colour_statistics
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
+
+#: style images are read at most this size for their palette (area-averaged)
+PALETTE_SIDE = 256
 
 
 @dataclass
@@ -119,13 +123,17 @@ class HyperNSTPipeline:
     (``restore_detail``); None = the model config's ``detail.strength`` (0 in the paper's
     configs). Renders of edited latents (``render``, ``generate(latent=...)``) never get it.
 
+    ``palette``: how far stylized outputs' colours move to the style image's Lab mean and spread
+    (``pipeline/palette.py``; x the style strength); None = the model config's
+    ``palette.amount`` (0 in the paper's configs).
+
     ``iterations``: the hyper-network's refinement passes; None = the model config's
     ``hypernet.iterations`` (what a trained model records: the passes it was trained with).
     """
 
     def __init__(self, models: Any, faces: Any, provider: Any, *, iterations: int | None = None,
                  precision: str | None = None, compile: bool | None = None,
-                 detail: float | None = None) -> None:
+                 detail: float | None = None, palette: float | None = None) -> None:
         self.models = models
         self.faces = faces
         self.provider = provider
@@ -138,6 +146,12 @@ class HyperNSTPipeline:
                              hint="0 = the generator's output as is; 1 = the content's full detail")
         self.detail = float(models.config.detail.strength if detail is None else detail)
         self.detail_sigma = float(models.config.detail.sigma)
+        if palette is not None and not 0.0 <= palette <= 1.0:
+            raise UsageError(f"--palette must be between 0 and 1, got {palette:g}",
+                             hint="0 = the model's colours as they are; 1 = the style's mean "
+                                  "and spread")
+        self.palette = float(models.config.palette.amount if palette is None else palette)
+        self._palette_stats: dict[str, torch.Tensor] = {}
         self.device = models.device
         self.resolution = models.config.resolution
         self.precision = precision_from_env(precision)
@@ -210,6 +224,7 @@ class HyperNSTPipeline:
         precision: str | None = None,
         compile: bool | None = None,
         detail: float | None = None,
+        palette: float | None = None,
     ) -> HyperNSTPipeline:
         from hypernst_cli.device import resolve_device
         from hypernst_cli.info import cache_dir
@@ -224,7 +239,7 @@ class HyperNSTPipeline:
                                        cache_dir=cache_dir() if cache else None, device=dev,
                                        seed=seed, aladin_id=models.model_id("aladin"))
         return cls(models, faces, provider, iterations=iterations, precision=precision,
-                   compile=compile, detail=detail)
+                   compile=compile, detail=detail, palette=palette)
 
     # --- contents ------------------------------------------------------------------------------
 
@@ -367,6 +382,37 @@ class HyperNSTPipeline:
         target = mix_regions({k: self.style_codes(v) for k, v in (regions or {}).items()}, default)
         return blend(own.table, target, strength)
 
+    def palette_for(self, style: Path | np.ndarray | None, *,
+                    strength: float = 1.0) -> Palette | None:
+        """The palette an output with ``style`` (a file or an RGB array) at ``strength`` is
+        moved to; None when there is none to apply (no style, strength 0 or the palette off).
+        With ``--region``, the main style's (the regions' own images are not used)."""
+        amount = self.palette * strength
+        if style is None or amount <= 0:
+            return None
+        if isinstance(style, np.ndarray):
+            stats = self._statistics(style)
+        else:
+            key = str(Path(style).resolve())
+            if key not in self._palette_stats:
+                from hypernst_cli.io import load_image
+
+                self._palette_stats[key] = self._statistics(load_image(style))
+            stats = self._palette_stats[key]
+        return Palette(stats, amount)
+
+    @staticmethod
+    def _statistics(image: np.ndarray) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        x = to_unit(image)[None]
+        side = max(x.shape[-2:])
+        if side > PALETTE_SIDE:  # the statistics of a photo do not need its every pixel
+            scale = PALETTE_SIDE / side
+            x = F.interpolate(x, size=(max(1, round(x.shape[-2] * scale)),
+                                       max(1, round(x.shape[-1] * scale))), mode="area")
+        return colour_statistics(x)[0]
+
     # --- generation ----------------------------------------------------------------------------
 
     def generate(
@@ -376,10 +422,13 @@ class HyperNSTPipeline:
         *,
         latent: LatentLike | None = None,
         offsets_from: torch.Tensor | None = None,
+        palettes: Sequence[Palette | None] | None = None,
     ) -> StylizeResult:
         """One batched forward: contents [B] with code tables [B, 4, D] (or one [4, D] for all).
 
         ``latent``: render these (e.g. edited) latents instead of the contents' own.
+        ``palettes``: one per content (:meth:`palette_for`; None: no palette), applied last and
+        kept in ``result.palettes`` (edits of the result reuse them).
 
         The content's detail is restored (``self.detail``) on the outputs of latents inverted from
         their own image; ``result.iterations[-1]`` keeps the generator's output as is."""
@@ -408,6 +457,9 @@ class HyperNSTPipeline:
             detailed = restore_detail(result.images, images, self.detail, self.detail_sigma)
             keep = torch.tensor(own, device=dev).view(-1, 1, 1, 1)
             result.images = torch.where(keep, detailed, result.images)
+        if palettes is not None:
+            result.palettes = list(palettes)
+            result.images = apply_palettes(result.images, result.palettes)
         return result
 
     def _initial_images(self, contents: Sequence[ContentFace]) -> torch.Tensor:
@@ -432,7 +484,8 @@ class HyperNSTPipeline:
             sha = hashlib.sha256(np.ascontiguousarray(style).tobytes()).hexdigest()
             target = self.provider.for_image(style, sha=f"array-{sha}").table
             codes = blend(face.own_codes.table, target, strength)
-            return to_uint8(self.generate([face], codes).images)[0]
+            palette = self.palette_for(style, strength=strength)
+            return to_uint8(self.generate([face], codes, palettes=[palette]).images)[0]
 
         return method
 
@@ -465,7 +518,10 @@ class HyperNSTPipeline:
             skip = None if base is None else base.skip
             if skip is not None and flow is not None:
                 skip = warp(skip, flow)
-        return self.render(edited, None if base is None else base.offsets, skip)
+        image = self.render(edited, None if base is None else base.offsets, skip)
+        if base is not None and base.palettes is not None:
+            image = apply_palettes(image, base.palettes)
+        return image
 
     def edit_flow(self, face: ContentFace, direction: torch.Tensor,
                   strength: float) -> torch.Tensor | None:

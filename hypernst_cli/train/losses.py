@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hypernst_cli.eval.colour import D65_WHITE, LAB_DELTA, SRGB_TO_XYZ
 from hypernst_cli.models.filters import luminance
+from hypernst_cli.pipeline.palette import rgb_to_lab
 
 
 def g_nonsaturating(fake_logits: torch.Tensor) -> torch.Tensor:
@@ -165,22 +165,6 @@ def l1_laplacian_loss(output: torch.Tensor, target: torch.Tensor, *, l1: float, 
                        output, target, lpips_weight, lpips)
 
 # --- style guidance for stage 2 (not in the paper; 0 by default) --------------------------------
-
-def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
-    """Differentiable sRGB [B, 3, H, W] in [-1, 1] -> CIE Lab divided by 100 (L in [0, 1]);
-    the same transform as :func:`hypernst_cli.eval.colour.rgb_to_lab`, scaled."""
-    c = ((images.float() + 1) / 2).clamp(0, 1)
-    linear = torch.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055).clamp_min(1e-6) ** 2.4)
-    m = torch.as_tensor(SRGB_TO_XYZ, dtype=torch.float32, device=images.device)
-    white = torch.as_tensor(D65_WHITE, dtype=torch.float32, device=images.device)
-    xyz = torch.einsum("ij,bjhw->bihw", m, linear) / white.view(1, 3, 1, 1)
-    f = torch.where(xyz > LAB_DELTA**3, xyz.clamp_min(LAB_DELTA**3) ** (1 / 3),
-                    xyz / (3 * LAB_DELTA**2) + 4.0 / 29.0)
-    L = 116.0 * f[:, 1] - 16.0
-    a = 500.0 * (f[:, 0] - f[:, 1])
-    b = 200.0 * (f[:, 1] - f[:, 2])
-    return torch.stack([L, a, b], dim=1) / 100.0
-
 
 def _moments(values: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Weighted mean and standard deviation over pixels: values [3, N], weights [N] summing to 1."""
