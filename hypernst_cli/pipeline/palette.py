@@ -70,19 +70,15 @@ class Palette:
     stats: torch.Tensor
     amount: float
 
-    def towards(self, other: Palette | None, t: float) -> Palette:
-        """The palette a fraction ``t`` of the way to ``other`` (None: to no palette at all)."""
-        if other is None:
-            return Palette(self.stats, self.amount * (1.0 - t))
-        return Palette(torch.lerp(self.stats, other.stats.to(self.stats), t),
-                       self.amount + (other.amount - self.amount) * t)
-
 
 def between(start: Palette | None, end: Palette | None, t: float) -> Palette | None:
-    """The palette at ``t`` in [0, 1] from ``start`` to ``end`` (either may be None)."""
+    """The palette at ``t`` in [0, 1] from ``start`` to ``end`` (None: no palette at that end)."""
     if start is None:
         return None if end is None else Palette(end.stats, end.amount * t)
-    return start.towards(end, t)
+    if end is None:
+        return Palette(start.stats, start.amount * (1.0 - t))
+    return Palette(torch.lerp(start.stats, end.stats.to(start.stats), t),
+                   start.amount + (end.amount - start.amount) * t)
 
 
 def apply_palettes(images: torch.Tensor, palettes: list[Palette | None]) -> torch.Tensor:

@@ -60,6 +60,8 @@ class ContentFace:
     latent_given: bool = False
     # the spatial feature map F [C_f + 3, r_f, r_f] of a model with the spatial path, else None
     features: torch.Tensor | None = None
+    # dlib's 68 points on G(w) alone, memoised by edit_flow (every edited frame moves from them)
+    plain_landmarks: np.ndarray | None = None
 
     @property
     def latent(self) -> Latent:
@@ -534,11 +536,15 @@ class HyperNSTPipeline:
         from hypernst_cli.eval.landmarks import find_landmarks
         from hypernst_cli.faces.warp import landmark_flow
 
-        wplus = face.wplus[None].to(self.device)
-        with self._inference():
-            plain = render(self.generator_for_inference(),
-                           torch.cat([wplus, edit_wplus(wplus, direction, strength)]))
-        before, after = (find_landmarks(image, box="aligned") for image in to_uint8(plain))
+        def landmarks_of(wplus: torch.Tensor) -> np.ndarray:
+            with self._inference():
+                plain = render(self.generator_for_inference(), wplus.to(self.device))
+            return find_landmarks(to_uint8(plain)[0], box="aligned")
+
+        if face.plain_landmarks is None:  # the unedited face's: the same for every frame
+            face.plain_landmarks = landmarks_of(face.wplus[None])
+        before = face.plain_landmarks
+        after = landmarks_of(edit_wplus(face.wplus[None], direction, strength))
         flow = landmark_flow(before, after, self.resolution)
         return torch.from_numpy(flow).permute(2, 0, 1)[None].to(self.device)
 
