@@ -298,7 +298,7 @@ def test_cli_writes_report_table_and_sheet(run_cli, tiny_model_dir, isolated_cac
                 "--families", ",".join(SOME_FAMILIES), "--draws", "1", "--limit", "2",
                 "--region-mixed", "1", "-o", out)
     assert r.exit_code == 0, r.stderr
-    assert "# Analogy benchmark" in r.stdout
+    assert "# Analogy benchmark" in r.stdout and "; palette 0; " in r.stdout  # its settings
     for family in SOME_FAMILIES:
         assert f"| {family} | {an.family_split(family)} | 2 |" in r.stdout
     assert "| **all families** |" in r.stdout and f"| {an.REGION_MIXED} |" in r.stdout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 
 
 def test_evaluate_writes_report_csv_and_sheets(run_cli, portraits, tiny_model_dir,
@@ -15,9 +16,12 @@ def test_evaluate_writes_report_csv_and_sheets(run_cli, portraits, tiny_model_di
     r = run_cli("--device", "cpu", "evaluate", "--content", *[str(f) for f in faces][:1],
                 "--content", str(faces[1]), "--style", *[str(s) for s in styles][:1],
                 "--style", str(styles[1]), "--style", str(styles[2]),
-                "-w", tiny_model_dir, "-o", out, "--no-region-colour")
+                "-w", tiny_model_dir, "-o", out, "--no-region-colour", "--palette", "0.5")
     assert r.exit_code == 0, r.stderr
     report = (out / "report.md").read_text()
+    # how the model ran is part of the report: a figure without its settings cannot be compared
+    assert "- HyperNST: model tiny from " in report and "palette 0.5; " in report
+    assert json.loads((out / "report.json").read_text())["settings"]["HyperNST"]["palette"] == 0.5
     assert "| HyperNST |" in report and "| colour transfer |" in report and "| identity |" in report
     assert "hypernst download lpips-alexnet-backbone" in report  # n/a, with the fix named
     assert (out / "contact_HyperNST.png").exists()

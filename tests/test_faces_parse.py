@@ -105,6 +105,20 @@ def test_facexlib_backend_without_weights_says_how_to_download(monkeypatch, run_
     assert r.exit_code == 3 and "hypernst download facexlib-" in r.stderr
 
 
+def test_parser_id_names_the_parser_that_runs(monkeypatch, tmp_path):
+    """Style codes are cached under the parser's name: facexlib detecting without its parsing
+    weights parses with the landmarks, and its codes must not be filed as bisenet's."""
+    from hypernst_cli.faces import FaceProcessor
+
+    present = {"detection"}
+    monkeypatch.setattr(fx, "weights_path", lambda name: tmp_path / name
+                        if any(kind in name for kind in present) else None)
+    assert FaceProcessor(backend="facexlib").parser_id == "facexlib-landmarks"
+    present.add("parsing")
+    assert FaceProcessor(backend="facexlib").parser_id == "facexlib-bisenet"
+    assert FaceProcessor(backend="dlib").parser_id == "dlib-landmarks"
+
+
 def test_corrupt_weights_are_an_integrity_error(tmp_path):
     from hypernst_cli.errors import WeightsIntegrityError
 

@@ -114,8 +114,9 @@ def evaluate(
     methods.update({label: p.as_method(strength) for label, p in pipes.items()})
     runner = EvalRunner(default_metrics(parser=parse if region_colour else None), first.device,
                         log=STATE.info)
+    settings = {label: {**p.settings(), "strength": strength} for label, p in pipes.items()}
     report = runner.run(contents, styles, methods, pairs=pairs, seed=seed, out_dir=output,
-                        align=first.align_crop)
+                        align=first.align_crop, settings=settings)
     table = (output / "report.md").read_text()
     STATE.out.print(table, markup=False, highlight=False)
     if report.failures:

@@ -31,15 +31,11 @@ def run_analogy_benchmark(*, faces: list[str], families: Optional[list[str]], dr
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, precision=precision, compile=compile_models,
                              detail=detail, palette=palette)
-    model_info = pipe.models
     report = evaluate_analogies(
         face_paths, PipelineAnalogyModel(pipe), resolution=pipe.resolution,
         parse=pipe.faces.parse_image, out_dir=output, families=families, draws=draws, seed=seed,
         region_mixed=region_mixed, limit=limit, strength=strength, log=STATE.info,
-        settings={"model": f"{model_info.config.name} from {model_info.origin} "
-                           f"{model_info.source}",
-                  "detail": pipe.detail, "palette": pipe.palette, "iterations": pipe.iterations, "faces_backend":
-                  pipe.faces.backend},
+        settings=pipe.settings(),
     )
     if json_out:
         STATE.out.print(json.dumps({"summary": report.summary,

@@ -37,6 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hypernst_cli.errors import UsageError
+from hypernst_cli.eval.report import settings_text
 from hypernst_cli.faces.regions import REGION_NAMES
 from hypernst_cli.styles.families import EVAL_SEED_BASE
 
@@ -663,6 +664,7 @@ def markdown(report: AnalogyReport) -> str:
         f"{len(report.faces)} faces ({', '.join(report.faces)}) at {report.resolution} px; "
         f"strength {report.strength:g}; seed {report.seed}; draw seeds >= {EVAL_SEED_BASE}.",
         "",
+        *([f"Settings: {settings_text(report.settings)}.", ""] if report.settings else []),
         "Exemplar T(A), content B, truth T(B), all at the model's resolution (faces resized to "
         "it, draws rendered at it; region masks from the face parser on the files as given). "
         "L1 in grey levels (0-255, lower is better), "

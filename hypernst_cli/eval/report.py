@@ -56,6 +56,19 @@ def _marks(metrics: list[Metric]) -> dict[str, str]:
 COLOUR_WIN_COLUMN = Column(COLOUR_WIN, "Colour closer than content (% pairs)", "{:.0f}%")
 
 
+def settings_text(settings: dict[str, Any]) -> str:
+    """``{"model": "compact from ...", "palette": 0.75}`` -> ``model compact from ...; palette 0.75``."""
+    def show(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:g}"
+        if isinstance(value, (list, tuple)):
+            return ", ".join(map(str, value))
+        return str(value)
+
+    return "; ".join(f"{key.replace('_', ' ')} {show(value)}" for key, value in settings.items()
+                     if value is not None)
+
+
 def markdown(report: EvalReport) -> str:
     cols = table_columns(report.metrics)
     if any(COLOUR_WIN_COLUMN.key in s for s in report.summary.values()):
@@ -70,6 +83,9 @@ def markdown(report: EvalReport) -> str:
         f"{len(report.contents)} content images x {len(report.styles)} styles: {how} pairs. "
         f"Device: {report.device}. {_now()}.",
         "",
+        *[f"- {method}: {settings_text(report.settings[method])}." for method in report.methods
+          if report.settings.get(method)],
+        *([""] if report.settings else []),
         "| Method | " + " | ".join(c.header + marks.get(c.key, "") for c in cols) + " |",
         "|---|" + "---:|" * len(cols),
     ]

@@ -51,6 +51,8 @@ class EvalReport:
     seed: int
     sampled: bool
     warmup: int
+    #: per method, how it ran (the model and its inference settings); shown in report.md
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
 
     @property
@@ -63,6 +65,7 @@ class EvalReport:
             "seed": self.seed,
             "sampled": self.sampled,
             "warmup": self.warmup,
+            "settings": self.settings,
             "contents": self.contents,
             "styles": self.styles,
             "pairs": [list(p) for p in self.pairs],
@@ -125,9 +128,11 @@ class EvalRunner:
         out_dir: Path | str = "eval-report",
         *,
         align: Callable[[np.ndarray], np.ndarray] | None = None,
+        settings: dict[str, dict[str, Any]] | None = None,
     ) -> EvalReport:
         """Evaluate every method on all content x style pairs (or a seeded sample of ``pairs``),
-        write the report files to ``out_dir`` and return the report."""
+        write the report files to ``out_dir`` and return the report. ``settings``: per method,
+        how it ran (model, strength, detail, palette, ...), written into the report."""
         from hypernst_cli.eval.report import unavailable_lines, write_report
 
         contents, styles = [Path(p) for p in contents], [Path(p) for p in styles]
@@ -177,6 +182,7 @@ class EvalRunner:
             seed=seed,
             sampled=sampled,
             warmup=self.warmup,
+            settings=dict(settings or {}),
         )
         sheets = {m: _sheet(thumbs[m], images, c_names, s_names, self.cell) for m in m_names}
         report.files = write_report(report, out_dir, sheets=sheets, cell=self.cell)

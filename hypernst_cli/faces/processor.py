@@ -70,7 +70,8 @@ class FaceProcessor:
     @property
     def parser_id(self) -> str:
         """Names the region parser in style-code cache keys (other parsers give other codes)."""
-        return f"{self.backend}-{self.parser_kind if self.backend == 'facexlib' else 'landmarks'}"
+        # facexlib detects without its parsing weights; then the landmark parser runs (``parse``)
+        return f"{self.backend}-{self.parser_kind if self._parser_available() else 'landmarks'}"
 
     # --- backends (lazy) ---------------------------------------------------------------------
 

@@ -476,6 +476,13 @@ class HyperNSTPipeline:
                 face.initial = image.cpu()  # kept with the face's other tensors (host memory)
         return torch.stack([c.initial.to(self.device) for c in contents])
 
+    def settings(self) -> dict[str, Any]:
+        """How this pipeline renders, for reports: the model and its inference settings."""
+        info = self.models
+        return {"model": f"{info.config.name} from {info.origin} {info.source}",
+                "detail": self.detail, "palette": self.palette, "iterations": self.iterations,
+                "faces_backend": self.faces.backend}
+
     def as_method(self, strength: float = 1.0) -> Any:
         """A (content, style) -> output callable over arrays, for evaluation: content is an
         aligned face, style any image (its codes cached by content hash)."""
