@@ -70,7 +70,8 @@ def main() -> None:
     from hypernst_cli.configs import get_config
     from hypernst_cli.models.hypernet import refine_step
     from hypernst_cli.pipeline.style_codes import arrange
-    from hypernst_cli.pipeline.stylize import ContentFace, HyperNSTPipeline, to_uint8, to_unit
+    from hypernst_cli.io.tensors import to_tensor, to_uint8
+    from hypernst_cli.pipeline.stylize import ContentFace, HyperNSTPipeline
 
     data = shared_data_dir()
     photos = sorted((data / "photos").glob("*.jpg"))
@@ -129,7 +130,7 @@ def main() -> None:
                 t = time.perf_counter()
                 mask = pipe.faces.parse(aligned)
                 times["parse"] = time.perf_counter() - t
-                image = to_unit(aligned.image)
+                image = to_tensor(aligned.image)[0]
                 t = time.perf_counter()
                 with torch.inference_mode():
                     wplus = invert(m.encoder, image[None].to(device))[0].cpu()

@@ -13,7 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -22,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from hypernst_cli.io.contact_sheet import contact_sheet  # noqa: E402
 from hypernst_cli.io.images import save_image  # noqa: E402
+from hypernst_cli.io.tensors import to_tensor, to_uint8  # noqa: E402
 from hypernst_cli.styles.families import FAMILIES, HELDOUT_FAMILIES, draw_style  # noqa: E402
 
 SEEDS = (1, 2, 3)
@@ -31,14 +31,10 @@ def astronaut_face(size: int) -> torch.Tensor:
     """The face of skimage.data.astronaut(), square, resized to ``size``: [1, 3, size, size]."""
     from skimage import data
 
-    photo = torch.from_numpy(data.astronaut()).permute(2, 0, 1).float() / 255
+    photo = to_tensor(data.astronaut(), unit=True)[0]
     crop = photo[:, 0:300, 110:410]  # head and shoulders, with some background
     return F.interpolate(crop[None], size=(size, size), mode="bilinear", antialias=True,
                          align_corners=False)
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return (x[0].permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy()
 
 
 def main() -> None:
@@ -52,9 +48,9 @@ def main() -> None:
     face = astronaut_face(args.size)
     for name in args.families:
         start = time.perf_counter()
-        tiles = [to_uint8(draw_style(name, seed).render(face)) for seed in SEEDS]
+        tiles = [to_uint8(draw_style(name, seed).render(face), unit=True)[0] for seed in SEEDS]
         took = (time.perf_counter() - start) / len(SEEDS)
-        sheet = contact_sheet([[to_uint8(face), *tiles]], cell=args.size, pad=4,
+        sheet = contact_sheet([[to_uint8(face, unit=True)[0], *tiles]], cell=args.size, pad=4,
                               col_labels=["photo", *(f"{name} seed {s}" for s in SEEDS)])
         save_image(sheet, out / f"{name}.png")
         held = " (held out)" if name in HELDOUT_FAMILIES else ""

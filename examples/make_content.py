@@ -30,22 +30,12 @@ from PIL import Image, ImageFilter, ImageOps
 from hypernst_cli.faces.dlib_backend import DlibFaces
 from hypernst_cli.io.images import load_image, save_image
 from hypernst_cli.io.inputs import collect_images
+from hypernst_cli.io.tensors import to_tensor, to_uint8
 from hypernst_cli.pipeline.core import encoder_input_size, invert, resize
 from hypernst_cli.pipeline.models import load_models
 
 #: the poster palette of the portrait style (RGB): ink, plum, coral, sand, cream
 POSTER_PALETTE = [(28, 24, 40), (96, 44, 84), (226, 96, 80), (240, 180, 110), (250, 238, 214)]
-
-
-def to_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 HxWx3 -> float [1, 3, size, size] in [-1, 1]."""
-    t = torch.from_numpy(image).permute(2, 0, 1).float().div(127.5).sub(1).unsqueeze(0)
-    return resize(t, size)
-
-
-def to_image(t: torch.Tensor) -> np.ndarray:
-    """float [3, H, W] in [-1, 1] -> uint8 HxWx3."""
-    return t.clamp(-1, 1).add(1).mul(127.5).round().byte().permute(1, 2, 0).numpy()
 
 
 @torch.inference_mode()
@@ -54,7 +44,7 @@ def encode_all(models, paths: list[Path], batch: int = 32) -> torch.Tensor:
     size = encoder_input_size(models.encoder)
     out = []
     for start in range(0, len(paths), batch):
-        x = torch.cat([to_tensor(load_image(p), size) for p in paths[start:start + batch]])
+        x = torch.cat([resize(to_tensor(load_image(p)), size) for p in paths[start:start + batch]])
         out.append(invert(models.encoder, x))
     return torch.cat(out)
 
@@ -129,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         eps = torch.randn(basis.shape[0], generator=gen)
         w = (mean + args.truncation * (eps * std) @ basis).view(1, *shape)
         with torch.inference_mode():
-            face = to_image(models.generator(w, randomize_noise=False)[0])
+            face = to_uint8(models.generator(w, randomize_noise=False))[0]
         big = np.asarray(Image.fromarray(face).resize((args.size, args.size), Image.LANCZOS))
         if len(faces.detect_boxes(big)) == 1:
             kept.append(big)

@@ -15,7 +15,6 @@ import argparse
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -23,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from hypernst_cli.io.images import load_image, save_image  # noqa: E402
+from hypernst_cli.io.tensors import to_tensor, to_uint8  # noqa: E402
 from hypernst_cli.styles.families import EVAL_SEED_BASE, HELDOUT_FAMILIES, draw_style  # noqa: E402
 
 #: (file stem, family, draw seed): seeds at EVAL_SEED_BASE and above are never drawn in training
@@ -41,13 +41,12 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     face = load_image(HERE / "content" / f"face-{args.face}.png")
-    x = torch.from_numpy(np.ascontiguousarray(face)).permute(2, 0, 1)[None].float() / 255.0
-    x = torch.nn.functional.interpolate(x, size=(args.size, args.size), mode="area")
+    x = torch.nn.functional.interpolate(to_tensor(face, unit=True), size=(args.size, args.size),
+                                        mode="area")
     args.out.mkdir(parents=True, exist_ok=True)
     for stem, family, seed in EXEMPLARS:
         assert (family in HELDOUT_FAMILIES) == stem.endswith("-heldout"), stem
-        y = draw_style(family, seed).render(x).clamp(0, 1)
-        image = (y[0].permute(1, 2, 0).numpy() * 255.0 + 0.5).astype(np.uint8)
+        image = to_uint8(draw_style(family, seed).render(x), unit=True)[0]
         print(f"wrote {save_image(image, args.out / f'{stem}.png')}")
     return 0
 

@@ -14,7 +14,8 @@ import torch
 from hypernst_cli.errors import UsageError
 from hypernst_cli.styles.families import HELDOUT_FAMILIES, TRAIN_FAMILIES, StyleDraw
 from hypernst_cli.train.config import load_train_config, stage_defaults
-from hypernst_cli.train.data import make_batch, to_uint8
+from hypernst_cli.io.tensors import to_uint8
+from hypernst_cli.train.data import make_batch
 from hypernst_cli.train.trainer import TrainContext, read_metrics
 from synthetic_faces import write_prepared
 

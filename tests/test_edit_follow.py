@@ -77,7 +77,7 @@ def embedded(portraits):
 
 def _measures(embedded, direction: str, strengths, follow: bool) -> list[dict]:
     from hypernst_cli.eval.landmarks import measure_image
-    from hypernst_cli.pipeline.stylize import to_uint8
+    from hypernst_cli.io.tensors import to_uint8
 
     pipe, face, base, vectors = embedded
     found = [measure_image(to_uint8(pipe.render_edit(face, vectors[direction], a, base,

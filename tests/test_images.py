@@ -228,3 +228,24 @@ def test_sweep_spares_live_writers_and_removes_dead_ones(tmp_path):
     with atomic_path(tmp_path / "out.png") as tmp:
         assert _HOST in tmp.name and str(os.getpid()) in tmp.name
         tmp.write_bytes(b"ok")
+
+
+def test_tensor_conversions_round_trip_in_both_ranges():
+    from hypernst_cli.io.tensors import to_tensor, to_uint8
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 5, 7, 3), dtype=np.uint8)
+    x = to_tensor(images)
+    assert x.shape == (2, 3, 5, 7) and float(x.min()) >= -1 and float(x.max()) <= 1
+    assert float(to_tensor(np.full((2, 2, 3), 255, np.uint8), unit=True).max()) == 1.0
+    assert float(to_tensor(np.zeros((2, 2, 3), np.uint8)).min()) == -1.0
+    np.testing.assert_array_equal(to_uint8(x), images)
+    np.testing.assert_array_equal(to_uint8(to_tensor(list(images), unit=True), unit=True), images)
+    single = to_tensor(images[0])  # one image: a batch of one; [3, H, W] back to (H, W, 3)
+    assert single.shape == (1, 3, 5, 7)
+    np.testing.assert_array_equal(to_uint8(single[0]), images[0])
+    assert to_uint8(x * 3).max() == 255 and to_uint8(x * 3).min() == 0  # clamped
+    read_only = images[0].copy()
+    read_only.flags.writeable = False
+    to_tensor(read_only)[0, 0, 0, 0] = 5.0  # a copy: the array is untouched
+    assert read_only[0, 0, 0] == images[0, 0, 0, 0]

@@ -246,7 +246,8 @@ def check(
     from hypernst_cli.eval.landmarks import MEASURES, measure_image, monotonic_trend
     from hypernst_cli.io import collect_images, save_image
     from hypernst_cli.pipeline.directions import resolve_direction
-    from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, to_uint8
+    from hypernst_cli.io.tensors import to_uint8
+    from hypernst_cli.pipeline.stylize import linspace, parse_strength_range
 
     if landmarks not in ("detect", "aligned"):
         raise UsageError(f"unknown --landmarks '{landmarks}'", hint="use detect or aligned")

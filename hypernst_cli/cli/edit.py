@@ -46,7 +46,8 @@ def edit(
     from hypernst_cli.io import save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
     from hypernst_cli.pipeline.directions import resolve_direction
-    from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, resize_uint8, to_uint8
+    from hypernst_cli.io.tensors import to_uint8
+    from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, resize_uint8
 
     if output.suffix:
         raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")

@@ -44,7 +44,8 @@ def interpolate(
     from hypernst_cli.io import save_gif, save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
     from hypernst_cli.pipeline.palette import between
-    from hypernst_cli.pipeline.stylize import linspace, resize_uint8, to_uint8
+    from hypernst_cli.io.tensors import to_uint8
+    from hypernst_cli.pipeline.stylize import linspace, resize_uint8
 
     if output.suffix:
         raise UsageError(f"-o {output}: interpolate writes several files; give a folder")

@@ -57,7 +57,8 @@ def invert(
 
         from hypernst_cli.io import save_image
         from hypernst_cli.io.inputs import file_sha256
-        from hypernst_cli.pipeline.stylize import resize_uint8, to_uint8
+        from hypernst_cli.io.tensors import to_uint8
+        from hypernst_cli.pipeline.stylize import resize_uint8
         from hypernst_cli.weights.checkpoint import save_tensors
 
         face = pipe.prepare(item.payload)[0]

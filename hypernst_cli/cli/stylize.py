@@ -217,7 +217,8 @@ class _BatchedWorker:
         import time
 
         from hypernst_cli.errors import HypernstError
-        from hypernst_cli.pipeline.stylize import resize_uint8, to_uint8
+        from hypernst_cli.io.tensors import to_uint8
+        from hypernst_cli.pipeline.stylize import resize_uint8
 
         faces, codes, palettes, owners = [], [], [], []
         for it in batch:

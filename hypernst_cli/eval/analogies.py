@@ -299,24 +299,16 @@ def plan_items(n_faces: int, families: Sequence[str], *, draws: int = 2, seed: i
     return items
 
 
-def _to_tensor(image: np.ndarray) -> Any:
-    import torch
-
-    return torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0
-
-
-def _to_uint8(x: Any) -> np.ndarray:
-    return (x[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-
-
 def render(image: np.ndarray, mask: np.ndarray, item: AnalogyItem) -> np.ndarray:
     """``image`` rendered with the item's style (per region by ``mask`` for region-mixed)."""
     import torch
 
+    from hypernst_cli.io.tensors import to_tensor, to_uint8
     from hypernst_cli.styles.families import render_style
 
     m = torch.from_numpy(np.asarray(mask, dtype=np.int64))[None]
-    return _to_uint8(render_style(_to_tensor(image), m, item.region_draws if item.mixed else item.draw))
+    styled = render_style(to_tensor(image, unit=True), m, item.region_draws if item.mixed else item.draw)
+    return to_uint8(styled, unit=True)[0]
 
 
 def render_item(item: AnalogyItem, faces: Sequence[AnalogyFace]) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +353,7 @@ class PipelineAnalogyModel:
     def stylize(self, content: np.ndarray, content_mask: np.ndarray, exemplar: np.ndarray,
                 exemplar_mask: np.ndarray, strength: float = 1.0) -> np.ndarray:
         from hypernst_cli.pipeline.style_codes import blend
-        from hypernst_cli.pipeline.stylize import to_uint8
+        from hypernst_cli.io.tensors import to_uint8
 
         face = self._face(content, content_mask)
         target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask).table
@@ -372,7 +364,7 @@ class PipelineAnalogyModel:
     def reconstruct(self, content: np.ndarray, content_mask: np.ndarray) -> np.ndarray:
         """What the pipeline renders with the content's own codes (``hypernst invert``, and
         ``--strength 0``, which blends all the way back to them)."""
-        from hypernst_cli.pipeline.stylize import to_uint8
+        from hypernst_cli.io.tensors import to_uint8
 
         face = self._face(content, content_mask)
         return to_uint8(self.pipe.generate([face], face.own_codes.table).images)[0]

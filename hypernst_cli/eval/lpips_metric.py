@@ -122,7 +122,9 @@ class LPIPSMetric(Metric):
     def _input(self, image: np.ndarray, size: tuple[int, int] | None) -> torch.Tensor:
         import torch.nn.functional as F
 
-        x = _to_tensor(image, self._device)
+        from hypernst_cli.io.tensors import to_tensor
+
+        x = to_tensor(image).to(self._device)
         if size is not None and tuple(x.shape[-2:]) != size:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         return x
@@ -197,11 +199,3 @@ def backbone_state(
         mapped[key] = take_tensor(state, src, param, path,
                                   "a torchvision backbone of this network")
     return mapped
-
-
-def _to_tensor(image: np.ndarray, device: torch.device | str) -> torch.Tensor:
-    """uint8 RGB (H, W, 3) -> float (1, 3, H, W) in [-1, 1], the range LPIPS expects."""
-    import torch
-
-    t = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float()
-    return (t / 127.5 - 1.0).to(device)

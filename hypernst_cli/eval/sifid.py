@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from hypernst_cli.errors import UsageError
+from hypernst_cli.io.tensors import to_tensor
 from hypernst_cli.eval.metrics import (
     Metric,
     array_key,
@@ -111,7 +112,7 @@ def feature_statistics(
     stem: InceptionStem, image: np.ndarray, device: torch.device | str = "cpu"
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean and covariance of the stem's features over the spatial positions of one image."""
-    x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float() / 255.0
+    x = to_tensor(image, unit=True)
     with torch.no_grad():
         feats = stem(x.to(device))[0]
     c, h, w = feats.shape

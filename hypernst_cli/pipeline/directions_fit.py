@@ -326,7 +326,7 @@ def encode_photos(
     from hypernst_cli.eval.landmarks import find_landmarks, measure_landmarks
     from hypernst_cli.io import load_image
     from hypernst_cli.pipeline.core import invert
-    from hypernst_cli.pipeline.stylize import to_unit
+    from hypernst_cli.io.tensors import to_tensor
 
     out = EncodedSet()
     pending: list[tuple[Path, torch.Tensor, dict[str, float | None]]] = []
@@ -361,7 +361,7 @@ def encode_photos(
                     pass
                 labels.setdefault("smile", None)
                 labels.setdefault("yaw", None)
-            pending.append((Path(path), to_unit(aligned.image), labels))
+            pending.append((Path(path), to_tensor(aligned.image)[0], labels))
             if len(pending) >= batch_size:
                 flush()
         if on_item is not None:

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from hypernst_cli.configs import StyleCodeConfig
 from hypernst_cli.faces.regions import REGION_IDS, REGION_NAMES
+from hypernst_cli.io.tensors import to_tensor
 from hypernst_cli.models.patches import crop_boxes, region_square_boxes
 
 N_REGIONS = len(REGION_NAMES)
@@ -81,10 +82,6 @@ class StyleCodes:
 # --- codes -------------------------------------------------------------------------------------
 
 
-def _to_tensor01(image: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float().div(255.0)
-
-
 def compute_style_codes(
     image: np.ndarray,
     mask: np.ndarray | None,
@@ -103,7 +100,7 @@ def compute_style_codes(
     gen = torch.Generator().manual_seed(cfg.seed if seed is None else seed)
     h, w = image.shape[:2]
     size = encode_size or min(h, w)
-    full = _to_tensor01(image)
+    full = to_tensor(image, unit=True)[0]
     crops = [full]
     per_region: list[list[PatchBox]] = []
     labels = None if mask is None else torch.tensor(mask)  # a copy: masks may be read-only

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from hypernst_cli.errors import HypernstError, UsageError
+from hypernst_cli.io.tensors import to_tensor, to_uint8
 from hypernst_cli.pipeline.core import (
     Latent,
     LatentLike,
@@ -74,17 +75,6 @@ def stack_latents(faces: Sequence[ContentFace]) -> Latent:
     features = [f.features for f in faces]
     return Latent(torch.stack([f.wplus for f in faces]),
                   torch.stack(features) if all(x is not None for x in features) else None)
-
-
-def to_unit(image: np.ndarray) -> torch.Tensor:
-    """uint8 (H, W, 3) -> float [3, H, W] in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 127.5 - 1.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B, 3, H, W] in [-1, 1] -> uint8 (B, H, W, 3)."""
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def resize_uint8(image: np.ndarray, size: int | None) -> np.ndarray:
@@ -287,7 +277,7 @@ class HyperNSTPipeline:
             t1 = time.perf_counter()
             mask = self.faces.parse(aligned)
             t_parse = time.perf_counter() - t1
-            image = to_unit(aligned.image)
+            image = to_tensor(aligned.image)[0]
             t2 = time.perf_counter()
             if latent is not None:
                 wplus, features = self._given_latent(as_latent(latent))
@@ -316,7 +306,7 @@ class HyperNSTPipeline:
                 f"{source}: an aligned face of {image.shape[1]}x{image.shape[0]} px with a "
                 f"{mask.shape[1]}x{mask.shape[0]} mask; this model needs {self.resolution} px",
                 hint="resize the aligned face and its mask to the model's resolution")
-        unit = to_unit(image)
+        unit = to_tensor(image)[0]
         t0 = time.perf_counter()
         wplus, features = self._encode(unit)
         t1 = time.perf_counter()
@@ -407,7 +397,7 @@ class HyperNSTPipeline:
     def _statistics(image: np.ndarray) -> torch.Tensor:
         import torch.nn.functional as F
 
-        x = to_unit(image)[None]
+        x = to_tensor(image)
         side = max(x.shape[-2:])
         if side > PALETTE_SIDE:  # the statistics of a photo do not need its every pixel
             scale = PALETTE_SIDE / side

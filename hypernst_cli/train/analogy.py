@@ -35,7 +35,8 @@ from hypernst_cli.styles.families import (
     random_draw,
     render_style,
 )
-from hypernst_cli.train.data import make_batch, to_uint8
+from hypernst_cli.io.tensors import to_uint8
+from hypernst_cli.train.data import make_batch
 
 if TYPE_CHECKING:
     from hypernst_cli.pipeline.code_cache import StyleCodeProvider

@@ -328,7 +328,7 @@ def model_card(cfg: dict[str, Any], model_cfg: ModelConfig, origin: dict[str, st
 def sample_sheet(rows: dict[str, torch.Tensor], columns: int = 4) -> np.ndarray:
     """A labelled contact sheet: one row per entry, up to ``columns`` images of its batch."""
     from hypernst_cli.io.contact_sheet import contact_sheet
-    from hypernst_cli.train.data import to_uint8
+    from hypernst_cli.io.tensors import to_uint8
 
     grid = [[im for im in to_uint8(t[:columns])] for t in rows.values()]
     return contact_sheet(grid, cell=96, row_labels=list(rows))

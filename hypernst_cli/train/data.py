@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from hypernst_cli.errors import UsageError
+from hypernst_cli.io.tensors import to_tensor
 
 
 @dataclass
@@ -98,18 +99,6 @@ class ResumableSampler:
         idx = [self._index(start + i) for i in range(batch_size)]
         self.position += total
         return idx
-
-
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    """uint8 HxWx3 arrays -> float tensor [B, 3, H, W] in [-1, 1]."""
-    arr = np.stack(images).astype(np.float32) / 127.5 - 1.0
-    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """[B, 3, H, W] in [-1, 1] -> uint8 [B, H, W, 3]."""
-    x = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
-    return x.permute(0, 2, 3, 1).cpu().numpy()
 
 
 def make_batch(

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from hypernst_cli.io.tensors import to_tensor, to_uint8
 from hypernst_cli.train.data import ImageSet, Sample
 from hypernst_cli.train.pseudo_styles import colour_grade
 
@@ -31,9 +32,8 @@ MONOCHROME_SHARE = 1 / 3
 def graded_copy(image: np.ndarray, gen: torch.Generator) -> np.ndarray:
     """One random colour grade of an RGB uint8 image (parameters drawn from ``gen``)."""
     monochrome = float(torch.rand(1, generator=gen)) < MONOCHROME_SHARE
-    x = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
-    y = colour_grade(x, gen, saturation=0.0 if monochrome else None).clamp(0, 1)
-    return (y[0].permute(1, 2, 0) * 255.0).round().to(torch.uint8).numpy()
+    y = colour_grade(to_tensor(image, unit=True), gen, saturation=0.0 if monochrome else None)
+    return to_uint8(y, unit=True)[0]
 
 
 class StyleVariants:
