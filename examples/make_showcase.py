@@ -1,10 +1,11 @@
-"""The README's showcase: every example content face stylized with every example style.
+"""The README's showcase: a real photo and the example faces in every example style.
 
 Run: python examples/make_showcase.py [--weights MODEL] [--out examples/showcase.png]
 
-It runs `hypernst stylize examples/content --style examples/styles --style examples/exemplars`
-(the embedded compact model unless --weights is given) into a temporary folder and lays the
-results out as a contact sheet: one row per face (its `--strength 0` reconstruction first), one
+It runs `hypernst stylize` on scikit-image's public-domain astronaut photo (a real photo) and
+examples/content with `--style examples/styles --style examples/exemplars` (the embedded compact
+model unless --weights is given) into a temporary folder and lays the results out as a contact
+sheet: one row per face (its `--strength 0` reconstruction first), one
 column per style (the style image on top): the procedural textures, then the portrait exemplars
 (`examples/make_exemplars.py`: one face in a training family's and two held-out families' media).
 """
@@ -36,14 +37,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cell", type=int, default=128)
     args = ap.parse_args(argv)
 
-    contents = collect_images([args.content])
     styles = collect_images([args.styles, args.exemplars])
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
+        from skimage import data as skdata
+
+        faces = Path(tmp, "faces")
+        save_image(skdata.astronaut(), faces / "astronaut.png")
+        for face in collect_images([args.content]):
+            save_image(load_image(face), faces / f"{face.stem}.png")
+        contents = collect_images([faces])
+        cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(faces),
                "--style", str(args.styles), "--style", str(args.exemplars), "-o", tmp, "--overwrite"]
         cmd += ["--weights", args.weights] if args.weights else []
         subprocess.run(cmd, check=True)
-        strength0 = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(args.content),
+        strength0 = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(faces),
                      "--style", str(styles[0]), "--strength", "0", "-o", f"{tmp}/own",
                      "--overwrite"] + (["--weights", args.weights] if args.weights else [])
         subprocess.run(strength0, check=True)
