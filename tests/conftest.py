@@ -18,6 +18,12 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The suite runs in two processes (pytest-xdist, `-n 2` in pyproject.toml) on a 2-core machine:
+# one thread each (and in the CLI subprocesses they start), not two threads fighting for a core.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--no-shared", action="store_true",
@@ -68,6 +74,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=marked)
         items[:] = [item for item in items if not item.get_closest_marker("shared")]
         _SHARED_COUNT["deselected"] = len(marked)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # an xdist worker: its counts go to the controller's summary
+        workeroutput["shared_count"] = dict(_SHARED_COUNT)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # noqa: ANN001 (xdist's hook, on the controller)
+    counts = getattr(node, "workeroutput", {}).get("shared_count")
+    if counts:  # every worker collects the same items
+        _SHARED_COUNT.update(counts)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
