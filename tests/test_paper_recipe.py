@@ -100,8 +100,13 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
     config = json.loads((grown / "model" / "config.json").read_text())
     assert config["generator"]["resolution"] == 128 and config["hypernet"]["input_size"] == 64
     metrics = json.loads((grown / "model" / "metrics.json").read_text())
-    assert list(metrics["stages"]) == ["autoencoder-grow", "stylize-grow"]
+    # the grown model's history runs from the first stage of the model it grew
+    assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
+                                       "stylize-global", "stylize-more", "stylize-skip",
+                                       "stylize-texture", "stylize-texture-more", "autoencoder-grow",
+                                       "stylize-grow"]
     assert metrics["trained_by"]["hypernet"] == "stylize-grow"
+    assert metrics["trained_by"]["encoder"] == "autoencoder-spatial"
     # the encoder is frozen while the new block trains (train_from_layer)
     trained = metrics["stages"]["autoencoder-grow"]["trained"]
     assert "generator" in trained and "encoder" not in trained

@@ -174,6 +174,20 @@ def test_trainer_resume_gives_the_same_losses(tmp_path):
     assert len(list((tmp_path / "part" / "checkpoints").iterdir())) <= 2
 
 
+def test_a_run_stopped_early_at_a_checkpoint_keeps_its_last_losses(tmp_path):
+    """Resumed with ``steps`` lowered to the checkpoint it stopped at, a run trains nothing; what
+    it returns (the export's recorded losses) is the last logged row, not nothing."""
+    from hypernst_cli.train.trainer import TrainContext, Trainer, read_metrics
+
+    ctx = TrainContext(device=torch.device("cpu"))
+    part = Trainer(ToyStage(_toy_cfg(), ctx), tmp_path / "part", progress=False)
+    part.run(steps=5)
+    again = Trainer(ToyStage(_toy_cfg(steps=5), ctx), tmp_path / "part", progress=False)
+    assert again.resume() and again.step == 5
+    last = again.run()
+    assert last["loss"] == read_metrics(tmp_path / "part")[-1]["loss"] and "step" not in last
+
+
 def test_stages_checkpoint_their_sampler_positions_under_the_old_keys(tiny_model_dir, tmp_path):
     """ModelStage.data_state / load_data_state (one implementation for every stage): each
     sampler's position under the key checkpoints have always used, restored into a new stage."""

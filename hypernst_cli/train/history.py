@@ -1,11 +1,13 @@
 """Record a multi-stage recipe's history in the model folder it produced.
 
-``python -m hypernst_cli.train.history RUNS_DIR MODEL_DIR STAGE...``
+``python -m hypernst_cli.train.history RUNS_DIR MODEL_DIR STAGE... [--continues INIT]``
 
 Each stage's export only knows its own run: networks it took from ``init`` are marked "init".
 A recipe's final model was trained across all its stages, so this rewrites MODEL_DIR's
 ``metrics.json`` with, per network, the stage that trained it ("trained" when one did) and, per
-stage, its steps and last logged losses; and appends the same history to the model card.
+stage, its steps and last logged losses; and appends the same history to the model card. A
+recipe that continues a trained model (``--continues INIT``) keeps INIT's stages first: the
+history then runs from the first step of the whole lineage.
 """
 
 from __future__ import annotations
@@ -62,9 +64,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("runs", type=Path, help="the recipe's runs/ folder (one sub-folder per stage)")
     ap.add_argument("model", type=Path, help="the exported model folder to annotate")
     ap.add_argument("stages", nargs="+", help="the stages, in the order they ran")
+    ap.add_argument("--continues", type=Path, default=None,
+                    help="the model folder the recipe started from: its stages come first")
     args = ap.parse_args(argv)
 
-    stages = stage_summaries(args.runs, args.stages)
+    earlier: dict[str, dict[str, Any]] = {}
+    if args.continues is not None and (args.continues / METRICS_FILE).is_file():
+        earlier = json.loads((args.continues / METRICS_FILE).read_text()).get("stages") or {}
+    stages = {**earlier, **stage_summaries(args.runs, args.stages)}
     metrics_path = args.model / METRICS_FILE
     model_metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
     atomic_write_text(metrics_path, json.dumps(merged_metrics(model_metrics, stages), indent=2) + "\n")

@@ -189,7 +189,11 @@ class Trainer:
         log_every = max(1, int(self.cfg.get("log_every", 10)))
         ckpt_every = int(self.cfg.get("checkpoint_every", 0))
         sample_every = int(self.cfg.get("sample_every", 0))
-        last: dict[str, float] = {}
+        # a run resumed at (or told to stop at) a step it already reached trains nothing: its
+        # last losses are the last logged ones, so the export still records them
+        logged = read_metrics(self.run_dir) if self.step >= total else []
+        last: dict[str, float] = {k: float(v) for k, v in logged[-1].items()
+                                  if k not in ("step", "time")} if logged else {}
         t_start = time.perf_counter()
         with self._progress(total) as advance:
             while self.step < total:

@@ -44,7 +44,8 @@ train_step() {
 # finish_model FINAL DEST UTKFACE_DIR WORK RUNS STAGE...: exports FINAL to DEST (inference
 # networks only, fp16), fits the edit directions (age, smile, pose) on DIRECTIONS (default 1500)
 # UTKFace photos of UTKFACE_DIR (DIRECTIONS=0: none; fit data under WORK/directions), and records
-# the history of RUNS/STAGE... in DEST's metrics.json and card. DEST appears whole or not at all.
+# the history of RUNS/STAGE... (after INIT's stages, for a continuation) in DEST's metrics.json
+# and card. DEST appears whole or not at all.
 finish_model() {
     local final="$1" dest="$2" utkface="$3" work="$4" runs="$5"
     shift 5
@@ -57,7 +58,8 @@ finish_model() {
             --age-from-filename --max-images "${DIRECTIONS:-1500}" --backend dlib \
             -o "$work/directions" --into "$dest.partial"
     fi
-    "$PY" -m hypernst_cli.train.history "$runs" "$dest.partial" "$@"
+    # a continuation (INIT set by continuation_args) keeps its init's stages first
+    "$PY" -m hypernst_cli.train.history "$runs" "$dest.partial" "$@" ${INIT:+--continues "$INIT"}
     rm -rf "$dest"
     mv "$dest.partial" "$dest"
     echo "wrote $dest (use: hypernst stylize PHOTO STYLE --weights $dest -o OUT.png)"
