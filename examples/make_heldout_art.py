@@ -16,16 +16,12 @@ sheet to look at locally.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-import numpy as np
+from make_showcase import stylized_sheet  # the same sheet, other styles
 
-from hypernst_cli.io.contact_sheet import contact_sheet
-from hypernst_cli.io.images import load_image, save_image
-from hypernst_cli.io.inputs import collect_images
+from hypernst_cli.io.images import save_image
 
 HERE = Path(__file__).parent
 HOLDOUT = HERE.parent / "recipes" / "compact" / "holdout.txt"
@@ -53,33 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         print(f"error: {missing[0]} not found (give the data folder)", file=sys.stderr)
         return 2
-    weights = ["--weights", args.weights] if args.weights else []
-    with tempfile.TemporaryDirectory() as tmp:
-        from skimage import data as skdata
-
-        faces = Path(tmp, "faces")
-        save_image(skdata.astronaut(), faces / "astronaut.png")
-        for face in collect_images(args.faces) if args.faces else []:
-            save_image(load_image(face), faces / f"{face.stem}.png")
-        contents = collect_images([faces])
-        style_dir = Path(tmp, "styles")
-        for s in styles:  # one folder, so one stylize call runs every face x style
-            (style_dir / s.name).parent.mkdir(parents=True, exist_ok=True)
-            (style_dir / s.name).symlink_to(s.resolve())
-        run = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(faces)]
-        subprocess.run(run + ["--style", str(style_dir), "-o", f"{tmp}/out", "--overwrite"] + weights,
-                       check=True)
-        subprocess.run(run + ["--style", str(styles[0]), "--strength", "0", "-o", f"{tmp}/own",
-                              "--overwrite"] + weights, check=True)
-        rows: list[list[np.ndarray | None]] = []
-        if args.with_styles:
-            rows.append([None] + [load_image(s) for s in styles])
-        for c in contents:
-            own = load_image(Path(tmp, "own", f"{c.stem}__{styles[0].stem}.png"))
-            rows.append([own] + [load_image(Path(tmp, "out", f"{c.stem}__{s.stem}.png"))
-                                 for s in styles])
-    labels = ["reconstruction"] + [s.stem.replace("dsg_", "")[:24] for s in styles]
-    sheet = contact_sheet(rows, cell=args.cell, col_labels=labels)
+    labels = [s.stem.replace("dsg_", "")[:24] for s in styles]
+    sheet = stylized_sheet(args.faces, styles, weights=args.weights, labels=labels,
+                           style_row=args.with_styles, cell=args.cell)
     print(f"wrote {save_image(sheet, args.out)}")
     return 0
 

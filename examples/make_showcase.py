@@ -27,6 +27,36 @@ from hypernst_cli.io.inputs import collect_images
 HERE = Path(__file__).parent
 
 
+def stylized_sheet(faces: list[Path], styles: list[Path], *, weights: str | None,
+                   labels: list[str], style_row: bool, cell: int) -> np.ndarray:
+    """scikit-image's astronaut photo and ``faces`` (one row each), stylized with every style
+    (one column each) by `hypernst stylize`, each row's `--strength 0` reconstruction first; the
+    style images themselves as a top row when ``style_row``. ``labels`` name the style columns."""
+    from skimage import data as skdata
+
+    model = ["--weights", weights] if weights else []
+    with tempfile.TemporaryDirectory() as tmp:
+        face_dir, style_dir = Path(tmp, "faces"), Path(tmp, "styles")
+        save_image(skdata.astronaut(), face_dir / "astronaut.png")
+        for face in faces:
+            save_image(load_image(face), face_dir / f"{face.stem}.png")
+        style_dir.mkdir()
+        for style in styles:  # one folder: one stylize call runs every face x style
+            (style_dir / style.name).symlink_to(style.resolve())
+        run = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(face_dir), "--overwrite"]
+        subprocess.run(run + ["--style", str(style_dir), "-o", f"{tmp}/out"] + model, check=True)
+        subprocess.run(run + ["--style", str(styles[0]), "--strength", "0", "-o", f"{tmp}/own"]
+                       + model, check=True)
+        rows: list[list[np.ndarray | None]] = []
+        if style_row:
+            rows.append([None] + [load_image(s) for s in styles])
+        for c in collect_images([face_dir]):
+            own = load_image(Path(tmp, "own", f"{c.stem}__{styles[0].stem}.png"))
+            rows.append([own] + [load_image(Path(tmp, "out", f"{c.stem}__{s.stem}.png"))
+                                 for s in styles])
+    return contact_sheet(rows, cell=cell, col_labels=["reconstruction", *labels])
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--weights", default=None, help="model folder (default: the embedded compact model)")
@@ -38,28 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     styles = collect_images([args.styles, args.exemplars])
-    with tempfile.TemporaryDirectory() as tmp:
-        from skimage import data as skdata
-
-        faces = Path(tmp, "faces")
-        save_image(skdata.astronaut(), faces / "astronaut.png")
-        for face in collect_images([args.content]):
-            save_image(load_image(face), faces / f"{face.stem}.png")
-        contents = collect_images([faces])
-        cmd = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(faces),
-               "--style", str(args.styles), "--style", str(args.exemplars), "-o", tmp, "--overwrite"]
-        cmd += ["--weights", args.weights] if args.weights else []
-        subprocess.run(cmd, check=True)
-        strength0 = [sys.executable, "-m", "hypernst_cli", "-q", "stylize", str(faces),
-                     "--style", str(styles[0]), "--strength", "0", "-o", f"{tmp}/own",
-                     "--overwrite"] + (["--weights", args.weights] if args.weights else [])
-        subprocess.run(strength0, check=True)
-        rows: list[list[np.ndarray | None]] = [[None] + [load_image(s) for s in styles]]
-        for c in contents:
-            own = load_image(Path(tmp, "own", f"{c.stem}__{styles[0].stem}.png"))
-            rows.append([own] + [load_image(Path(tmp, f"{c.stem}__{s.stem}.png")) for s in styles])
-    labels = ["reconstruction"] + [s.stem for s in styles]
-    sheet = contact_sheet(rows, cell=args.cell, col_labels=labels)
+    sheet = stylized_sheet(collect_images([args.content]), styles, weights=args.weights,
+                           labels=[s.stem for s in styles], style_row=True, cell=args.cell)
     print(f"wrote {save_image(sheet, args.out)}")
     return 0
 

@@ -15,13 +15,13 @@ import torch
 def to_tensor(images: np.ndarray | Sequence[np.ndarray], *, unit: bool = False) -> torch.Tensor:
     """uint8 RGB (H, W, 3), a stack (B, H, W, 3) or a list of them -> float [B, 3, H, W] in
     [-1, 1], or [0, 1] with ``unit``. A single image gets a batch of one."""
-    arr = np.stack(images) if isinstance(images, (list, tuple)) else np.asarray(images)
+    # a copy (np.stack makes one): torch warns on, and must not write through to, the input
+    arr = np.stack(images) if isinstance(images, (list, tuple)) else np.array(images, copy=True)
     if arr.ndim == 3:
         arr = arr[None]
     if arr.ndim != 4 or arr.shape[-1] != 3:
         raise ValueError(f"expected RGB images (..., H, W, 3), got shape {arr.shape}")
-    # a copy: torch warns on (and must not write through to) read-only arrays
-    x = torch.from_numpy(np.array(arr, copy=True)).permute(0, 3, 1, 2).float()
+    x = torch.from_numpy(np.ascontiguousarray(arr)).permute(0, 3, 1, 2).float()
     return (x / 255.0 if unit else x / 127.5 - 1.0).contiguous()
 
 
