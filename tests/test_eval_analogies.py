@@ -247,6 +247,51 @@ def test_own_region_test_on_synthetic_truths():
     assert an.own_region_hits(right, truths, tiny)[2] is None
 
 
+def test_the_floor_is_the_truth_for_a_deterministic_family_and_below_one_other_seed():
+    faces = _faces(2, size=96)
+    b = faces[1]
+    duotone = an.AnalogyItem(0, 1, draw=an_draw("duotone"))
+    _, truth = an.render_item(duotone, faces)
+    # duotone has no random texture: knowing the draw is knowing the truth
+    np.testing.assert_array_equal(an.floor_render(b.image, b.mask, duotone, seeds=3), truth)
+    pencil = an.AnalogyItem(0, 1, draw=an_draw("pencil"))
+    _, truth = an.render_item(pencil, faces)
+    floor = an.floor_render(b.image, b.mask, pencil, seeds=5)
+    one = an.floor_render(b.image, b.mask, pencil, seeds=1)
+    # the strokes fall elsewhere with another seed; the median of several is the better guess
+    assert 0 < an.l1_grey(floor, truth) < an.l1_grey(one, truth)
+    assert an.l1_grey(floor, truth) < an.l1_grey(b.image, truth)
+
+
+def an_draw(family):
+    from hypernst_cli.styles.families import draw_style
+
+    return draw_style(family, an.eval_seed(0, family, 0))
+
+
+def test_the_floor_of_a_region_mixed_item_keeps_each_regions_draw():
+    faces = _faces(2)
+    item = next(it for it in an.plan_items(2, ["duotone", "posterize"], region_mixed=1) if it.mixed)
+    b = faces[item.content_face]
+    _, truth = an.render_item(item, faces)
+    # both families are deterministic: the re-seeded regions render the truth exactly
+    np.testing.assert_array_equal(an.floor_render(b.image, b.mask, item, seeds=2), truth)
+
+
+def test_the_held_out_families_get_a_row_of_their_own():
+    faces = _faces(3)
+    heldout, train = HELDOUT_FAMILIES[0], TRAIN_FAMILIES[0]
+    items = an.plan_items(3, [heldout, train], draws=1)
+    report = an.run_analogies(faces, _TableModel(lambda c, e: c.copy()), items)
+    held = report.summary["heldout"]
+    assert held["items"] == 6
+    assert held["l1"]["model"] == pytest.approx(report.summary["families"][heldout]["l1"]["model"])
+    assert f"| **held-out families** | {an.HELDOUT_SPLIT} | 6 |" in an.markdown(report)
+    only_train = an.run_analogies(faces, _TableModel(lambda c, e: c.copy()), items[6:])
+    assert only_train.summary["heldout"] is None
+    assert "held-out families**" not in an.markdown(only_train)
+
+
 def test_report_files_and_table_rows(tmp_path):
     faces = _faces(3)
     items = an.plan_items(3, SOME_FAMILIES, draws=1, region_mixed=2)
@@ -258,6 +303,7 @@ def test_report_files_and_table_rows(tmp_path):
     for family in SOME_FAMILIES:
         assert f"| {family} | {an.family_split(family)} | 6 |" in table
     assert f"| {an.REGION_MIXED} |" in table and "Own-region test" in table
+    assert "L1 floor" in table and all("l1_floor" in r for r in data["items"])
     assert "## Texture" in table and f"| **all families** | {6 * len(SOME_FAMILIES)} |" in table
     assert all(set(row["texture"]) == set(an.SUBJECTS) for row in data["items"])
     assert len(report.sheet) == 4  # capped, every group shown

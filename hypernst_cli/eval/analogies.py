@@ -5,7 +5,11 @@ A : T(A) :: B : T(B). The model gets the content B and the exemplar T(A) and sho
 unlike real style images, the truth is known, so the output is scored by L1 and SSIM against it
 and by a texture distance that ignores where strokes fall (eval/texture.py), next to two baselines
 on the same item: the unstyled face B, and B with the exemplar's Lab mean and standard deviation
-(Reinhard colour transfer, eval/colour.py).
+(Reinhard colour transfer, eval/colour.py). A third reference, the floor, says how close any
+model can get: the truth's own family and parameters rendered on B with other texture seeds
+(the per-pixel median of ``FLOOR_SEEDS`` renders, the best single guess under L1 when the
+strokes' random placement is unknown). A model sees only the exemplar, so it cannot know where
+the truth's strokes, dots or panes fall; the floor is what L1 leaves over for that alone.
 
 Conventions:
 
@@ -55,6 +59,9 @@ REGION_MIXED = "region-mixed"
 MIN_REGION_SHARE = 0.005
 #: the most items shown on the contact sheet (spread over the rows of the table)
 SHEET_ROWS = 24
+
+#: texture seeds whose per-pixel median is the floor (the Bayes guess under L1, approximately)
+FLOOR_SEEDS = 9
 
 SSIM_SIGMA = 1.5
 SSIM_WINDOW = 11
@@ -311,6 +318,23 @@ def render(image: np.ndarray, mask: np.ndarray, item: AnalogyItem) -> np.ndarray
     return to_uint8(styled, unit=True)[0]
 
 
+def floor_render(image: np.ndarray, mask: np.ndarray, item: AnalogyItem,
+                 seeds: int = FLOOR_SEEDS) -> np.ndarray:
+    """The item's style (same families and parameters) rendered on ``image`` with ``seeds`` other
+    texture seeds, merged by the per-pixel median: what a model that knew the draw but not where
+    its strokes fall would best output under L1. Deterministic families give the truth itself."""
+    import dataclasses
+
+    def reseeded(k: int) -> AnalogyItem:
+        if item.mixed:
+            return AnalogyItem(0, 0, region_draws={r: dataclasses.replace(d, seed=d.seed + k)
+                                                   for r, d in item.region_draws.items()})
+        return AnalogyItem(0, 0, draw=dataclasses.replace(item.draw, seed=item.draw.seed + k))
+
+    renders = np.stack([render(image, mask, reseeded(k)) for k in range(1, seeds + 1)])
+    return np.median(renders, axis=0).round().astype(np.uint8)
+
+
 def render_item(item: AnalogyItem, faces: Sequence[AnalogyFace]) -> tuple[np.ndarray, np.ndarray]:
     """(exemplar T(A), truth T(B)) at the faces' resolution."""
     a, b = faces[item.exemplar_face], faces[item.content_face]
@@ -437,6 +461,7 @@ def run_analogies(
         baseline = colour_transfer(b.image, exemplar)
         candidates = {"model": output, "unstyled": b.image, "colour_transfer": baseline}
         scores = {k: _scores(v, truth) for k, v in candidates.items()}
+        floor = floor_render(b.image, b.mask, item)
         row: dict[str, Any] = {
             "kind": REGION_MIXED if item.mixed else "family",
             "group": item.group,
@@ -446,6 +471,7 @@ def run_analogies(
             "l1": {k: s[0] for k, s in scores.items()},
             "ssim": {k: s[1] for k, s in scores.items()},
             "texture": {k: s[2] for k, s in scores.items()},
+            "l1_floor": l1_grey(floor, truth),
         }
         row["model_beats_both"] = bool(row["l1"]["model"] < min(row["l1"]["unstyled"],
                                                                 row["l1"]["colour_transfer"]))
@@ -500,6 +526,8 @@ def group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["texture_beats_both_pct"] = _mean([100.0 * r["model_texture_beats_both"] for r in rows])
     out["l1_ratio"] = {k: _ratio(out["l1"]["model"], out["l1"][k])
                        for k in ("unstyled", "colour_transfer")}
+    out["l1_floor"] = _mean([r["l1_floor"] for r in rows])
+    out["floor_ratio_colour_transfer"] = _ratio(out["l1_floor"], out["l1"]["colour_transfer"])
     return out
 
 
@@ -514,6 +542,9 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "overall": group_summary(family_rows) if family_rows else None,
         "region_mixed": None,
     }
+    heldout_rows = [r for r in family_rows if r["split"] == HELDOUT_SPLIT]
+    # the analogy issue's acceptance is stated on the held-out families together
+    summary["heldout"] = group_summary(heldout_rows) if heldout_rows else None
     if mixed_rows:
         mixed = group_summary(mixed_rows)
         mixed["region_l1"] = {
@@ -618,6 +649,7 @@ def _table_row(label: str, split: str, s: dict[str, Any]) -> str:
     cells += [_f(l1[k]) for k in SUBJECTS] + [_f(ss[k], "{:.3f}") for k in SUBJECTS]
     cells += [_f(s["beats_both_pct"], "{:.0f}%"), _f(ratio["unstyled"], "{:.3f}"),
               _f(ratio["colour_transfer"], "{:.3f}")]
+    cells += [_f(s["l1_floor"]), _f(s["floor_ratio_colour_transfer"], "{:.3f}")]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -649,7 +681,7 @@ def markdown(report: AnalogyReport) -> str:
     s = report.summary
     head = ("| Style | Split | Items | L1 model | L1 unstyled | L1 colour tr. | SSIM model | "
             "SSIM unstyled | SSIM colour tr. | Model beats both | L1 model/unstyled | "
-            "L1 model/colour tr. |")
+            "L1 model/colour tr. | L1 floor | floor/colour tr. |")
     lines = [
         "# Analogy benchmark",
         "",
@@ -662,13 +694,19 @@ def markdown(report: AnalogyReport) -> str:
         "L1 in grey levels (0-255, lower is better), "
         "SSIM (Gaussian window, 1 is identical) against the truth, for the model's output, the "
         "unstyled face B and B with the exemplar's Lab mean and std (colour transfer). Model "
-        "beats both: share of items whose model L1 is below both baselines'.",
+        "beats both: share of items whose model L1 is below both baselines'. L1 floor: the "
+        "truth's own family and parameters with other texture seeds (per-pixel median of "
+        f"{FLOOR_SEEDS}), i.e. the L1 left when only the strokes' random placement is unknown; "
+        "no model that sees just the exemplar can be expected below it (0 for families "
+        "without random texture).",
         "",
         head,
-        "|---|---|" + "---:|" * 10,
+        "|---|---|" + "---:|" * 12,
     ]
     for family, fs in s["families"].items():
         lines.append(_table_row(family, fs["split"], fs))
+    if s.get("heldout"):
+        lines.append(_table_row("**held-out families**", HELDOUT_SPLIT, s["heldout"]))
     if s["overall"]:
         lines.append(_table_row("**all families**", "", s["overall"]))
     mixed = s["region_mixed"]
