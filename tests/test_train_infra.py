@@ -174,6 +174,24 @@ def test_trainer_resume_gives_the_same_losses(tmp_path):
     assert len(list((tmp_path / "part" / "checkpoints").iterdir())) <= 2
 
 
+def test_a_logged_row_is_the_mean_of_the_steps_since_the_last_one(tmp_path):
+    from hypernst_cli.train.trainer import TrainContext, Trainer, read_metrics
+
+    ctx = TrainContext(device=torch.device("cpu"))
+    torch.manual_seed(7)
+    Trainer(ToyStage(_toy_cfg(), ctx), tmp_path / "every", progress=False).run()
+    per_step = [r["loss"] for r in read_metrics(tmp_path / "every")]
+    torch.manual_seed(7)
+    returned = Trainer(ToyStage(_toy_cfg(log_every=4), ctx), tmp_path / "four",
+                       progress=False).run()
+    rows = read_metrics(tmp_path / "four")
+    assert [r["step"] for r in rows] == [4, 8, 10]  # and the last step, whatever the period
+    means = [np.mean(per_step[0:4]), np.mean(per_step[4:8]), np.mean(per_step[8:10])]
+    assert [r["loss"] for r in rows] == pytest.approx(means, rel=1e-5)
+    # the run returns (and the export records) the final row, not the last step alone
+    assert returned["loss"] == pytest.approx(means[-1], rel=1e-5)
+
+
 def test_a_run_stopped_early_at_a_checkpoint_keeps_its_last_losses(tmp_path):
     """Resumed with ``steps`` lowered to the checkpoint it stopped at, a run trains nothing; what
     it returns (the export's recorded losses) is the last logged row, not nothing."""

@@ -195,6 +195,9 @@ class Trainer:
         last: dict[str, float] = {k: float(v) for k, v in logged[-1].items()
                                   if k not in ("step", "time")} if logged else {}
         t_start = time.perf_counter()
+        # a logged row is the mean over the steps since the last one: one step's losses, on a
+        # batch of a few items, are too noisy to read a trend from
+        window: dict[str, list[float]] = {}
         with self._progress(total) as advance:
             while self.step < total:
                 t0 = time.perf_counter()
@@ -202,8 +205,14 @@ class Trainer:
                 self.step += 1
                 last = {k: float(v) for k, v in logs.items()}
                 last["seconds"] = time.perf_counter() - t0
-                if self.ctx.is_main and (self.step % log_every == 0 or self.step == total):
-                    self._write_metrics(last, time.perf_counter() - t_start)
+                for k, v in last.items():
+                    window.setdefault(k, []).append(v)
+                if self.step % log_every == 0 or self.step == total:
+                    logged_row = {k: sum(v) / len(v) for k, v in window.items()}
+                    window.clear()
+                    if self.ctx.is_main:
+                        self._write_metrics(logged_row, time.perf_counter() - t_start)
+                    last = logged_row  # what the run returns: the final row, not one noisy step
                 if self.ctx.is_main and sample_every and self.step % sample_every == 0:
                     self._write_samples()
                 if ckpt_every and self.step % ckpt_every == 0 and self.step < total:
