@@ -150,14 +150,18 @@ class DetailConfig:
 class PaletteConfig:
     """The palette post-process (not in the paper; 0 = off, ``pipeline/palette.py``): the
     stylized output's Lab mean and spread move to the style image's by ``amount`` x the style
-    strength."""
+    strength; ``regions``: how far each region (background, face, hair) takes the style's same
+    region's palette rather than the whole image's (0: the output moves as one)."""
 
     amount: float = 0.0
+    regions: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.amount <= 1.0:  # also refuses NaN
-            raise UsageError(f"palette: amount must be between 0 and 1, got {self.amount}",
-                             hint="fix the model's config.json (palette section)")
+        for name in ("amount", "regions"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:  # also refuses NaN
+                raise UsageError(f"palette: {name} must be between 0 and 1, got {value}",
+                                 hint="fix the model's config.json (palette section)")
 
 
 @dataclass(frozen=True)

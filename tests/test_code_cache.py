@@ -47,6 +47,41 @@ def test_provider_caches_in_memory_and_on_disk(tmp_path):
     assert enc2.calls == 2
 
 
+def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_recomputed(tmp_path):
+    """The palette post-process reads each style region's colours from the same mask as the
+    codes; they are cached with the codes, and a cache entry written before (no palette) is
+    recomputed rather than served without one."""
+    from safetensors.torch import load_file, save_file
+
+    from hypernst_cli.io.tensors import to_tensor
+    from hypernst_cli.pipeline.palette import region_statistics
+
+    image, mask = synthetic_portrait()
+    path = _write(tmp_path, image)
+
+    def provider(enc):
+        return StyleCodeProvider(enc, lambda img: mask, CFG, model_id="fake-1", encode_size=32,
+                                 cache_dir=tmp_path / "cache")
+
+    enc = CountingEncoder()
+    codes = provider(enc).for_file(path)
+    expected = region_statistics(to_tensor(image), torch.as_tensor(mask.astype(np.int64))[None])[0]
+    torch.testing.assert_close(codes.palette, expected)
+    assert not torch.equal(codes.palette[1], codes.palette[2])  # face and hair differ
+    torch.testing.assert_close(provider(enc).for_file(path).palette, expected)
+    assert enc.calls == 1  # from the disk cache
+    entry = next((tmp_path / "cache" / "codes").iterdir())
+    tensors = load_file(str(entry))
+    from safetensors import safe_open
+
+    with safe_open(str(entry), framework="pt") as fh:
+        meta = fh.metadata()
+    del tensors["palette"]
+    save_file(tensors, str(entry), metadata=meta)  # as written before palettes were cached
+    torch.testing.assert_close(provider(enc).for_file(path).palette, expected)
+    assert enc.calls == 2
+
+
 def test_a_new_patch_sampler_misses_the_old_cache(tmp_path, monkeypatch):
     """The cache key names the sampler's version: entries whose patch positions came from another
     sampler (the same seed gives other windows) are recomputed, not reused."""

@@ -16,6 +16,7 @@ from hypernst_cli.pipeline.palette import (
     between,
     colour_statistics,
     lab_to_rgb,
+    region_statistics,
     rgb_to_lab,
 )
 
@@ -40,10 +41,10 @@ def test_apply_palettes_moves_each_image_to_its_palettes_statistics_by_its_amoun
     x, style = _images(1), _images(2, batch=1)
     # a target well inside sRGB (so clipping does not bend the statistics)
     target = colour_statistics(style * 0.5)[0]
-    full = apply_palettes(x, [Palette(target, 1.0), None])
+    full = apply_palettes(x, [Palette.whole(target, 1.0), None])
     torch.testing.assert_close(colour_statistics(full[:1])[0], target, atol=2e-3, rtol=0)
     torch.testing.assert_close(full[1], x[1])  # no palette: untouched
-    half = apply_palettes(x, [Palette(target, 0.5), Palette(target, 0.0)])
+    half = apply_palettes(x, [Palette.whole(target, 0.5), Palette.whole(target, 0.0)])
     own = colour_statistics(x[:1])[0]
     torch.testing.assert_close(colour_statistics(half[:1])[0], (own + target) / 2, atol=5e-3,
                                rtol=0)
@@ -53,17 +54,68 @@ def test_apply_palettes_moves_each_image_to_its_palettes_statistics_by_its_amoun
         apply_palettes(x, [None])
     # a flat channel is only shifted (no division by its zero spread)
     flat = torch.zeros(1, 3, 8, 8)
-    assert torch.isfinite(apply_palettes(flat, [Palette(target, 1.0)])).all()
+    assert torch.isfinite(apply_palettes(flat, [Palette.whole(target, 1.0)])).all()
+
+
+def _three_regions(size: int = 48) -> torch.Tensor:
+    """Region labels [1, S, S]: background left third, face middle, hair right third."""
+    mask = torch.zeros(1, size, size, dtype=torch.long)
+    mask[..., size // 3: 2 * size // 3] = 1
+    mask[..., 2 * size // 3:] = 2
+    return mask
+
+
+def test_region_statistics_per_region_and_the_whole_image_for_a_missing_region():
+    x = _images(3, batch=1, size=48)
+    mask = _three_regions()
+    table = region_statistics(x, mask)[0]
+    assert table.shape == (4, 2, 3)
+    torch.testing.assert_close(table[3], colour_statistics(x)[0])
+    torch.testing.assert_close(table[2], colour_statistics(x[..., 32:])[0], atol=1e-5, rtol=0)
+    mask[..., 32:] = 1  # no hair: its row is the whole image's
+    table = region_statistics(x, mask)[0]
+    torch.testing.assert_close(table[2], table[3])
+    torch.testing.assert_close(region_statistics(x, None)[0, 0], table[3])
+
+
+def test_each_region_takes_its_own_palette_by_its_weight_and_weight_0_moves_the_image_as_one():
+    x = _images(4, batch=1, size=48) * 0.4
+    mask = _three_regions()
+    # a style whose three regions have three different palettes
+    style = torch.cat([_images(5, batch=1, size=48)[..., :16] * 0.3 + 0.5,
+                       _images(6, batch=1, size=48)[..., 16:32] * 0.3 - 0.4,
+                       _images(7, batch=1, size=48)[..., 32:] * 0.2], dim=-1)
+    table = region_statistics(style, mask)[0]
+    cols = (slice(0, 12), slice(20, 28), slice(36, 48))  # inside each region, off its borders
+    out = apply_palettes(x, [Palette(table, 1.0, torch.ones(3))], mask)
+    for region, c in enumerate(cols):  # each region's own mean, not the others'
+        got = colour_statistics(out[..., c])[0, 0]
+        errors = (table[:3, 0] - got).abs().sum(1)
+        assert int(errors.argmin()) == region, (region, errors)
+        assert errors[region] < 0.02
+    whole = apply_palettes(x, [Palette(table, 1.0)], mask)  # no weights: as one
+    torch.testing.assert_close(colour_statistics(whole)[0], table[3], atol=2e-3, rtol=0)
+    torch.testing.assert_close(apply_palettes(x, [Palette(table, 1.0, torch.zeros(3))], mask),
+                               whole)
+    # without masks every palette moves the image as one
+    torch.testing.assert_close(apply_palettes(x, [Palette(table, 1.0, torch.ones(3))]), whole)
+    # only the hair weighted: the hair half-way between the two matches, the rest as one
+    half = apply_palettes(x, [Palette(table, 1.0, torch.tensor([0.0, 0.0, 0.5]))], mask)
+    torch.testing.assert_close(half[..., :28], whole[..., :28], atol=1e-5, rtol=0)
+    hair = [colour_statistics(im[..., cols[2]])[0, 0] for im in (whole, half, out)]
+    torch.testing.assert_close(hair[1], (hair[0] + hair[2]) / 2, atol=5e-3, rtol=0)
 
 
 def test_palettes_between_two_ends():
-    a, b = Palette(torch.zeros(2, 3), 1.0), Palette(torch.ones(2, 3), 0.5)
+    a, b = Palette(torch.zeros(4, 2, 3), 1.0), Palette(torch.ones(4, 2, 3), 0.5)
     assert between(None, None, 0.5) is None
     assert between(None, b, 0.0).amount == 0.0 and between(None, b, 1.0).amount == 0.5
     assert between(a, None, 1.0).amount == 0.0
     mid = between(a, b, 0.5)
-    torch.testing.assert_close(mid.stats, torch.full((2, 3), 0.5))
+    torch.testing.assert_close(mid.stats, torch.full((4, 2, 3), 0.5))
     assert mid.amount == pytest.approx(0.75)
+    weighted = Palette(torch.ones(4, 2, 3), 1.0, torch.ones(3))
+    assert between(a, weighted, 0.25).region_weights().tolist() == [0.25] * 3
 
 
 @pytest.fixture
@@ -120,6 +172,20 @@ def test_edits_and_interpolation_keep_the_palette(palette_model_dir, portraits):
     torch.testing.assert_close(pipe.render_edit(face, direction, 0.0, base), base.images)
     plain = pipe.generate([face], pipe.code_table(face, style))
     assert (plain.images - base.images).abs().mean() > 1e-3
+    # --region hair=OTHER: the hair takes OTHER's hair palette, the rest the main style's
+    other = portraits / "styles" / "halftone.png"
+    mixed = pipe.palette_for(style, regions={"hair": other})
+    torch.testing.assert_close(mixed.stats[2], pipe.palette_for(other).stats[2])
+    torch.testing.assert_close(mixed.stats[[0, 1, 3]], palette.stats[[0, 1, 3]])
+    assert not torch.equal(mixed.stats[2], palette.stats[2])
+    assert mixed.region_weights().tolist() == [0.0, 0.0, 1.0]  # the config's 0, hair in full
+    hair_mixed = pipe.generate([face], pipe.code_table(face, style, regions={"hair": other}),
+                               palettes=[mixed])
+    only_codes = pipe.generate([face], pipe.code_table(face, style, regions={"hair": other}),
+                               palettes=[palette])
+    hair = face.mask == 2
+    assert (hair_mixed.images - only_codes.images).abs()[0][:, hair].mean() > \
+        5 * (hair_mixed.images - only_codes.images).abs()[0][:, ~hair].mean()
 
 
 def test_a_config_with_an_invalid_palette_is_refused():
@@ -129,3 +195,5 @@ def test_a_config_with_an_invalid_palette_is_refused():
     for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(UsageError, match="palette: amount must be between 0 and 1"):
             PaletteConfig(amount=bad)
+        with pytest.raises(UsageError, match="palette: regions must be between 0 and 1"):
+            PaletteConfig(amount=0.5, regions=bad)

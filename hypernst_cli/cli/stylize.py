@@ -230,7 +230,8 @@ class _BatchedWorker:
                 for face in prepared:
                     codes.append(self.pipe.code_table(face, style, strength=self.strength,
                                                         regions=self.regions))
-                    palettes.append(self.pipe.palette_for(style, strength=self.strength))
+                    palettes.append(self.pipe.palette_for(style, strength=self.strength,
+                                                          regions=self.regions))
                     faces.append(face)
                     owners.append(it)
                 self.done[id(it)] = ([], {"prepare": t1 - t0,

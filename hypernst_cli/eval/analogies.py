@@ -380,9 +380,9 @@ class PipelineAnalogyModel:
         from hypernst_cli.io.tensors import to_uint8
 
         face = self._face(content, content_mask)
-        target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask).table
-        codes = blend(face.own_codes.table, target, strength)
-        palette = self.pipe.palette_for(exemplar, strength=strength)
+        target = self.pipe.provider.for_image(exemplar, mask=exemplar_mask)
+        codes = blend(face.own_codes.table, target.table, strength)
+        palette = self.pipe.palette_for(target, strength=strength)
         return to_uint8(self.pipe.generate([face], codes, palettes=[palette]).images)[0]
 
     def reconstruct(self, content: np.ndarray, content_mask: np.ndarray) -> np.ndarray:

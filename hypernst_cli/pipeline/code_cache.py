@@ -1,4 +1,5 @@
-"""The style-code provider: Eq. 1's codes of style images, computed once and cached.
+"""The style-code provider: Eq. 1's codes of style images, computed once and cached, with each
+image's palette per region (the palette post-process's input: it needs the same region mask).
 
 The maths is pipeline/style_codes.py; this module is the bookkeeping around it: reading the image,
 hashing its bytes, an in-memory cache for the run and a safetensors cache on disk across runs
@@ -75,6 +76,31 @@ def style_code_provider(
         cache_dir=cache_dir,
         device=device,
     )
+
+
+#: style images are read at most this size for their palette (area-averaged; the statistics of a
+#: photo do not need its every pixel)
+PALETTE_SIDE = 256
+
+
+def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
+    """The palette table [N_REGIONS + 1, 2, 3] of an RGB uint8 image with its region labels
+    (None: no face, the whole image's statistics for every region)."""
+    import torch.nn.functional as F
+
+    from hypernst_cli.io.tensors import to_tensor
+    from hypernst_cli.pipeline.palette import region_statistics
+
+    x = to_tensor(image)
+    labels = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.int64))[None]
+    side = max(x.shape[-2:])
+    if side > PALETTE_SIDE:
+        scale = PALETTE_SIDE / side
+        size = (max(1, round(x.shape[-2] * scale)), max(1, round(x.shape[-1] * scale)))
+        x = F.interpolate(x, size=size, mode="area")
+        if labels is not None:
+            labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
+    return region_statistics(x, labels)[0]
 
 
 @dataclass(eq=False)
@@ -158,6 +184,7 @@ class StyleCodeProvider:
         codes = compute_style_codes(
             image, mask, self.encoder, self.cfg, encode_size=self.encode_size, device=self.device
         )
+        codes.palette = palette_table(image, mask)
         self.computed += 1
         codes.meta.update(self.settings())
         if sha is not None:
@@ -180,6 +207,8 @@ class StyleCodeProvider:
         meta["face_found"] = str(codes.face_found)
         meta["patches"] = json.dumps([[[b.top, b.left, b.size] for b in r] for r in codes.patches])
         tensors = {"global": codes.global_code.contiguous(), "regions": codes.region_codes.contiguous()}
+        if codes.palette is not None:
+            tensors["palette"] = codes.palette.contiguous()
         try:
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata=meta)
@@ -198,7 +227,9 @@ class StyleCodeProvider:
                 meta = fh.metadata() or {}
                 glob = fh.get_tensor("global")
                 regions = fh.get_tensor("regions")
-        except Exception:  # noqa: BLE001 - a corrupt cache entry is recomputed
+                # an entry written before palettes were cached is recomputed (it lacks one)
+                palette = fh.get_tensor("palette")
+        except Exception:  # noqa: BLE001 - a corrupt (or older) cache entry is recomputed
             return None
         expected = {**self.settings(), "image_sha256": sha}
         if any(meta.get(k) != v for k, v in expected.items()):
@@ -213,6 +244,7 @@ class StyleCodeProvider:
             patches=patches,
             face_found=meta.get("face_found") == "True",
             meta={k: v for k, v in meta.items() if k not in ("sources", "patches", "face_found")},
+            palette=palette,
         )
         codes.meta["cache"] = str(path)
         return codes

@@ -35,11 +35,8 @@ from hypernst_cli.pipeline.core import (
     stylize_tensors,
     warp,
 )
-from hypernst_cli.pipeline.palette import Palette, apply_palettes, colour_statistics
+from hypernst_cli.pipeline.palette import Palette, apply_palettes
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
-
-#: style images are read at most this size for their palette (area-averaged)
-PALETTE_SIDE = 256
 
 
 @dataclass
@@ -143,7 +140,7 @@ class HyperNSTPipeline:
                              hint="0 = the model's colours as they are; 1 = the style's mean "
                                   "and spread")
         self.palette = float(models.config.palette.amount if palette is None else palette)
-        self._palette_stats: dict[str, torch.Tensor] = {}
+        self.palette_regions = float(models.config.palette.regions)
         self.device = models.device
         self.resolution = models.config.resolution
         self.precision = precision_from_env(precision)
@@ -374,36 +371,44 @@ class HyperNSTPipeline:
         target = mix_regions({k: self.style_codes(v) for k, v in (regions or {}).items()}, default)
         return blend(own.table, target, strength)
 
-    def palette_for(self, style: Path | np.ndarray | None, *,
-                    strength: float = 1.0) -> Palette | None:
-        """The palette an output with ``style`` (a file or an RGB array) at ``strength`` is
-        moved to; None when there is none to apply (no style, strength 0 or the palette off).
-        With ``--region``, the main style's (the regions' own images are not used)."""
+    def palette_for(self, style: Path | np.ndarray | StyleCodes | None, *,
+                    strength: float = 1.0,
+                    regions: Mapping[str, Path] | None = None) -> Palette | None:
+        """The palette an output with ``style`` (a file, an RGB array or its codes) at
+        ``strength`` is moved to; None when there is none to apply (no style, strength 0 or the
+        palette off). ``regions`` (``--region``): those regions take their palette from their
+        own style image, as they take their codes."""
+        from hypernst_cli.faces.regions import REGION_IDS
+
         amount = self.palette * strength
         if style is None or amount <= 0:
             return None
-        if isinstance(style, np.ndarray):
-            stats = self._statistics(style)
+        table = self._palette_table(style).clone()
+        weights = torch.full((len(REGION_IDS),), self.palette_regions)
+        for name, image in (regions or {}).items():
+            # a region given its own style image takes that image's region palette in full
+            table[REGION_IDS[name]] = self._palette_table(image)[REGION_IDS[name]]
+            weights[REGION_IDS[name]] = 1.0
+        return Palette(table, amount, weights)
+
+    def _palette_table(self, style: Path | np.ndarray | StyleCodes) -> torch.Tensor:
+        if isinstance(style, StyleCodes):
+            codes = style
+        elif isinstance(style, np.ndarray):
+            codes = self.array_codes(style)
         else:
-            key = str(Path(style).resolve())
-            if key not in self._palette_stats:
-                from hypernst_cli.io import load_image
+            codes = self.style_codes(Path(style))
+        if codes.palette is None:
+            raise ValueError("these style codes carry no palette (a content's own codes?)")
+        return codes.palette
 
-                self._palette_stats[key] = self._statistics(load_image(style))
-            stats = self._palette_stats[key]
-        return Palette(stats, amount)
+    def array_codes(self, image: np.ndarray) -> StyleCodes:
+        """The codes (and palette) of a style image given as an RGB array, kept by its content
+        hash for the run (evaluation feeds the same styles many times)."""
+        import hashlib
 
-    @staticmethod
-    def _statistics(image: np.ndarray) -> torch.Tensor:
-        import torch.nn.functional as F
-
-        x = to_tensor(image)
-        side = max(x.shape[-2:])
-        if side > PALETTE_SIDE:  # the statistics of a photo do not need its every pixel
-            scale = PALETTE_SIDE / side
-            x = F.interpolate(x, size=(max(1, round(x.shape[-2] * scale)),
-                                       max(1, round(x.shape[-1] * scale))), mode="area")
-        return colour_statistics(x)[0]
+        sha = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()
+        return self.provider.for_image(image, sha=f"array-{sha}")
 
     # --- generation ----------------------------------------------------------------------------
 
@@ -451,7 +456,7 @@ class HyperNSTPipeline:
             result.images = torch.where(keep, detailed, result.images)
         if palettes is not None:
             result.palettes = list(palettes)
-            result.images = apply_palettes(result.images, result.palettes)
+            result.images = apply_palettes(result.images, result.palettes, masks)
         return result
 
     def _initial_images(self, contents: Sequence[ContentFace]) -> torch.Tensor:
@@ -476,14 +481,11 @@ class HyperNSTPipeline:
     def as_method(self, strength: float = 1.0) -> Any:
         """A (content, style) -> output callable over arrays, for evaluation: content is an
         aligned face, style any image (its codes cached by content hash)."""
-        import hashlib
-
         def method(content: np.ndarray, style: np.ndarray) -> np.ndarray:
             face = self.prepare_image(content)[0]
-            sha = hashlib.sha256(np.ascontiguousarray(style).tobytes()).hexdigest()
-            target = self.provider.for_image(style, sha=f"array-{sha}").table
-            codes = blend(face.own_codes.table, target, strength)
-            palette = self.palette_for(style, strength=strength)
+            target = self.array_codes(style)
+            codes = blend(face.own_codes.table, target.table, strength)
+            palette = self.palette_for(target, strength=strength)
             return to_uint8(self.generate([face], codes, palettes=[palette]).images)[0]
 
         return method
@@ -519,7 +521,7 @@ class HyperNSTPipeline:
                 skip = warp(skip, flow)
         image = self.render(edited, None if base is None else base.offsets, skip)
         if base is not None and base.palettes is not None:
-            image = apply_palettes(image, base.palettes)
+            image = apply_palettes(image, base.palettes, face.mask[None].to(image.device))
         return image
 
     def edit_flow(self, face: ContentFace, direction: torch.Tensor,
