@@ -90,7 +90,7 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
     assert metrics["trained_by"]["hypernet"] == "stylize-texture-more"
 
     # recipes/compact/grow256/run.sh from that model: grown to twice its size (RESOLUTION),
-    # the new block trained alone, then stage 2
+    # the new block trained alone, then stage 2 twice (the second led by L1)
     grown = tmp_path / "grown"
     cmd = ["bash", str(REPO / "recipes" / "compact" / "grow256" / "run.sh"), str(data), str(grown),
            str(out / "model")]
@@ -104,8 +104,8 @@ def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp
     assert list(metrics["stages"]) == ["aladin-families", "autoencoder-spatial", "stylize-analogy",
                                        "stylize-global", "stylize-more", "stylize-skip",
                                        "stylize-texture", "stylize-texture-more", "autoencoder-grow",
-                                       "stylize-grow"]
-    assert metrics["trained_by"]["hypernet"] == "stylize-grow"
+                                       "stylize-grow", "stylize-grow-l1"]
+    assert metrics["trained_by"]["hypernet"] == "stylize-grow-l1"
     assert metrics["trained_by"]["encoder"] == "autoencoder-spatial"
     # the encoder is frozen while the new block trains (train_from_layer)
     trained = metrics["stages"]["autoencoder-grow"]["trained"]
