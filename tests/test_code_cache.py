@@ -17,6 +17,12 @@ def _write(tmp_path, image, name="style.png"):
     return save_image(image, tmp_path / name)
 
 
+def _cached_provider(enc, mask, tmp_path):
+    """A provider with a fixed parser and a disk cache under ``tmp_path``."""
+    return StyleCodeProvider(enc, lambda img: mask, CFG, model_id="fake-1", encode_size=32,
+                             cache_dir=tmp_path / "cache")
+
+
 def test_provider_caches_in_memory_and_on_disk(tmp_path):
     image, mask = synthetic_portrait()
     path = _write(tmp_path, image)
@@ -60,8 +66,7 @@ def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_re
     path = _write(tmp_path, image)
 
     def provider(enc):
-        return StyleCodeProvider(enc, lambda img: mask, CFG, model_id="fake-1", encode_size=32,
-                                 cache_dir=tmp_path / "cache")
+        return _cached_provider(enc, mask, tmp_path)
 
     enc = CountingEncoder()
     codes = provider(enc).for_file(path)
@@ -91,8 +96,7 @@ def test_a_new_patch_sampler_misses_the_old_cache(tmp_path, monkeypatch):
     path = _write(tmp_path, image)
 
     def provider(enc):
-        return StyleCodeProvider(enc, lambda img: mask, CFG, model_id="fake-1", encode_size=32,
-                                 cache_dir=tmp_path / "cache")
+        return _cached_provider(enc, mask, tmp_path)
 
     enc = CountingEncoder()
     provider(enc).for_file(path)

@@ -21,6 +21,11 @@ from hypernst_cli.pipeline.palette import (
 )
 
 
+def _whole(stats: torch.Tensor, amount: float) -> Palette:
+    """A palette of one image's statistics [2, 3] for every region (and the whole image)."""
+    return Palette(stats.expand(4, 2, 3).clone(), amount)
+
+
 def _images(seed: int, batch: int = 2, size: int = 24) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return torch.rand(batch, 3, size, size, generator=g) * 1.6 - 0.8
@@ -41,10 +46,10 @@ def test_apply_palettes_moves_each_image_to_its_palettes_statistics_by_its_amoun
     x, style = _images(1), _images(2, batch=1)
     # a target well inside sRGB (so clipping does not bend the statistics)
     target = colour_statistics(style * 0.5)[0]
-    full = apply_palettes(x, [Palette.whole(target, 1.0), None])
+    full = apply_palettes(x, [_whole(target, 1.0), None])
     torch.testing.assert_close(colour_statistics(full[:1])[0], target, atol=2e-3, rtol=0)
     torch.testing.assert_close(full[1], x[1])  # no palette: untouched
-    half = apply_palettes(x, [Palette.whole(target, 0.5), Palette.whole(target, 0.0)])
+    half = apply_palettes(x, [_whole(target, 0.5), _whole(target, 0.0)])
     own = colour_statistics(x[:1])[0]
     torch.testing.assert_close(colour_statistics(half[:1])[0], (own + target) / 2, atol=5e-3,
                                rtol=0)
@@ -54,7 +59,7 @@ def test_apply_palettes_moves_each_image_to_its_palettes_statistics_by_its_amoun
         apply_palettes(x, [None])
     # a flat channel is only shifted (no division by its zero spread)
     flat = torch.zeros(1, 3, 8, 8)
-    assert torch.isfinite(apply_palettes(flat, [Palette.whole(target, 1.0)])).all()
+    assert torch.isfinite(apply_palettes(flat, [_whole(target, 1.0)])).all()
 
 
 def _three_regions(size: int = 48) -> torch.Tensor:

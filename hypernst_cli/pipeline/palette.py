@@ -92,15 +92,19 @@ def region_statistics(images: torch.Tensor, masks: torch.Tensor | None) -> torch
     """[B, 3, H, W] in [-1, 1] and region labels [B, H, W] (None: no regions) -> the palette
     table [B, N_REGIONS + 1, 2, 3]: each region's Lab / 100 mean and spread, then the whole
     image's. A region with less than ``MIN_REGION_SHARE`` of the pixels gets the whole image's."""
+    return _lab_region_statistics(rgb_to_lab(images), masks)
+
+
+def _lab_region_statistics(lab: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """:func:`region_statistics` of images already in Lab [B, 3, H, W]."""
     from hypernst_cli.faces.regions import REGION_NAMES
 
-    lab = rgb_to_lab(images).flatten(2)
+    lab = lab.flatten(2)
     whole = torch.stack([lab.mean(2), lab.std(2, unbiased=False)], dim=1)
+    if masks is None:
+        return torch.stack([whole] * (len(REGION_NAMES) + 1), dim=1)
     rows = []
     for region in range(len(REGION_NAMES)):
-        if masks is None:
-            rows.append(whole)
-            continue
         inside = (masks.to(lab.device).flatten(1) == region).to(lab.dtype)
         count = inside.sum(1)
         enough = count >= MIN_REGION_SHARE * inside.shape[1]
@@ -120,13 +124,6 @@ class Palette:
     stats: torch.Tensor
     amount: float
     regions: torch.Tensor | None = None
-
-    @classmethod
-    def whole(cls, stats: torch.Tensor, amount: float) -> Palette:
-        """A palette of one image's statistics [2, 3] (:func:`colour_statistics`) everywhere."""
-        from hypernst_cli.faces.regions import REGION_NAMES
-
-        return cls(stats.expand(len(REGION_NAMES) + 1, 2, 3).clone(), amount)
 
     def region_weights(self) -> torch.Tensor:
         from hypernst_cli.faces.regions import REGION_NAMES
@@ -172,7 +169,7 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
     amount = torch.tensor([palettes[i].amount for i in chosen], dtype=lab.dtype,
                           device=lab.device).view(-1, 1, 1, 1)
     chosen_masks = None if masks is None else masks[chosen].to(lab.device)
-    own = region_statistics(picked, chosen_masks)  # [b, n + 1, 2, 3]
+    own = _lab_region_statistics(lab, chosen_masks)  # [b, n + 1, 2, 3]
     matched = _moved(lab, own[:, n], tables[:, n])  # the whole-image match
     if chosen_masks is not None and bool((mix > 0).any()):
         from hypernst_cli.models.filters import gaussian_blur
