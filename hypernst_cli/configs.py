@@ -149,7 +149,7 @@ class DetailConfig:
 @dataclass(frozen=True)
 class PaletteConfig:
     """The palette post-process (not in the paper; 0 = off, ``pipeline/palette.py``): the
-    stylized output's Lab mean and spread move to the style image's by ``amount`` x the style
+    stylized output's Lab histograms are matched to the style image's by ``amount`` x the style
     strength; ``regions``: how far each region (background, face, hair) takes the style's same
     region's palette rather than the whole image's (0: the output moves as one)."""
 

@@ -249,3 +249,35 @@ def test_lowpass_and_texture_terms_join_the_analogy_loss(faces, tiny_model_dir):
     assert logs["loss_analogy"] == pytest.approx(
         0.5 * logs["analogy_l1"] + 2.0 * logs["analogy_lowpass"] + 10.0 * logs["analogy_texture"],
         rel=1e-5)
+
+
+def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_model_dir):
+    """analogy.through_palette: each item carries its exemplar's palette table (as the tool
+    computes it for a style image), the loss is taken after the model config's palette
+    post-process on the contents' masks, and its gradient reaches the outputs."""
+    import dataclasses
+
+    from hypernst_cli.configs import PaletteConfig
+    from hypernst_cli.pipeline.palette import Palette, apply_palettes, region_quantiles
+
+    options = {"analogy.share": 1.0, "analogy.laplacian": 0.0}
+    plain = stylize_stage(faces, tiny_model_dir, batch_size=2, **options)
+    stage = stylize_stage(faces, tiny_model_dir, batch_size=2, **options,
+                          **{"analogy.through_palette": True})
+    stage.model_cfg = dataclasses.replace(stage.model_cfg,
+                                          palette=PaletteConfig(amount=1.0, regions=0.5))
+    indices = [0, 2]
+    content, masks = content_items(stage, indices)
+    items = stage.analogy.draw(3, 0, content, masks, indices)
+    assert plain.analogy.draw(3, 0, content, masks, indices).palette is None
+    torch.testing.assert_close(items.palette, region_quantiles(items.exemplar, items.exemplar_mask))
+    y = stage.preview(content, masks, items.exemplar_codes).detach().requires_grad_()
+    loss, _ = stage.analogy_term(y, items.target, palette=items.palette, masks=masks)
+    moved = apply_palettes(y, [Palette(t, 1.0, torch.full((3,), 0.5)) for t in items.palette],
+                           masks)
+    assert float(loss) == pytest.approx(float((moved - items.target).abs().mean()), rel=1e-5)
+    assert float(loss) != pytest.approx(float((y - items.target).abs().mean()), rel=1e-3)
+    loss.backward()
+    assert torch.isfinite(y.grad).all() and float(y.grad.abs().sum()) > 0
+    logs = stage.train_step(0)
+    assert math.isfinite(logs["loss_analogy"]) and logs["loss_analogy"] > 0

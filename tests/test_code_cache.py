@@ -60,7 +60,7 @@ def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_re
     from safetensors.torch import load_file, save_file
 
     from hypernst_cli.io.tensors import to_tensor
-    from hypernst_cli.pipeline.palette import region_statistics
+    from hypernst_cli.pipeline.palette import region_quantiles
 
     image, mask = synthetic_portrait()
     path = _write(tmp_path, image)
@@ -70,7 +70,7 @@ def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_re
 
     enc = CountingEncoder()
     codes = provider(enc).for_file(path)
-    expected = region_statistics(to_tensor(image), torch.as_tensor(mask.astype(np.int64))[None])[0]
+    expected = region_quantiles(to_tensor(image), torch.as_tensor(mask.astype(np.int64))[None])[0]
     torch.testing.assert_close(codes.palette, expected)
     assert not torch.equal(codes.palette[1], codes.palette[2])  # face and hair differ
     torch.testing.assert_close(provider(enc).for_file(path).palette, expected)
@@ -85,6 +85,12 @@ def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_re
     save_file(tensors, str(entry), metadata=meta)  # as written before palettes were cached
     torch.testing.assert_close(provider(enc).for_file(path).palette, expected)
     assert enc.calls == 2
+    # an entry of the earlier mean-and-spread palettes [N_REGIONS + 1, 2, 3] is recomputed too
+    tensors = load_file(str(entry))
+    tensors["palette"] = torch.zeros(4, 2, 3)
+    save_file(tensors, str(entry), metadata=meta)
+    torch.testing.assert_close(provider(enc).for_file(path).palette, expected)
+    assert enc.calls == 3
 
 
 def test_a_new_patch_sampler_misses_the_old_cache(tmp_path, monkeypatch):

@@ -88,7 +88,7 @@ def test_runner_with_random_backbones_failures_and_timing(tmp_path):
     assert s["broken"]["failed"] == 4 and s["broken"]["lpips_alex"] is None
 
     rows = _read_csv(out / "pairs.csv")
-    assert len(rows) == 4 * 6
+    assert len(rows) == 4 * (len(BASELINES) + 4)
     failed = [r for r in rows if r["method"] == "picky" and r["error"]]
     assert len(failed) == 2 and "no face found" in failed[0]["error"]
     assert failed[0]["lpips_alex"] == "n/a" and failed[0]["model_s"] == ""
@@ -120,7 +120,7 @@ def test_runner_samples_pairs_and_rejects_bad_calls(tmp_path):
     runner = EvalRunner([ColourMetric()], "cpu", save_outputs=False, warmup=0)
     report = runner.run(contents, styles, dict(BASELINES), pairs=4, seed=1, out_dir=tmp_path / "r")
     assert report.sampled and len(report.pairs) == 4
-    assert len(_read_csv(tmp_path / "r" / "pairs.csv")) == 8
+    assert len(_read_csv(tmp_path / "r" / "pairs.csv")) == 4 * len(BASELINES)
     assert "a sample of 4 of 9 (seed 1)" in (tmp_path / "r" / "report.md").read_text()
     assert not (tmp_path / "r" / "outputs").exists()
     with pytest.raises(UsageError):
@@ -154,9 +154,10 @@ def test_baselines_on_real_faces_and_styles_without_backbones(portraits, tmp_pat
     assert s["identity"]["identity"] == pytest.approx(0.0, abs=1e-9)
     assert s["identity"]["face_detected"] == 100.0
     assert s["colour transfer"]["colour"] < s["identity"]["colour"]
+    assert s["histogram transfer"]["colour"] < s["identity"]["colour"]
 
     rows = _read_csv(out / "pairs.csv")
-    assert len(rows) == 2 * 12 and not any(r["error"] for r in rows)
+    assert len(rows) == len(BASELINES) * 12 and not any(r["error"] for r in rows)
     assert all(r["lpips_alex"] == "n/a" and r["sifid"] == "n/a" for r in rows)
     by_pair: dict[tuple[str, str], dict[str, float]] = {}
     for r in rows:

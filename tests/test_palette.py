@@ -1,5 +1,5 @@
-"""The palette post-process (pipeline/palette.py): the Lab conversions, the moment match, the
-palettes of interpolation, the pipeline's and the command line's use of it (tiny model)."""
+"""The palette post-process (pipeline/palette.py): the Lab conversions, the histogram match,
+the palettes of interpolation, the pipeline's and the command line's use of it (tiny model)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,29 @@ import pytest
 import torch
 
 from hypernst_cli.pipeline.palette import (
+    MAX_SCALE,
+    QUANTILES,
     Palette,
     apply_palettes,
     between,
-    colour_statistics,
     lab_to_rgb,
-    region_statistics,
+    region_quantiles,
     rgb_to_lab,
 )
 
 
-def _whole(stats: torch.Tensor, amount: float) -> Palette:
-    """A palette of one image's statistics [2, 3] for every region (and the whole image)."""
-    return Palette(stats.expand(4, 2, 3).clone(), amount)
+def _quantiles(images: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] -> [B, QUANTILES, 3]: each image's whole-image Lab / 100 quantiles."""
+    return region_quantiles(images, None)[:, -1]
+
+
+def _mean_lab(images: torch.Tensor) -> torch.Tensor:
+    return rgb_to_lab(images).flatten(2).mean(2)
+
+
+def _whole(table: torch.Tensor, amount: float) -> Palette:
+    """A palette of one image's quantiles [Q, 3] for every region (and the whole image)."""
+    return Palette(table.expand(4, QUANTILES, 3).clone(), amount)
 
 
 def _images(seed: int, batch: int = 2, size: int = 24) -> torch.Tensor:
@@ -42,24 +52,59 @@ def test_lab_round_trip_and_the_numpy_reference():
                                atol=1e-2)
 
 
-def test_apply_palettes_moves_each_image_to_its_palettes_statistics_by_its_amount():
-    x, style = _images(1), _images(2, batch=1)
-    # a target well inside sRGB (so clipping does not bend the statistics)
-    target = colour_statistics(style * 0.5)[0]
+def test_apply_palettes_moves_each_image_to_its_palettes_distribution_by_its_amount():
+    x, style = _images(1, size=32), _images(2, batch=1, size=32)
+    # a target well inside sRGB (so clipping does not bend the distribution)
+    target = _quantiles(style * 0.5)[0]
     full = apply_palettes(x, [_whole(target, 1.0), None])
-    torch.testing.assert_close(colour_statistics(full[:1])[0], target, atol=2e-3, rtol=0)
+    torch.testing.assert_close(_quantiles(full[:1])[0], target, atol=3e-3, rtol=0)
     torch.testing.assert_close(full[1], x[1])  # no palette: untouched
+    # a monotone map keeps every pixel's rank: half-way moves each quantile half-way
     half = apply_palettes(x, [_whole(target, 0.5), _whole(target, 0.0)])
-    own = colour_statistics(x[:1])[0]
-    torch.testing.assert_close(colour_statistics(half[:1])[0], (own + target) / 2, atol=5e-3,
-                               rtol=0)
+    own = _quantiles(x[:1])[0]
+    torch.testing.assert_close(_quantiles(half[:1])[0], (own + target) / 2, atol=3e-3, rtol=0)
     torch.testing.assert_close(half[1], x[1])  # amount 0: untouched
     assert apply_palettes(x, [None, None]) is x
     with pytest.raises(ValueError, match="palettes for"):
         apply_palettes(x, [None])
-    # a flat channel is only shifted (no division by its zero spread)
+    with pytest.raises(ValueError, match="quantiles"):  # a table of the earlier mean and spread
+        apply_palettes(x, [Palette(torch.zeros(4, 2, 3), 1.0), None])
+    # a flat image stays flat (its map's slope is bounded), and finite
     flat = torch.zeros(1, 3, 8, 8)
-    assert torch.isfinite(apply_palettes(flat, [_whole(target, 1.0)])).all()
+    moved = apply_palettes(flat, [_whole(target, 1.0)])
+    assert torch.isfinite(moved).all() and float(moved.std((2, 3)).max()) < 1e-4
+
+
+def test_the_exemplars_histogram_shape_is_carried_where_a_mean_and_spread_cannot():
+    """A grey ramp matched to a skewed exemplar (most of it dark, a tail of light tones) takes the
+    exemplar's whole distribution; a mean-and-spread match (Reinhard) keeps the ramp's shape."""
+    from hypernst_cli.eval.colour import colour_transfer
+
+    def grey(values: torch.Tensor) -> torch.Tensor:
+        return values.view(1, 1, 64, 64).expand(1, 3, 64, 64).contiguous()
+
+    u = torch.linspace(0, 1, 64 * 64)
+    ramp = grey(u * 1.2 - 0.6)
+    skewed = grey(u**2 - 0.5)[..., torch.randperm(64, generator=torch.Generator().manual_seed(0))]
+    out = apply_palettes(ramp, [_whole(_quantiles(skewed)[0], 1.0)])
+    torch.testing.assert_close(_quantiles(out)[0], _quantiles(skewed)[0], atol=5e-3, rtol=0)
+    assert bool((out[0, 0].flatten().diff() >= -1e-4).all())  # the ramp's order is kept
+
+    def u8(t: torch.Tensor) -> np.ndarray:
+        return ((t[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy()
+
+    reinhard = torch.from_numpy(colour_transfer(u8(ramp), u8(skewed))).permute(2, 0, 1)[None]
+    miss = (_quantiles(reinhard.float() / 127.5 - 1)[0] - _quantiles(skewed)[0]).abs().max()
+    assert float(miss) > 0.03
+
+
+def test_the_maps_slope_is_bounded_so_a_near_flat_region_is_not_blown_up():
+    g = torch.Generator().manual_seed(3)
+    near_flat = 0.01 * torch.randn(1, 3, 32, 32, generator=g)
+    spread = _images(4, batch=1, size=32)
+    out = apply_palettes(near_flat, [_whole(_quantiles(spread)[0], 1.0)])
+    grow = rgb_to_lab(out).std((2, 3)) / rgb_to_lab(near_flat).std((2, 3))
+    assert float(grow.max()) <= MAX_SCALE * 1.05
 
 
 def _three_regions(size: int = 48) -> torch.Tensor:
@@ -70,17 +115,17 @@ def _three_regions(size: int = 48) -> torch.Tensor:
     return mask
 
 
-def test_region_statistics_per_region_and_the_whole_image_for_a_missing_region():
+def test_region_quantiles_per_region_and_the_whole_image_for_a_missing_region():
     x = _images(3, batch=1, size=48)
     mask = _three_regions()
-    table = region_statistics(x, mask)[0]
-    assert table.shape == (4, 2, 3)
-    torch.testing.assert_close(table[3], colour_statistics(x)[0])
-    torch.testing.assert_close(table[2], colour_statistics(x[..., 32:])[0], atol=1e-5, rtol=0)
+    table = region_quantiles(x, mask)[0]
+    assert table.shape == (4, QUANTILES, 3)
+    torch.testing.assert_close(table[3], _quantiles(x)[0])
+    torch.testing.assert_close(table[2], _quantiles(x[..., 32:])[0], atol=1e-5, rtol=0)
     mask[..., 32:] = 1  # no hair: its row is the whole image's
-    table = region_statistics(x, mask)[0]
+    table = region_quantiles(x, mask)[0]
     torch.testing.assert_close(table[2], table[3])
-    torch.testing.assert_close(region_statistics(x, None)[0, 0], table[3])
+    torch.testing.assert_close(region_quantiles(x, None)[0, 0], table[3])
 
 
 def test_each_region_takes_its_own_palette_by_its_weight_and_weight_0_moves_the_image_as_one():
@@ -90,36 +135,40 @@ def test_each_region_takes_its_own_palette_by_its_weight_and_weight_0_moves_the_
     style = torch.cat([_images(5, batch=1, size=48)[..., :16] * 0.3 + 0.5,
                        _images(6, batch=1, size=48)[..., 16:32] * 0.3 - 0.4,
                        _images(7, batch=1, size=48)[..., 32:] * 0.2], dim=-1)
-    table = region_statistics(style, mask)[0]
+    table = region_quantiles(style, mask)[0]
+    means = table.mean(1)  # [4, 3]: each region's (and the whole image's) mean, about
     cols = (slice(0, 12), slice(20, 28), slice(36, 48))  # inside each region, off its borders
     out = apply_palettes(x, [Palette(table, 1.0, torch.ones(3))], mask)
     for region, c in enumerate(cols):  # each region's own mean, not the others'
-        got = colour_statistics(out[..., c])[0, 0]
-        errors = (table[:3, 0] - got).abs().sum(1)
+        got = _mean_lab(out[..., c])[0]
+        errors = (means[:3] - got).abs().sum(1)
         assert int(errors.argmin()) == region, (region, errors)
-        assert errors[region] < 0.02
+        assert errors[region] < 0.03
     whole = apply_palettes(x, [Palette(table, 1.0)], mask)  # no weights: as one
-    torch.testing.assert_close(colour_statistics(whole)[0], table[3], atol=2e-3, rtol=0)
+    # (the style's L has gaps between its regions, which the bounded slope does not jump)
+    torch.testing.assert_close(_quantiles(whole)[0][:, 1:], table[3][:, 1:], atol=3e-3, rtol=0)
+    assert abs(float(_mean_lab(whole)[0, 0] - means[3, 0])) < 0.02
     torch.testing.assert_close(apply_palettes(x, [Palette(table, 1.0, torch.zeros(3))], mask),
                                whole)
     # without masks every palette moves the image as one
     torch.testing.assert_close(apply_palettes(x, [Palette(table, 1.0, torch.ones(3))]), whole)
-    # only the hair weighted: the hair half-way between the two matches, the rest as one
+    # only the hair weighted: the hair half-way between the two maps, the rest as one
     half = apply_palettes(x, [Palette(table, 1.0, torch.tensor([0.0, 0.0, 0.5]))], mask)
     torch.testing.assert_close(half[..., :28], whole[..., :28], atol=1e-5, rtol=0)
-    hair = [colour_statistics(im[..., cols[2]])[0, 0] for im in (whole, half, out)]
+    hair = [_mean_lab(im[..., cols[2]])[0] for im in (whole, half, out)]
     torch.testing.assert_close(hair[1], (hair[0] + hair[2]) / 2, atol=5e-3, rtol=0)
 
 
 def test_palettes_between_two_ends():
-    a, b = Palette(torch.zeros(4, 2, 3), 1.0), Palette(torch.ones(4, 2, 3), 0.5)
+    shape = (4, QUANTILES, 3)
+    a, b = Palette(torch.zeros(shape), 1.0), Palette(torch.ones(shape), 0.5)
     assert between(None, None, 0.5) is None
     assert between(None, b, 0.0).amount == 0.0 and between(None, b, 1.0).amount == 0.5
     assert between(a, None, 1.0).amount == 0.0
     mid = between(a, b, 0.5)
-    torch.testing.assert_close(mid.stats, torch.full((4, 2, 3), 0.5))
+    torch.testing.assert_close(mid.stats, torch.full(shape, 0.5))
     assert mid.amount == pytest.approx(0.75)
-    weighted = Palette(torch.ones(4, 2, 3), 1.0, torch.ones(3))
+    weighted = Palette(torch.ones(shape), 1.0, torch.ones(3))
     assert between(a, weighted, 0.25).region_weights().tolist() == [0.25] * 3
 
 

@@ -18,6 +18,7 @@ _EXPORTS = {
     "BASELINES": "baselines",
     "identity_method": "baselines",
     "colour_transfer": "colour",
+    "histogram_transfer": "colour",
     "colour_distance": "colour",
     "sliced_wasserstein": "colour",
     "rgb_to_lab": "colour",

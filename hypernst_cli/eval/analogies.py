@@ -5,7 +5,9 @@ A : T(A) :: B : T(B). The model gets the content B and the exemplar T(A) and sho
 unlike real style images, the truth is known, so the output is scored by L1 and SSIM against it
 and by a texture distance that ignores where strokes fall (eval/texture.py), next to two baselines
 on the same item: the unstyled face B, and B with the exemplar's Lab mean and standard deviation
-(Reinhard colour transfer, eval/colour.py). A third reference, the floor, says how close any
+(Reinhard colour transfer, eval/colour.py). B histogram-matched to the exemplar in Lab (the
+palette post-process alone) is reported beside them, so a model's lead over its own palette step
+shows. A further reference, the floor, says how close any
 model can get: the truth's own family and parameters rendered on B with other texture seeds
 (the per-pixel median of ``FLOOR_SEEDS`` renders, the best single guess under L1 when the
 strokes' random placement is unknown). A model sees only the exemplar, so it cannot know where
@@ -47,9 +49,11 @@ from hypernst_cli.styles.families import EVAL_SEED_BASE
 
 _SEED_SPAN = (1 << 31) - 1 - EVAL_SEED_BASE
 
-#: the three metric subjects of every item, in table order
-SUBJECTS = ("model", "unstyled", "colour_transfer")
-SUBJECT_TITLES = {"model": "model", "unstyled": "unstyled B", "colour_transfer": "colour transfer"}
+#: the four metric subjects of every item, in table order
+SUBJECTS = ("model", "unstyled", "colour_transfer", "histogram_transfer")
+#: their column titles
+SUBJECT_SHORT = {"model": "model", "unstyled": "unstyled", "colour_transfer": "colour tr.",
+                 "histogram_transfer": "hist. tr."}
 
 HELDOUT_SPLIT = "held-out family"
 UNSEEN_SEED_SPLIT = "training family, unseen seeds"
@@ -442,7 +446,7 @@ def run_analogies(
 ) -> AnalogyReport:
     """Run ``model`` on every item, score it and the two baselines against the truth, and
     summarise (per family, overall, region-mixed, style sensitivity, the strength-0 check)."""
-    from hypernst_cli.eval.colour import colour_transfer
+    from hypernst_cli.eval.colour import colour_transfer, histogram_transfer
 
     log = log or (lambda _m: None)
     if not items:
@@ -459,7 +463,8 @@ def run_analogies(
         if output.shape != b.image.shape:
             raise UsageError(f"the model's output is {output.shape}, expected {b.image.shape}")
         baseline = colour_transfer(b.image, exemplar)
-        candidates = {"model": output, "unstyled": b.image, "colour_transfer": baseline}
+        candidates = {"model": output, "unstyled": b.image, "colour_transfer": baseline,
+                      "histogram_transfer": histogram_transfer(b.image, exemplar)}
         scores = {k: _scores(v, truth) for k, v in candidates.items()}
         floor = floor_render(b.image, b.mask, item)
         row: dict[str, Any] = {
@@ -475,6 +480,7 @@ def run_analogies(
         }
         row["model_beats_both"] = bool(row["l1"]["model"] < min(row["l1"]["unstyled"],
                                                                 row["l1"]["colour_transfer"]))
+        row["model_beats_histogram"] = bool(row["l1"]["model"] < row["l1"]["histogram_transfer"])
         row["model_texture_beats_both"] = bool(
             row["texture"]["model"] < min(row["texture"]["unstyled"], row["texture"]["colour_transfer"]))
         if item.mixed:
@@ -493,7 +499,8 @@ def run_analogies(
         rows.append(row)
         outputs.append(output)
         label = f"{item.group[:12]} {item.exemplar_face}>{item.content_face}"
-        sheet_candidates.append((label, [exemplar, b.image, truth, output, baseline]))
+        sheet_candidates.append((label, [exemplar, b.image, truth, output, baseline,
+                                         candidates["histogram_transfer"]]))
 
     summary = summarize(rows)
     summary["sensitivity"] = style_sensitivity(items, outputs)
@@ -522,10 +529,11 @@ def group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["l1"] = {k: _mean([r["l1"][k] for r in rows]) for k in SUBJECTS}
     out["ssim"] = {k: _mean([r["ssim"][k] for r in rows]) for k in SUBJECTS}
     out["beats_both_pct"] = _mean([100.0 * r["model_beats_both"] for r in rows])
+    out["beats_histogram_pct"] = _mean([100.0 * r["model_beats_histogram"] for r in rows])
     out["texture"] = {k: _mean([r["texture"][k] for r in rows]) for k in SUBJECTS}
     out["texture_beats_both_pct"] = _mean([100.0 * r["model_texture_beats_both"] for r in rows])
     out["l1_ratio"] = {k: _ratio(out["l1"]["model"], out["l1"][k])
-                       for k in ("unstyled", "colour_transfer")}
+                       for k in ("unstyled", "colour_transfer", "histogram_transfer")}
     out["l1_floor"] = _mean([r["l1_floor"] for r in rows])
     out["floor_ratio_colour_transfer"] = _ratio(out["l1_floor"], out["l1"]["colour_transfer"])
     return out
@@ -650,6 +658,7 @@ def _table_row(label: str, split: str, s: dict[str, Any]) -> str:
     cells += [_f(s["beats_both_pct"], "{:.0f}%"), _f(ratio["unstyled"], "{:.3f}"),
               _f(ratio["colour_transfer"], "{:.3f}")]
     cells += [_f(s["l1_floor"]), _f(s["floor_ratio_colour_transfer"], "{:.3f}")]
+    cells += [_f(s["beats_histogram_pct"], "{:.0f}%"), _f(ratio["histogram_transfer"], "{:.3f}")]
     return "| " + " | ".join(cells) + " |"
 
 
@@ -666,8 +675,8 @@ def _texture_table(s: dict[str, Any]) -> list[str]:
              "not care where a stroke or dot falls, only whether the output has the truth's "
              "kind of strokes and dots. L1 prefers a flat output to a texture out of phase; this "
              "does not.", "",
-             "| Style | Items | Texture model | Texture unstyled | Texture colour tr. | "
-             "Model closer than both |", "|---|---:|---:|---:|---:|---:|"]
+             "| Style | Items | " + " | ".join(f"Texture {SUBJECT_SHORT[k]}" for k in SUBJECTS)
+             + " | Model closer than unstyled and colour tr. |", "|---|---:|" + "---:|" * 5]
     lines += [_texture_row(family, fs) for family, fs in s["families"].items()]
     if s["overall"]:
         lines.append(_texture_row("**all families**", s["overall"]))
@@ -679,9 +688,11 @@ def _texture_table(s: dict[str, Any]) -> list[str]:
 def markdown(report: AnalogyReport) -> str:
     """The tables people read: per family, overall, region-mixed, sensitivity, strength 0."""
     s = report.summary
-    head = ("| Style | Split | Items | L1 model | L1 unstyled | L1 colour tr. | SSIM model | "
-            "SSIM unstyled | SSIM colour tr. | Model beats both | L1 model/unstyled | "
-            "L1 model/colour tr. | L1 floor | floor/colour tr. |")
+    head = ("| Style | Split | Items | "
+            + " | ".join(f"L1 {SUBJECT_SHORT[k]}" for k in SUBJECTS) + " | "
+            + " | ".join(f"SSIM {SUBJECT_SHORT[k]}" for k in SUBJECTS)
+            + " | Model beats both | L1 model/unstyled | L1 model/colour tr. | L1 floor | "
+            "floor/colour tr. | Model beats hist. tr. | L1 model/hist. tr. |")
     lines = [
         "# Analogy benchmark",
         "",
@@ -694,14 +705,16 @@ def markdown(report: AnalogyReport) -> str:
         "L1 in grey levels (0-255, lower is better), "
         "SSIM (Gaussian window, 1 is identical) against the truth, for the model's output, the "
         "unstyled face B and B with the exemplar's Lab mean and std (colour transfer). Model "
-        "beats both: share of items whose model L1 is below both baselines'. L1 floor: the "
+        "beats both: share of items whose model L1 is below both baselines'. Histogram "
+        "transfer: B histogram-matched to the exemplar in Lab, i.e. the palette post-process "
+        "without the model; the last two columns say how much the model adds to it. L1 floor: the "
         "truth's own family and parameters with other texture seeds (per-pixel median of "
         f"{FLOOR_SEEDS}), i.e. the L1 left when only the strokes' random placement is unknown; "
         "no model that sees just the exemplar can be expected below it (0 for families "
         "without random texture).",
         "",
         head,
-        "|---|---|" + "---:|" * 12,
+        "|---|---|" + "---:|" * 17,
     ]
     for family, fs in s["families"].items():
         lines.append(_table_row(family, fs["split"], fs))
@@ -715,7 +728,8 @@ def markdown(report: AnalogyReport) -> str:
     lines += _texture_table(s)
     if mixed:
         lines += ["", "## Region-mixed items", "",
-                  "| Region | L1 model | L1 unstyled | L1 colour tr. |", "|---|---:|---:|---:|"]
+                  "| Region | " + " | ".join(f"L1 {SUBJECT_SHORT[k]}" for k in SUBJECTS) + " |",
+                  "|---|" + "---:|" * len(SUBJECTS)]
         for name, v in mixed["region_l1"].items():
             lines.append(f"| {name} | " + " | ".join(_f(v[k]) for k in SUBJECTS) + " |")
         lines += ["", f"Own-region test: the output's error in a region is lowest against that "
@@ -757,7 +771,7 @@ def write_analogy_report(report: AnalogyReport, out_dir: Path | str, *,
                               cell=cell or max(96, report.resolution),
                               row_labels=[label for label, _ in report.sheet],
                               col_labels=["exemplar T(A)", "content B", "truth T(B)", "output",
-                                          "colour tr."])
+                                          "colour tr.", "hist. tr."])
         save_image(sheet, files["contact sheet"])
     atomic_write_text(files["json"], json.dumps(report.to_dict(), indent=2, sort_keys=True,
                                                 default=_json_default) + "\n")

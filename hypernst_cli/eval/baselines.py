@@ -4,13 +4,15 @@
   identity distance 0) and the ceiling of the style metrics.
 - ``colour_transfer``: Reinhard's per-channel mean/std matching in CIE Lab: the cheapest method that
   moves the colours towards the style, a bar every stylization should clear on colour statistics.
+- ``histogram_transfer``: per-channel histogram matching in CIE Lab (the palette post-process alone
+  on the content): a stylization must do more than this to claim more than its palette.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from hypernst_cli.eval.colour import colour_transfer
+from hypernst_cli.eval.colour import colour_transfer, histogram_transfer
 from hypernst_cli.eval.metrics import check_image
 
 
@@ -20,6 +22,7 @@ def identity_method(content: np.ndarray, style: np.ndarray) -> np.ndarray:  # no
 
 
 #: The baselines every report includes, by the names the report shows.
-BASELINES = {"identity": identity_method, "colour transfer": colour_transfer}
+BASELINES = {"identity": identity_method, "colour transfer": colour_transfer,
+             "histogram transfer": histogram_transfer}
 
-__all__ = ["BASELINES", "colour_transfer", "identity_method"]
+__all__ = ["BASELINES", "colour_transfer", "histogram_transfer", "identity_method"]

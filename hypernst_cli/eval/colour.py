@@ -146,6 +146,22 @@ def colour_transfer(content: np.ndarray, style: np.ndarray) -> np.ndarray:
     return lab_to_rgb((c - c_mean) * scale + s_mean)
 
 
+def histogram_transfer(content: np.ndarray, style: np.ndarray) -> np.ndarray:
+    """Histogram matching in CIE Lab: map each channel's distribution to the style's, by the
+    palette post-process alone (pipeline/palette.py, the whole image's quantiles, amount 1) on
+    the unstyled content. A baseline that takes a poster's few inks or a drawing's paper and
+    lines in tone, which a mean and spread cannot: what the palette step does without a model."""
+    import torch
+
+    from hypernst_cli.io.tensors import to_tensor, to_uint8
+    from hypernst_cli.pipeline.palette import Palette, apply_palettes, region_quantiles
+
+    c = to_tensor(check_image(content, "content"))
+    table = region_quantiles(to_tensor(check_image(style, "style")), None)[0]
+    with torch.no_grad():
+        return to_uint8(apply_palettes(c, [Palette(table, 1.0)]))[0]
+
+
 Parser = Callable[[np.ndarray], np.ndarray]
 
 

@@ -24,6 +24,7 @@ import torch
 from hypernst_cli.configs import ModelConfig, StyleCodeConfig
 from hypernst_cli.errors import NoFaceError
 from hypernst_cli.models.patches import SAMPLER_VERSION
+from hypernst_cli.pipeline.palette import QUANTILES
 from hypernst_cli.pipeline.style_codes import Encoder, PatchBox, StyleCodes, compute_style_codes
 
 #: A parser maps an RGB uint8 image to a uint8 region mask (H, W), or raises NoFaceError.
@@ -84,12 +85,12 @@ PALETTE_SIDE = 256
 
 
 def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
-    """The palette table [N_REGIONS + 1, 2, 3] of an RGB uint8 image with its region labels
-    (None: no face, the whole image's statistics for every region)."""
+    """The palette table [N_REGIONS + 1, QUANTILES, 3] of an RGB uint8 image with its region
+    labels (None: no face, the whole image's quantiles for every region)."""
     import torch.nn.functional as F
 
     from hypernst_cli.io.tensors import to_tensor
-    from hypernst_cli.pipeline.palette import region_statistics
+    from hypernst_cli.pipeline.palette import region_quantiles
 
     x = to_tensor(image)
     labels = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.int64))[None]
@@ -100,7 +101,7 @@ def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
         x = F.interpolate(x, size=size, mode="area")
         if labels is not None:
             labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return region_statistics(x, labels)[0]
+    return region_quantiles(x, labels)[0]
 
 
 @dataclass(eq=False)
@@ -229,6 +230,8 @@ class StyleCodeProvider:
                 regions = fh.get_tensor("regions")
                 # an entry written before palettes were cached is recomputed (it lacks one)
                 palette = fh.get_tensor("palette")
+            if palette.shape[-2] != QUANTILES:
+                return None  # an entry of the earlier mean-and-spread palettes
         except Exception:  # noqa: BLE001 - a corrupt (or older) cache entry is recomputed
             return None
         expected = {**self.settings(), "image_sha256": sha}

@@ -2,19 +2,23 @@
 
 The hyper-network's offsets move an output's colours towards the style's only as far as training
 taught them (on held-out art the outputs' colours stay about twice as far from the style as a
-plain colour transfer's). This gives the exemplar's colour statistics a direct path: the
-output's CIE Lab mean and standard deviation per channel are moved to the style image's
-(Reinhard et al. 2001, on the stylized output instead of the photo), by ``amount`` x the style
-strength, so strength 0 is still the reconstruction. The drawing, the layout and the texture
-stay the model's; only the palette is taken from the exemplar.
+plain colour transfer's). This gives the exemplar's colours a direct path: each CIE Lab channel
+of the output is mapped to the style image's distribution by histogram matching (each pixel
+keeps its rank: the output's quantiles go to the style's, piecewise linear between them), by
+``amount`` x the style strength, so strength 0 is still the reconstruction. Unlike a match of
+mean and spread (Reinhard et al. 2001), this carries the distribution's shape: a drawing's
+mostly-paper tones, a poster's few inks, a painting's skewed palette. The map's slope is bounded
+(``MAX_SCALE``) so a near-flat stretch of the output, a plain background, is not stretched into
+blotches; a hard jump between two inks becomes a steep ramp. The drawing, the layout and the
+texture stay the model's; only the palette is taken from the exemplar.
 
-By region, as the paper takes style codes (3.5.1): a palette holds the statistics of each of the
+By region, as the paper takes style codes (3.5.1): a palette holds the quantiles of each of the
 style's regions (background, face, hair; the whole image's where the style has no such region,
-or no face at all) and of the whole image. The whole-image match moves the output as one, which
-keeps the photo's own contrast between hair, skin and background; the region match moves each
-region of the output (by the content's mask) to its own region's statistics, blended across
+or no face at all) and of the whole image. The whole-image map moves the output as one, which
+keeps the photo's own contrast between hair, skin and background; the region map moves each
+region of the output (by the content's mask) to its own region's distribution, blended across
 region borders so no seam shows. A palette mixes the two per region by its ``regions`` weights
-(0: the whole-image match, 1: the region's own): a region drawn from another style image
+(0: the whole-image map, 1: the region's own): a region drawn from another style image
 (``--region hair=...``) takes that image's hair palette in full; elsewhere the model config's
 ``palette.regions`` sets the weight, as a single-style exemplar's region colours are partly its
 photo's (a blond model's hair), not its style's.
@@ -31,13 +35,14 @@ import torch
 
 from hypernst_cli.eval.colour import D65_WHITE, LAB_DELTA, SRGB_TO_XYZ
 
-#: a channel with a smaller spread than this (Lab / 100) is flat: only its mean moves
-FLAT_STD = 1e-4
-#: a region covering less than this share of an image has no statistics of its own (the whole
-#: image's stand in), as a few pixels' spread says nothing about a palette
+#: the palette table holds each channel's distribution as this many evenly spaced quantiles
+#: (0, 1/(Q-1), ..., 1): enough to carry a poster's few inks or a drawing's paper and lines
+QUANTILES = 64
+#: a region covering less than this share of an image has no palette of its own (the whole
+#: image's stands in), as a few pixels say nothing about a palette
 MIN_REGION_SHARE = 0.01
-#: a region's spread is scaled at most this much (a near-flat region of the output, e.g. a plain
-#: background, would otherwise have its noise amplified into blotches)
+#: the colour map's slope is at most this: a near-flat stretch of the output (a plain
+#: background) would otherwise have its noise stretched into blotches
 MAX_SCALE = 4.0
 #: region borders are blended over a Gaussian of this fraction of the image side
 BORDER_SIGMA = 1 / 64
@@ -75,49 +80,39 @@ def lab_to_rgb(lab: torch.Tensor) -> torch.Tensor:
     return c.clamp(0.0, 1.0) * 2.0 - 1.0
 
 
-def colour_statistics(images: torch.Tensor) -> torch.Tensor:
-    """[B, 3, H, W] in [-1, 1] -> [B, 2, 3]: each image's Lab / 100 mean and standard deviation."""
-    lab = rgb_to_lab(images).flatten(2)
-    return torch.stack([lab.mean(2), lab.std(2, unbiased=False)], dim=1)
-
-
-def _weighted_statistics(lab: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Lab [B, 3, N] and weights [B, N] (each summing to 1) -> [B, 2, 3] mean and spread."""
-    mean = torch.einsum("bcn,bn->bc", lab, weights)
-    var = torch.einsum("bcn,bn->bc", (lab - mean[..., None]) ** 2, weights)
-    return torch.stack([mean, var.clamp_min(0).sqrt()], dim=1)
-
-
-def region_statistics(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+def region_quantiles(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
     """[B, 3, H, W] in [-1, 1] and region labels [B, H, W] (None: no regions) -> the palette
-    table [B, N_REGIONS + 1, 2, 3]: each region's Lab / 100 mean and spread, then the whole
-    image's. A region with less than ``MIN_REGION_SHARE`` of the pixels gets the whole image's."""
-    return _lab_region_statistics(rgb_to_lab(images), masks)
+    table [B, N_REGIONS + 1, QUANTILES, 3]: each region's Lab / 100 quantiles per channel, then
+    the whole image's. A region with less than ``MIN_REGION_SHARE`` of the pixels gets the
+    whole image's."""
+    return _lab_region_quantiles(rgb_to_lab(images), masks)
 
 
-def _lab_region_statistics(lab: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
-    """:func:`region_statistics` of images already in Lab [B, 3, H, W]."""
+def _lab_region_quantiles(lab: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """:func:`region_quantiles` of images already in Lab [B, 3, H, W]."""
     from hypernst_cli.faces.regions import REGION_NAMES
 
+    levels = torch.linspace(0, 1, QUANTILES, dtype=lab.dtype, device=lab.device)
     lab = lab.flatten(2)
-    whole = torch.stack([lab.mean(2), lab.std(2, unbiased=False)], dim=1)
-    if masks is None:
-        return torch.stack([whole] * (len(REGION_NAMES) + 1), dim=1)
-    rows = []
-    for region in range(len(REGION_NAMES)):
-        inside = (masks.to(lab.device).flatten(1) == region).to(lab.dtype)
-        count = inside.sum(1)
-        enough = count >= MIN_REGION_SHARE * inside.shape[1]
-        own = _weighted_statistics(lab, inside / count.clamp_min(1)[:, None])
-        rows.append(torch.where(enough[:, None, None], own, whole))
-    return torch.stack(rows + [whole], dim=1)
+    tables = []
+    for i in range(lab.shape[0]):
+        whole = torch.quantile(lab[i], levels, dim=1)  # [Q, 3]
+        rows = []
+        for region in range(len(REGION_NAMES)):
+            inside = None if masks is None else masks[i].to(lab.device).flatten() == region
+            if inside is None or int(inside.sum()) < MIN_REGION_SHARE * inside.numel():
+                rows.append(whole)
+            else:
+                rows.append(torch.quantile(lab[i][:, inside], levels, dim=1))
+        tables.append(torch.stack(rows + [whole]))
+    return torch.stack(tables)
 
 
 @dataclass(frozen=True)
 class Palette:
-    """Where one output's colours go: the style's palette table [N_REGIONS + 1, 2, 3]
-    (:func:`region_statistics`: per region, then the whole image), how far (0 = not at all,
-    1 = the style's mean and spread exactly) and, per region, how much of its own region's
+    """Where one output's colours go: the style's palette table [N_REGIONS + 1, QUANTILES, 3]
+    (:func:`region_quantiles`: per region, then the whole image), how far (0 = not at all,
+    1 = the style's distribution exactly) and, per region, how much of its own region's
     match against the whole-image match (``regions`` [N_REGIONS] in [0, 1]; None: all 0, the
     output moves as one)."""
 
@@ -146,10 +141,10 @@ def between(start: Palette | None, end: Palette | None, t: float) -> Palette | N
 
 def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
                    masks: torch.Tensor | None = None) -> torch.Tensor:
-    """Move each image's Lab mean and spread to its palette's (none: unchanged), by its amount.
+    """Map each image's Lab distribution to its palette's (none: unchanged), by its amount.
 
     ``masks``: the images' region labels [B, H, W] (the contents' masks: outputs keep their
-    layout). Each region then mixes the whole-image match with its own region's match by the
+    layout). Each region then mixes the whole-image map with its own region's map by the
     palette's region weights, the regions blended by Gaussian-smoothed masks; without masks
     every image moves as one."""
     from hypernst_cli.faces.regions import REGION_NAMES
@@ -160,17 +155,18 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
     if not chosen:
         return images
     out = images.clone()
-    picked = images[chosen].float()
-    lab = rgb_to_lab(picked)
+    lab = rgb_to_lab(images[chosen].float())
     b, _, h, w = lab.shape
     n = len(REGION_NAMES)
-    tables = torch.stack([palettes[i].stats for i in chosen]).to(lab)  # [b, n + 1, 2, 3]
+    tables = torch.stack([palettes[i].stats for i in chosen]).to(lab)  # [b, n + 1, Q, 3]
+    if tables.shape[2] != QUANTILES:
+        raise ValueError(f"a palette table of {tables.shape[2]} quantiles, expected {QUANTILES}")
     mix = torch.stack([palettes[i].region_weights() for i in chosen]).to(lab)  # [b, n]
     amount = torch.tensor([palettes[i].amount for i in chosen], dtype=lab.dtype,
                           device=lab.device).view(-1, 1, 1, 1)
     chosen_masks = None if masks is None else masks[chosen].to(lab.device)
-    own = _lab_region_statistics(lab, chosen_masks)  # [b, n + 1, 2, 3]
-    matched = _moved(lab, own[:, n], tables[:, n])  # the whole-image match
+    own = _lab_region_quantiles(lab, chosen_masks)  # [b, n + 1, Q, 3]
+    matched = _mapped(lab, own[:, n], tables[:, n])  # the whole-image map
     if chosen_masks is not None and bool((mix > 0).any()):
         from hypernst_cli.models.filters import gaussian_blur
 
@@ -179,15 +175,32 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
                                 max(0.5, BORDER_SIGMA * max(h, w)))
         weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)
         by_region = sum(weights[:, r:r + 1] * mix[:, r, None, None, None]
-                        * (_moved(lab, own[:, r], tables[:, r]) - matched) for r in range(n))
+                        * (_mapped(lab, own[:, r], tables[:, r]) - matched) for r in range(n))
         matched = matched + by_region
     out[chosen] = lab_to_rgb(lab + amount * (matched - lab)).to(images.dtype)
     return out
 
 
-def _moved(lab: torch.Tensor, own: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Lab [B, 3, H, W] with statistics ``own`` [B, 2, 3] moved to ``target``'s [B, 2, 3]."""
-    mean, std = own[:, 0, :, None, None], own[:, 1, :, None, None]
-    scale = torch.where(std > FLAT_STD, target[:, 1, :, None, None] / std.clamp_min(FLAT_STD),
-                        torch.ones_like(std)).clamp(max=MAX_SCALE)
-    return (lab - mean) * scale + target[:, 0, :, None, None]
+def _mapped(lab: torch.Tensor, own: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Lab [B, 3, H, W] through each channel's monotone map from quantiles ``own`` [B, Q, 3] to
+    ``target``'s [B, Q, 3]: piecewise linear between quantiles (histogram matching), flat past
+    the ends, its slope at most ``MAX_SCALE`` about the median (so a flat stretch stays flat)."""
+    b, c, h, w = lab.shape
+    q = own.shape[1]
+    # quantiles can repeat (a flat background): a tiny ramp keeps the knots increasing
+    ramp = torch.arange(q, dtype=lab.dtype, device=lab.device) * 1e-6
+    knots = own.transpose(1, 2).reshape(b * c, q) + ramp
+    values = target.transpose(1, 2).reshape(b * c, q)
+    dx = knots.diff(dim=1)
+    dy = torch.minimum(values.diff(dim=1), MAX_SCALE * dx)
+    # rebuild the values from the median outwards with the limited steps
+    mid = q // 2
+    up = values[:, mid:mid + 1] + torch.cumsum(dy[:, mid:], dim=1)
+    down = values[:, mid:mid + 1] - torch.cumsum(dy[:, :mid].flip(1), dim=1).flip(1)
+    values = torch.cat([down, values[:, mid:mid + 1], up], dim=1)
+    x = lab.reshape(b * c, h * w)
+    i = torch.searchsorted(knots.contiguous(), x.contiguous()).clamp(1, q - 1)
+    x0, x1 = knots.gather(1, i - 1), knots.gather(1, i)
+    y0, y1 = values.gather(1, i - 1), values.gather(1, i)
+    t = ((x - x0) / (x1 - x0)).clamp(0, 1)
+    return (y0 + t * (y1 - y0)).reshape(b, c, h, w)

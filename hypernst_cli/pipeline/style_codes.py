@@ -60,8 +60,8 @@ class StyleCodes:
     patches: tuple[tuple[PatchBox, ...], ...] = ()  # kept patches per region
     face_found: bool = True
     meta: dict[str, str] = field(default_factory=dict)
-    #: the image's palette table [N_REGIONS + 1, 2, 3] (``pipeline/palette.region_statistics``:
-    #: Lab mean and spread per region, then the whole image's), from the same mask as the codes;
+    #: the image's palette table [N_REGIONS + 1, QUANTILES, 3] (``pipeline/palette.region_quantiles``:
+    #: Lab quantiles per region, then the whole image's), from the same mask as the codes;
     #: None where nobody needed it (a content's own codes)
     palette: torch.Tensor | None = None
 

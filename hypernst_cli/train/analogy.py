@@ -106,6 +106,9 @@ class AnalogyBatch:
     target: torch.Tensor  # T(B) [n, 3, H, W] in [-1, 1]
     exemplar_index: list[int]  # A's index in the content set
     draws: list[RegionDraws]
+    #: T(A)'s palette tables [n, N_REGIONS + 1, QUANTILES, 3] (on A's mask), as the tool
+    #: computes them for a style image
+    palette: torch.Tensor | None = None
 
 
 def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
@@ -130,6 +133,7 @@ class AnalogySource:
             raise UsageError("analogy.share and analogy.region_mixed must lie in [0, 1]")
         self.families = training_families(list(cfg["families"]))
         self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips", "lowpass", "texture")}
+        self.through_palette = bool(cfg.get("through_palette", False))
         self.content, self.provider, self.seed = content, provider, seed
         if self.share > 0 and len(content) < 2:
             raise UsageError("analogy.share > 0 needs at least 2 content images (A != B)")
@@ -154,5 +158,10 @@ class AnalogySource:
         target = torch.stack([render_item(x, m, d) for x, m, d in zip(content, masks, draws)])
         codes = exemplar_codes(self.provider, exemplar, a_masks)
         device = content.device
+        palette = None
+        if self.through_palette:
+            from hypernst_cli.pipeline.palette import region_quantiles
+
+            palette = region_quantiles(exemplar, a_masks).to(device)
         return AnalogyBatch(exemplar.to(device), a_masks.to(device), codes.to(device), target,
-                            partners, draws)
+                            partners, draws, palette)
