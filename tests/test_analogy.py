@@ -275,8 +275,9 @@ def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_
     loss, _ = stage.analogy_term(y, items.target, palette=items.palette, masks=masks)
     moved = apply_palettes(y, [Palette(t, 1.0, torch.full((3,), 0.5)) for t in items.palette],
                            masks)
-    assert float(loss) == pytest.approx(float((moved - items.target).abs().mean()), rel=1e-5)
-    assert float(loss) != pytest.approx(float((y - items.target).abs().mean()), rel=1e-3)
+    value = float(loss.detach())
+    assert value == pytest.approx(float((moved - items.target).abs().mean().detach()), rel=1e-5)
+    assert value != pytest.approx(float((y - items.target).abs().mean().detach()), rel=1e-3)
     loss.backward()
     assert torch.isfinite(y.grad).all() and float(y.grad.abs().sum()) > 0
     logs = stage.train_step(0)

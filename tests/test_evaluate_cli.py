@@ -23,10 +23,11 @@ def test_evaluate_writes_report_csv_and_sheets(run_cli, portraits, tiny_model_di
     assert "- HyperNST: model tiny from " in report and "palette 0.5; " in report
     assert json.loads((out / "report.json").read_text())["settings"]["HyperNST"]["palette"] == 0.5
     assert "| HyperNST |" in report and "| colour transfer |" in report and "| identity |" in report
+    assert "| histogram transfer |" in report
     assert "hypernst download lpips-alexnet-backbone" in report  # n/a, with the fix named
     assert (out / "contact_HyperNST.png").exists()
     rows = list(csv.DictReader((out / "pairs.csv").open()))
-    assert len(rows) == 3 * 2 * 3  # methods x contents x styles
+    assert len(rows) == 4 * 2 * 3  # methods x contents x styles
     colour = {m: [float(r["colour"]) for r in rows if r["method"] == m]
               for m in ("identity", "colour transfer")}
     assert sum(colour["colour transfer"]) < sum(colour["identity"])

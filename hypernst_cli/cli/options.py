@@ -46,7 +46,7 @@ DETAIL = typer.Option(
          "1 = all of it (default: the model's setting; 0 for the embedded compact model).")
 PALETTE = typer.Option(
     None, "--palette", min=0.0, max=1.0,
-    help="Move the output's colours to the style's Lab mean and spread: 0 = the model's colours "
+    help="Match the output's Lab histograms to the style's: 0 = the model's colours "
          "as they are, 1 = the style's (x --strength; default: the model's setting).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")

@@ -42,8 +42,10 @@ QUANTILES = 64
 #: image's stands in), as a few pixels say nothing about a palette
 MIN_REGION_SHARE = 0.01
 #: the colour map's slope is at most this: a near-flat stretch of the output (a plain
-#: background) would otherwise have its noise stretched into blotches
-MAX_SCALE = 4.0
+#: background) would otherwise have its noise stretched into speckle. At 4 a poster's jumps
+#: between inks were flattened to a grey wash; at 16 they stay steep edges
+#: (docs/compact-model.md, "The palette by histogram")
+MAX_SCALE = 16.0
 #: region borders are blended over a Gaussian of this fraction of the image side
 BORDER_SIGMA = 1 / 64
 

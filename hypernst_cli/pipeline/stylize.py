@@ -112,8 +112,8 @@ class HyperNSTPipeline:
     (``restore_detail``); None = the model config's ``detail.strength`` (0 in the paper's
     configs). Renders of edited latents (``render``, ``generate(latent=...)``) never get it.
 
-    ``palette``: how far stylized outputs' colours move to the style image's Lab mean and spread
-    (``pipeline/palette.py``; x the style strength); None = the model config's
+    ``palette``: how far stylized outputs' colours move to the style image's Lab distribution
+    (histogram matching, ``pipeline/palette.py``; x the style strength); None = the model config's
     ``palette.amount`` (0 in the paper's configs).
 
     ``iterations``: the hyper-network's refinement passes; None = the model config's
