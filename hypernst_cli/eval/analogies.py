@@ -676,7 +676,8 @@ def _texture_table(s: dict[str, Any]) -> list[str]:
              "kind of strokes and dots. L1 prefers a flat output to a texture out of phase; this "
              "does not.", "",
              "| Style | Items | " + " | ".join(f"Texture {SUBJECT_SHORT[k]}" for k in SUBJECTS)
-             + " | Model closer than unstyled and colour tr. |", "|---|---:|" + "---:|" * 5]
+             + " | Model closer than unstyled and colour tr. |",
+             "|---|---:|" + "---:|" * (len(SUBJECTS) + 1)]
     lines += [_texture_row(family, fs) for family, fs in s["families"].items()]
     if s["overall"]:
         lines.append(_texture_row("**all families**", s["overall"]))
@@ -714,7 +715,7 @@ def markdown(report: AnalogyReport) -> str:
         "without random texture).",
         "",
         head,
-        "|---|---|" + "---:|" * 17,
+        "|---|---|" + "---:|" * (head.count("|") - 3),
     ]
     for family, fs in s["families"].items():
         lines.append(_table_row(family, fs["split"], fs))

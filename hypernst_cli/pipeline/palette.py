@@ -99,9 +99,10 @@ def _lab_region_quantiles(lab: torch.Tensor, masks: torch.Tensor | None) -> torc
     tables = []
     for i in range(lab.shape[0]):
         whole = torch.quantile(lab[i], levels, dim=1)  # [Q, 3]
+        labels = None if masks is None else masks[i].to(lab.device).flatten()
         rows = []
         for region in range(len(REGION_NAMES)):
-            inside = None if masks is None else masks[i].to(lab.device).flatten() == region
+            inside = None if labels is None else labels == region
             if inside is None or int(inside.sum()) < MIN_REGION_SHARE * inside.numel():
                 rows.append(whole)
             else:

@@ -133,7 +133,7 @@ class AnalogySource:
             raise UsageError("analogy.share and analogy.region_mixed must lie in [0, 1]")
         self.families = training_families(list(cfg["families"]))
         self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips", "lowpass", "texture")}
-        self.through_palette = bool(cfg.get("through_palette", False))
+        self.through_palette = bool(cfg["through_palette"])
         self.content, self.provider, self.seed = content, provider, seed
         if self.share > 0 and len(content) < 2:
             raise UsageError("analogy.share > 0 needs at least 2 content images (A != B)")
