@@ -197,6 +197,10 @@ def test_a_model_returning_the_truth_beats_both_baselines():
     mixed = s["region_mixed"]
     assert mixed["items"] == 3 and mixed["beats_both_pct"] == 100.0
     assert mixed["own_region_pct"] == 100.0 and mixed["own_region_tests"] >= 6
+    # a perfect score on a few items is still only a sample: its interval reaches below 100 %
+    low, high = s["overall"]["beats_both_ci95"]
+    assert 70.0 < low < 100.0 and high == 100.0
+    assert "95 % intervals" in an.markdown(report)
     assert all(v["model"] == 0.0 for v in mixed["region_l1"].values() if v["model"] is not None)
     # different families give different outputs for one content: the sensitivity is measured
     assert s["sensitivity"]["across_families_l1"] > 0
@@ -210,6 +214,7 @@ def test_a_model_returning_the_content_does_not_beat_the_baselines():
     report = an.run_analogies(faces, _TableModel(lambda c, e: c.copy()), items)
     s = report.summary
     assert s["overall"]["beats_both_pct"] == 0.0  # ties with the unstyled baseline never win
+    assert s["overall"]["beats_both_ci95"][0] == 0.0 and 0.0 < s["overall"]["beats_both_ci95"][1] < 30.0
     assert s["overall"]["l1_ratio"]["unstyled"] == pytest.approx(1.0)
     assert s["overall"]["l1"]["model"] == pytest.approx(s["overall"]["l1"]["unstyled"])
     assert s["sensitivity"]["across_families_l1"] == 0.0  # the style changes nothing
@@ -433,3 +438,13 @@ def test_contact_sheet_rows_are_capped_and_spread_over_groups_and_draws():
         assert groups.count(family) == 4
         assert len({items[i].draw.seed for i in picked if items[i].group == family}) == 2
     assert len(an._pick_sheet_rows(items, rows, 100)) == len(items)
+
+
+def test_share_interval_is_the_wilson_score_interval():
+    # 26 of 36: the held-out share of the shipped model; values from the closed form
+    low, high = an.share_interval(26, 36)
+    assert low == pytest.approx(56.01, abs=0.01) and high == pytest.approx(84.15, abs=0.01)
+    assert an.share_interval(18, 36) == pytest.approx((34.47, 65.53), abs=0.01)  # symmetric at half
+    assert an.share_interval(0, 0) is None
+    few, many = an.share_interval(5, 10), an.share_interval(50, 100)
+    assert many[1] - many[0] < few[1] - few[0]  # more items, a narrower interval

@@ -521,6 +521,18 @@ def _ratio(num: float | None, den: float | None) -> float | None:
     return None if num is None or not den else num / den
 
 
+def share_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
+    """The Wilson score interval (95 % at ``z`` 1.96) of a share of ``hits`` in ``n``, in percent:
+    how far 36 items can be trusted. Items that share faces are not independent, so the true
+    spread is wider still."""
+    if n <= 0:
+        return None
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return 100.0 * max(0.0, centre - half), 100.0 * min(1.0, centre + half)
+
+
 def group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Means of L1, SSIM and the texture distance per subject, the shares of items the model
     beats both baselines on (by L1; by texture), and model L1 / baseline L1 (ratio of the means;
@@ -529,6 +541,7 @@ def group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out["l1"] = {k: _mean([r["l1"][k] for r in rows]) for k in SUBJECTS}
     out["ssim"] = {k: _mean([r["ssim"][k] for r in rows]) for k in SUBJECTS}
     out["beats_both_pct"] = _mean([100.0 * r["model_beats_both"] for r in rows])
+    out["beats_both_ci95"] = share_interval(sum(bool(r["model_beats_both"]) for r in rows), len(rows))
     out["beats_histogram_pct"] = _mean([100.0 * r["model_beats_histogram"] for r in rows])
     out["texture"] = {k: _mean([r["texture"][k] for r in rows]) for k in SUBJECTS}
     out["texture_beats_both_pct"] = _mean([100.0 * r["model_texture_beats_both"] for r in rows])
@@ -562,6 +575,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         }
         hits = [h for r in mixed_rows for h in r["own_region"].values() if h is not None]
         mixed["own_region_pct"] = _mean([100.0 * h for h in hits])
+        mixed["own_region_ci95"] = share_interval(sum(hits), len(hits))
         mixed["own_region_tests"] = len(hits)
         summary["region_mixed"] = mixed
     return summary
@@ -686,6 +700,23 @@ def _texture_table(s: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _interval(ci: Sequence[float] | None) -> str:
+    return "n/a" if ci is None else f"{ci[0]:.0f}-{ci[1]:.0f}%"
+
+
+def _share_intervals(s: dict[str, Any]) -> list[str]:
+    """How sure the "model beats both" shares are: their 95 % intervals (Wilson)."""
+    rows = [(label, s.get(key)) for label, key in (("held-out families", "heldout"),
+                                                    ("all families", "overall"),
+                                                    (REGION_MIXED, "region_mixed"))]
+    cells = [f"{label} {_f(g['beats_both_pct'], '{:.0f}%')} of {g['items']} "
+             f"({_interval(g['beats_both_ci95'])})" for label, g in rows if g]
+    if not cells:
+        return []
+    return ["", "Model beats both, with 95 % intervals (Wilson; items share faces and draws, so "
+                "the true spread is wider): " + "; ".join(cells) + "."]
+
+
 def markdown(report: AnalogyReport) -> str:
     """The tables people read: per family, overall, region-mixed, sensitivity, strength 0."""
     s = report.summary
@@ -726,6 +757,7 @@ def markdown(report: AnalogyReport) -> str:
     mixed = s["region_mixed"]
     if mixed:
         lines.append(_table_row(REGION_MIXED, "one draw per region", mixed))
+    lines += _share_intervals(s)
     lines += _texture_table(s)
     if mixed:
         lines += ["", "## Region-mixed items", "",
@@ -735,7 +767,8 @@ def markdown(report: AnalogyReport) -> str:
             lines.append(f"| {name} | " + " | ".join(_f(v[k]) for k in SUBJECTS) + " |")
         lines += ["", f"Own-region test: the output's error in a region is lowest against that "
                       f"region's own style in {_f(mixed['own_region_pct'], '{:.0f}%')} of "
-                      f"{mixed['own_region_tests']} (item, region) tests."]
+                      f"{mixed['own_region_tests']} (item, region) tests "
+                      f"(95 % interval {_interval(mixed['own_region_ci95'])})."]
     sens, zero = s["sensitivity"], s["strength0"]
     lines += [
         "", "## Style sensitivity", "",
