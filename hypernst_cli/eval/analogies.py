@@ -522,9 +522,9 @@ def _ratio(num: float | None, den: float | None) -> float | None:
 
 
 def share_interval(hits: int, n: int, z: float = 1.96) -> tuple[float, float] | None:
-    """The Wilson score interval (95 % at ``z`` 1.96) of a share of ``hits`` in ``n``, in percent:
-    how far 36 items can be trusted. Items that share faces are not independent, so the true
-    spread is wider still."""
+    """The Wilson score interval (95 % at ``z`` 1.96) of a share of ``hits`` in ``n``, in percent
+    (None for no items). Items that share faces are not independent, so the true spread is wider
+    still."""
     if n <= 0:
         return None
     p = hits / n
@@ -540,8 +540,9 @@ def group_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {"items": len(rows)}
     out["l1"] = {k: _mean([r["l1"][k] for r in rows]) for k in SUBJECTS}
     out["ssim"] = {k: _mean([r["ssim"][k] for r in rows]) for k in SUBJECTS}
-    out["beats_both_pct"] = _mean([100.0 * r["model_beats_both"] for r in rows])
-    out["beats_both_ci95"] = share_interval(sum(bool(r["model_beats_both"]) for r in rows), len(rows))
+    beats = [bool(r["model_beats_both"]) for r in rows]
+    out["beats_both_pct"] = _mean([100.0 * b for b in beats])
+    out["beats_both_ci95"] = share_interval(sum(beats), len(beats))
     out["beats_histogram_pct"] = _mean([100.0 * r["model_beats_histogram"] for r in rows])
     out["texture"] = {k: _mean([r["texture"][k] for r in rows]) for k in SUBJECTS}
     out["texture_beats_both_pct"] = _mean([100.0 * r["model_texture_beats_both"] for r in rows])
