@@ -45,6 +45,18 @@ def test_all_ok_then_resume_skips(tmp_path):
     assert calls[-1] == "a" and s.count("ok") == 1
 
 
+def test_a_single_skipped_item_says_so(tmp_path, capsys):
+    run_batch(_items(tmp_path, ["a"]), _worker([]))
+    STATE.quiet = False
+    calls: list[str] = []
+    s = run_batch(_items(tmp_path, ["a"]), _worker(calls))
+    assert calls == [] and s.exit_code == 0
+    err = capsys.readouterr().err
+    assert "skipped" in err and "a.txt already exists" in err and "--overwrite" in err
+    run_batch(_items(tmp_path, ["a"]), _worker(calls), overwrite=True)
+    assert calls == ["a"] and "skipped" not in capsys.readouterr().err
+
+
 def test_bad_items_are_reported_and_skipped(tmp_path, capsys):
     calls: list[str] = []
     s = run_batch(_items(tmp_path, ["a", "bad1", "b"]), _worker(calls), as_json=True)

@@ -285,6 +285,12 @@ def _print_summary(summary: BatchSummary, as_json: bool) -> None:
     if as_json:
         STATE.out.print(json.dumps(summary.to_json()), markup=False, highlight=False)
         return
+    if len(summary.results) == 1 and summary.count("skipped") and not STATE.quiet:
+        # one item and nothing done: say so, or a rerun with another style but the same -o
+        # would look like it worked while the old file stays
+        paths = ", ".join(str(p) for p in summary.results[0].files())
+        STATE.err.print(f"skipped: {paths} already exists (--overwrite redoes it)",
+                        markup=False, highlight=False)
     if (STATE.quiet or len(summary.results) == 1) and not summary.count("failed"):
         return
     from rich.table import Table
