@@ -113,10 +113,10 @@ def test_parser_id_names_the_parser_that_runs(monkeypatch, tmp_path):
     present = {"detection"}
     monkeypatch.setattr(fx, "weights_path", lambda name: tmp_path / name
                         if any(kind in name for kind in present) else None)
-    assert FaceProcessor(backend="facexlib").parser_id == "facexlib-landmarks"
+    assert FaceProcessor(backend="facexlib").parser_id == "facexlib-landmarks-2"
     present.add("parsing")
     assert FaceProcessor(backend="facexlib").parser_id == "facexlib-bisenet"
-    assert FaceProcessor(backend="dlib").parser_id == "dlib-landmarks"
+    assert FaceProcessor(backend="dlib").parser_id == "dlib-landmarks-2"
 
 
 def test_corrupt_weights_are_an_integrity_error(tmp_path):
@@ -274,3 +274,16 @@ def test_paste_back_checks_sizes(photo_face, processor):
         processor.paste_back(image[:100], aligned.image, aligned)
     with pytest.raises(ValueError):
         processor.paste_back(image, aligned.image[:, :60], aligned)
+
+
+def test_a_face_parses_the_same_whatever_was_parsed_before(parsed_faces, processor):
+    # GrabCut draws on OpenCV's global RNG: a mask must not depend on the images parsed earlier
+    # in the process (a cached style image used to change the content's mask, and the output)
+    from hypernst_cli.faces.parsing import parse_with_landmarks
+
+    _, image, landmarks, _ = parsed_faces[1]
+    masks = []
+    for _, other, other_landmarks, _ in parsed_faces[2:]:
+        parse_with_landmarks(other, other_landmarks)
+        masks.append(parse_with_landmarks(image, landmarks))
+    assert all(np.array_equal(mask, masks[0]) for mask in masks[1:])

@@ -91,6 +91,9 @@ def _grabcut(image: np.ndarray, seeds: np.ndarray, iterations: int) -> np.ndarra
     mask = seeds.copy()
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
+    # GrabCut seeds its colour models by k-means on OpenCV's global RNG: without a fixed seed a
+    # face's mask would depend on what was parsed before it in the process
+    cv2.setRNGSeed(0)
     try:
         cv2.grabCut(image, mask, None, bgd, fgd, iterations, cv2.GC_INIT_WITH_MASK)
     except cv2.error:  # e.g. a flat image where a colour model cannot be fitted

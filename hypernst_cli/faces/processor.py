@@ -70,8 +70,9 @@ class FaceProcessor:
     @property
     def parser_id(self) -> str:
         """Names the region parser in style-code cache keys (other parsers give other codes)."""
-        # facexlib detects without its parsing weights; then the landmark parser runs (``parse``)
-        return f"{self.backend}-{self.parser_kind if self._parser_available() else 'landmarks'}"
+        # facexlib detects without its parsing weights; then the landmark parser runs (``parse``);
+        # "-2": its GrabCut is seeded (earlier masks hung on what the process had parsed before)
+        return f"{self.backend}-{self.parser_kind if self._parser_available() else 'landmarks-2'}"
 
     # --- backends (lazy) ---------------------------------------------------------------------
 
