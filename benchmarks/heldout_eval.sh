@@ -4,15 +4,17 @@
 #
 #   MODEL    a model folder (or weights spec) for --weights
 #   OUT_DIR  reports: OUT_DIR/pairs (4 held-out faces + 3 photos x 6 held-out art styles:
-#            identity, colour, face found; contact sheets) and OUT_DIR/analogies (4 held-out
-#            faces x 16 style families, one unseen draw each, 3 families never trained on,
-#            + 12 region-mixed items: L1/SSIM to the truth against the unstyled face and the
-#            colour transfer; own-region test; style sensitivity; contact sheet) and
+#            identity, colour, face found; contact sheets) and OUT_DIR/analogies (7 held-out
+#            faces: the 4 aligned ones and the 3 photos, aligned here into OUT_DIR/aligned;
+#            16 style families, one unseen draw each, 24 of the 42 ordered face pairs per
+#            family, 3 families never trained on, + 24 region-mixed items: L1/SSIM to the truth
+#            against the unstyled face and the colour transfer; own-region test; style
+#            sensitivity; contact sheet) and
 #            OUT_DIR/analogies-second (the same plan on a second set: 4 other faces of DATA,
 #            which the compact recipe trains on, with the draws of seed 1; how far the shares
 #            move with the faces, docs/compact-model.md "How sure the numbers are")
 #   DATA     the data folder [default: ../shared/data]; the hold-outs are recipes/compact/holdout.txt
-# All run with --detail 0 (the generator's own output) and the dlib backend. About 30 min on
+# All run with --detail 0 (the generator's own output) and the dlib backend. About 45 min on
 # 2 CPU cores.
 set -euo pipefail
 if [ $# -lt 2 ]; then
@@ -37,14 +39,21 @@ repeat() {  # repeat FLAG FILE...: FLAG FILE FLAG FILE ...
     for f in "$@"; do printf '%s\0%s\0' "$flag" "$f"; done
 }
 mapfile -d '' PAIR_ARGS < <(repeat --content "${FACES[@]}" "${PHOTOS[@]}"; repeat --style "${STYLES[@]}")
-mapfile -d '' FACE_ARGS < <(repeat --faces "${FACES[@]}")
+mkdir -p "$OUT"
+# the held-out photos as aligned faces too: 7 faces, so the analogy shares rest on more people
+$HYPERNST -q align "${PHOTOS[@]}" -o "$OUT/aligned" --size 256 --backend dlib
+ALIGNED=()
+for p in "${PHOTOS[@]}"; do
+    name="$(basename "$p")"
+    ALIGNED+=("$OUT/aligned/${name%.*}.png")
+done
+mapfile -d '' FACE_ARGS < <(repeat --faces "${FACES[@]}" "${ALIGNED[@]}")
 SECOND=(faces/dsg_019706.png faces/dsg_081680.png faces/ffhq_000001.png faces/ffhq_000015.png)
 mapfile -d '' SECOND_ARGS < <(repeat --faces "${SECOND[@]/#/$DATA/}")
-mkdir -p "$OUT"
 $HYPERNST --device cpu evaluate -w "$MODEL" "${PAIR_ARGS[@]}" --detail 0 --backend dlib \
     -o "$OUT/pairs"
 $HYPERNST --device cpu evaluate --analogies -w "$MODEL" "${FACE_ARGS[@]}" \
-    --families heldout,train --draws 1 --region-mixed 12 --detail 0 --backend dlib \
+    --families heldout,train --draws 1 --limit 24 --region-mixed 24 --detail 0 --backend dlib \
     -o "$OUT/analogies"
 $HYPERNST --device cpu evaluate --analogies -w "$MODEL" "${SECOND_ARGS[@]}" --seed 1 \
     --families heldout,train --draws 1 --region-mixed 12 --detail 0 --backend dlib \
