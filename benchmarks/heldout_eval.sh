@@ -14,7 +14,7 @@
 #            which the compact recipe trains on, with the draws of seed 1; how far the shares
 #            move with the faces, docs/compact-model.md "How sure the numbers are")
 #   DATA     the data folder [default: ../shared/data]; the hold-outs are recipes/compact/holdout.txt
-# All run with --detail 0 (the generator's own output) and the dlib backend. About 45 min on
+# All run with --detail 0 (the generator's own output) and the dlib backend. About an hour on
 # 2 CPU cores.
 set -euo pipefail
 if [ $# -lt 2 ]; then
