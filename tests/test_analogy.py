@@ -142,6 +142,22 @@ def test_the_same_step_draws_the_same_items(faces, tiny_model_dir):
     assert later.draws != a.draws
 
 
+def test_renders_on_threads_equal_renders_one_by_one(faces, tiny_model_dir, monkeypatch):
+    """A step's renders run on a few CPU threads; every family's picture must be what it is
+    rendered alone (each draw has its own seeded generator, nothing shared between them)."""
+    from hypernst_cli.styles.families import draw_style
+    from hypernst_cli.train.analogy import render_item, render_items
+
+    stage = stylize_stage(faces, tiny_model_dir, **{"analogy.share": 1.0})
+    content, masks = content_items(stage, [0, 1, 2, 3, 4])
+    jobs = [(content[i % 5], masks[i % 5], {r: draw_style(name, i) for r in range(3)})
+            for i, name in enumerate(TRAIN_FAMILIES)]
+    alone = [render_item(*job) for job in jobs]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 16)  # 8 worker threads
+    together = render_items(jobs)
+    assert all(torch.equal(a, b) for a, b in zip(alone, together))
+
+
 def test_resume_gives_the_same_analogy_losses(faces, tiny_model_dir, tmp_path):
     from hypernst_cli.train.run import run_training
 

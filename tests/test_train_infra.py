@@ -206,6 +206,24 @@ def test_a_run_stopped_early_at_a_checkpoint_keeps_its_last_losses(tmp_path):
     assert last["loss"] == read_metrics(tmp_path / "part")[-1]["loss"] and "step" not in last
 
 
+def test_max_minutes_ends_the_run_with_a_checkpoint_and_its_last_losses(tmp_path, monkeypatch):
+    """A time budget stops the loop like its last step: the run saves a checkpoint at the step
+    it reached and logs that step's losses, so a run sized in minutes leaves a model behind."""
+    from hypernst_cli.train import trainer as trainer_mod
+    from hypernst_cli.train.trainer import TrainContext, Trainer, read_metrics
+
+    clock = iter(range(0, 10_000, 20))  # every reading of the clock is 20 s later
+    monkeypatch.setattr(trainer_mod.time, "perf_counter", lambda: float(next(clock)))
+    ctx = TrainContext(device=torch.device("cpu"))
+    run = Trainer(ToyStage(_toy_cfg(log_every=4, max_minutes=1.5), ctx), tmp_path / "run",
+                  progress=False)
+    last = run.run()
+    assert 0 < run.step < 10  # stopped by the budget, not by `steps`
+    rows = read_metrics(tmp_path / "run")
+    assert rows[-1]["step"] == run.step and last["loss"] == pytest.approx(rows[-1]["loss"])
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == checkpoint_name(run.step)
+
+
 def test_stages_checkpoint_their_sampler_positions_under_the_old_keys(tiny_model_dir, tmp_path):
     """ModelStage.data_state / load_data_state (one implementation for every stage): each
     sampler's position under the key checkpoints have always used, restored into a new stage."""

@@ -195,6 +195,9 @@ class Trainer:
         last: dict[str, float] = {k: float(v) for k, v in logged[-1].items()
                                   if k not in ("step", "time")} if logged else {}
         t_start = time.perf_counter()
+        # a time budget ends the run like its last step (checkpoint, samples, export), so a run
+        # sized in minutes on a borrowed machine always leaves a model behind
+        budget_s = float(self.cfg.get("max_minutes", 0) or 0) * 60
         # a logged row is the mean over the steps since the last one: one step's losses, on a
         # batch of a few items, are too noisy to read a trend from
         window: dict[str, list[float]] = {}
@@ -207,7 +210,12 @@ class Trainer:
                 last["seconds"] = time.perf_counter() - t0
                 for k, v in last.items():
                     window.setdefault(k, []).append(v)
-                if self.step % log_every == 0 or self.step == total:
+                out_of_time = bool(budget_s) and time.perf_counter() - t_start >= budget_s
+                if budget_s and self.ctx.distributed:  # every rank stops at the same step
+                    flag = torch.tensor([float(out_of_time)], device=self.ctx.device)
+                    torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+                    out_of_time = bool(flag.item())
+                if self.step % log_every == 0 or self.step == total or out_of_time:
                     logged_row = {k: sum(v) / len(v) for k, v in window.items()}
                     window.clear()
                     if self.ctx.is_main:
@@ -218,6 +226,10 @@ class Trainer:
                 if ckpt_every and self.step % ckpt_every == 0 and self.step < total:
                     self.save()
                 advance(last)
+                if out_of_time and self.step < total:
+                    self.log(f"stopped at step {self.step} of {total}: max_minutes "
+                             f"({budget_s / 60:g}) reached")
+                    break
         self.save()
         if self.ctx.is_main:
             self._write_samples()
