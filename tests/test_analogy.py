@@ -274,6 +274,7 @@ def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_
     import dataclasses
 
     from hypernst_cli.configs import PaletteConfig
+    from hypernst_cli.pipeline.code_cache import palette_table
     from hypernst_cli.pipeline.palette import Palette, apply_palettes, region_quantiles
 
     options = {"analogy.share": 1.0, "analogy.laplacian": 0.0}
@@ -286,7 +287,12 @@ def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_
     content, masks = content_items(stage, indices)
     items = stage.analogy.draw(3, 0, content, masks, indices)
     assert plain.analogy.draw(3, 0, content, masks, indices).palette is None
-    torch.testing.assert_close(items.palette, region_quantiles(items.exemplar, items.exemplar_mask))
+    # the exemplar's palette is the one the tool computes for it as a style image file
+    for table, exemplar, mask in zip(items.palette, items.exemplar, items.exemplar_mask):
+        expected = palette_table(to_uint8(exemplar[None])[0], mask.numpy().astype(np.uint8))
+        torch.testing.assert_close(table, expected.float())
+    torch.testing.assert_close(items.palette, region_quantiles(items.exemplar, items.exemplar_mask),
+                               atol=0.01, rtol=0)
     y = stage.preview(content, masks, items.exemplar_codes).detach().requires_grad_()
     loss, _ = stage.analogy_term(y, items.target, palette=items.palette, masks=masks)
     moved = apply_palettes(y, [Palette(t, 1.0, torch.full((3,), 0.5)) for t in items.palette],

@@ -20,6 +20,7 @@ EVAL_SEED_BASE (``random_draw``), under the benchmark's evaluation seeds; held-o
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -96,17 +97,22 @@ def render_item(image: torch.Tensor, mask: torch.Tensor, draws: RegionDraws) -> 
     return (out[0] * 2 - 1).to(image.device, image.dtype)
 
 
-def render_items(jobs: list[tuple[torch.Tensor, torch.Tensor, RegionDraws]]) -> list[torch.Tensor]:
-    """``render_item`` of every (image, mask, draws), on a few CPU threads: on a GPU the renders
-    are most of a step's time, and each draw carries its own seeded generator, so the result is
-    the same whatever the order."""
-    workers = min(len(jobs), max(1, torch.get_num_threads() // 2), 8)
+def threaded_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """``[fn(x) for x in items]`` on a few CPU threads (torch and OpenCV release the GIL): on a
+    GPU a step's renders, crops and palettes are most of its time otherwise. ``fn`` must draw
+    from nothing shared, so the results do not depend on the order."""
+    workers = min(len(items), max(1, torch.get_num_threads() // 2), 8)
     if workers <= 1:
-        return [render_item(*job) for job in jobs]
+        return [fn(x) for x in items]
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(workers) as pool:
-        return list(pool.map(lambda job: render_item(*job), jobs))
+        return list(pool.map(fn, items))
+
+
+def render_items(jobs: list[tuple[torch.Tensor, torch.Tensor, RegionDraws]]) -> list[torch.Tensor]:
+    """``render_item`` of every (image, mask, draws); each draw has its own seeded generator."""
+    return threaded_map(lambda job: render_item(*job), jobs)
 
 
 @dataclass
@@ -125,14 +131,17 @@ class AnalogyBatch:
 
 
 def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
-                   masks: torch.Tensor) -> torch.Tensor:
-    """[n, N_REGIONS + 1, D] code tables (region codes, global code) of rendered exemplars [n, 3, H, W] in [-1, 1] on their known
-    masks [n, H, W]: the provider's own code path (as for an image file), not cached (every
-    rendered draw is new)."""
+                   masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Code tables [n, N_REGIONS + 1, D] (region codes, global code) and palette tables
+    [n, N_REGIONS + 1, QUANTILES, 3] of rendered exemplars [n, 3, H, W] in [-1, 1] on their
+    known masks [n, H, W]: the provider's own path for an image file (so the palette is the one
+    the tool would use), not cached (every rendered draw is new)."""
     images = to_uint8(exemplars)
     labels = masks.cpu().numpy().astype(np.uint8)
-    return torch.stack([provider.for_image(im, mask=m).table.float()
-                        for im, m in zip(images, labels)])
+    codes = threaded_map(lambda job: provider.for_image(job[0], mask=job[1]),
+                         list(zip(images, labels)))
+    return (torch.stack([c.table.float() for c in codes]),
+            torch.stack([c.palette.float() for c in codes]))
 
 
 class AnalogySource:
@@ -171,12 +180,8 @@ class AnalogySource:
         jobs += [(x, m, d) for x, m, d in zip(content, masks, draws)]
         renders = render_items(jobs)
         exemplar, target = torch.stack(renders[:len(draws)]), torch.stack(renders[len(draws):])
-        codes = exemplar_codes(self.provider, exemplar, a_masks)
+        codes, palettes = exemplar_codes(self.provider, exemplar, a_masks)
         device = content.device
-        palette = None
-        if self.through_palette:
-            from hypernst_cli.pipeline.palette import region_quantiles
-
-            palette = region_quantiles(exemplar, a_masks).to(device)
+        palette = palettes.to(device) if self.through_palette else None
         return AnalogyBatch(exemplar.to(device), a_masks.to(device), codes.to(device), target,
                             partners, draws, palette)
