@@ -176,9 +176,8 @@ class AnalogySource:
         draws = [draw_item_styles(gen, self.families, self.region_mixed) for _ in indices]
         a = make_batch(self.content, partners)
         a_images, a_masks = a["image"], a["mask"]
-        jobs = [(x, m, d) for x, m, d in zip(a_images, a_masks, draws)]
-        jobs += [(x, m, d) for x, m, d in zip(content, masks, draws)]
-        renders = render_items(jobs)
+        # exemplars T(A) then targets T(B), rendered together
+        renders = render_items([*zip(a_images, a_masks, draws), *zip(content, masks, draws)])
         exemplar, target = torch.stack(renders[:len(draws)]), torch.stack(renders[len(draws):])
         codes, palettes = exemplar_codes(self.provider, exemplar, a_masks)
         device = content.device
