@@ -175,8 +175,47 @@ def test_resume_gives_the_same_analogy_losses(faces, tiny_model_dir, tmp_path):
     for ref, got in zip(reference[2:], resumed[2:]):
         assert "loss_analogy" in ref and "loss_colour" in ref  # both kinds of item in a batch
         for key in ref:
-            if key not in ("time", "seconds"):
+            if key not in ("time", "seconds", "wait_items"):  # timings
                 assert got[key] == pytest.approx(ref[key], rel=1e-5, abs=1e-6), key
+
+
+def test_items_drawn_ahead_are_the_items_drawn_in_step(faces, tiny_model_dir, tmp_path,
+                                                      monkeypatch):
+    """analogy.prefetch draws the next step's items on a background thread while a step trains:
+    every step after the first takes them from there, and the run's losses are the run's
+    without it (the same items, drawn earlier)."""
+    import threading
+
+    from hypernst_cli.train.analogy import AnalogySource
+    from hypernst_cli.train.run import run_training
+
+    drawn_on: list[tuple[int, str]] = []
+    draw = AnalogySource.draw
+
+    def recording(self, step, *args):
+        drawn_on.append((step, threading.current_thread().name))
+        return draw(self, step, *args)
+
+    monkeypatch.setattr(AnalogySource, "draw", recording)
+    opts = dict(init=str(tiny_model_dir), steps=4,
+                **{"analogy.share": 0.5, "analogy.region_mixed": 0.5, "loss.colour": 1.0})
+    logs = {}
+    for prefetch in (True, False):
+        drawn_on.clear()
+        run_training(cfg_for("stylize", faces, **opts, **{"analogy.prefetch": prefetch}),
+                     tmp_path / str(prefetch), progress=False, ctx=CPU)
+        logs[prefetch] = read_metrics(tmp_path / str(prefetch))
+        threads = {step: name for step, name in drawn_on if step < 4}
+        if prefetch:
+            assert threads[0] == "MainThread"
+            assert all(threads[s].startswith("analogy-items") for s in (1, 2, 3)), threads
+        else:
+            assert set(threads.values()) == {"MainThread"} and sorted(threads) == [0, 1, 2, 3]
+    for ahead, now in zip(logs[True], logs[False]):
+        assert "wait_items" in ahead
+        for key in ahead:
+            if key not in ("time", "seconds", "wait_items"):
+                assert ahead[key] == pytest.approx(now[key], rel=1e-5, abs=1e-6), key
 
 
 def test_held_out_families_are_never_drawn(faces, tiny_model_dir, monkeypatch):

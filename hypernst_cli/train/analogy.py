@@ -19,8 +19,10 @@ EVAL_SEED_BASE (``random_draw``), under the benchmark's evaluation seeds; held-o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -104,8 +106,6 @@ def threaded_map(fn: Callable[[Any], Any], items: list[Any]) -> list[Any]:
     workers = min(len(items), max(1, torch.get_num_threads() // 2), 8)
     if workers <= 1:
         return [fn(x) for x in items]
-    from concurrent.futures import ThreadPoolExecutor
-
     with ThreadPoolExecutor(workers) as pool:
         return list(pool.map(fn, items))
 
@@ -128,6 +128,13 @@ class AnalogyBatch:
     #: T(A)'s palette tables [n, N_REGIONS + 1, QUANTILES, 3] (on A's mask), as the tool
     #: computes them for a style image
     palette: torch.Tensor | None = None
+
+    def to(self, device: torch.device) -> AnalogyBatch:
+        """The same items with their tensors on ``device``."""
+        return dataclasses.replace(
+            self, exemplar=self.exemplar.to(device), exemplar_mask=self.exemplar_mask.to(device),
+            exemplar_codes=self.exemplar_codes.to(device), target=self.target.to(device),
+            palette=None if self.palette is None else self.palette.to(device))
 
 
 def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
@@ -156,7 +163,10 @@ class AnalogySource:
         self.families = training_families(list(cfg["families"]))
         self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips", "lowpass", "texture")}
         self.through_palette = bool(cfg["through_palette"])
+        self.prefetch = bool(cfg["prefetch"])
         self.content, self.provider, self.seed = content, provider, seed
+        self._ahead: tuple[tuple[int, int, tuple[int, ...]], Future[AnalogyBatch]] | None = None
+        self._pool: ThreadPoolExecutor | None = None
         if self.share > 0 and len(content) < 2:
             raise UsageError("analogy.share > 0 needs at least 2 content images (A != B)")
 
@@ -166,11 +176,32 @@ class AnalogySource:
             return 0
         return min(batch_size, max(1, int(round(self.share * batch_size))))
 
+    def draw_ahead(self, step: int, rank: int, content: torch.Tensor, masks: torch.Tensor,
+                   indices: list[int]) -> None:
+        """Start drawing ``step``'s items on a background thread (``take`` collects them), so
+        the CPU renders the next step's items while the device trains on this step's."""
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="analogy-items")
+        key = (step, rank, tuple(indices))
+        self._ahead = (key, self._pool.submit(self.draw, step, rank, content.cpu(), masks.cpu(),
+                                              indices))
+
+    def take(self, step: int, rank: int, content: torch.Tensor, masks: torch.Tensor,
+             indices: list[int]) -> AnalogyBatch:
+        """``draw(step, ...)`` on ``content``'s device: the items drawn ahead when they are this
+        step's (the same items, drawn earlier), else drawn now."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and ahead[0] == (step, rank, tuple(indices)):
+            items = ahead[1].result()
+        else:
+            items = self.draw(step, rank, content, masks, indices)
+        return items.to(content.device)
+
     def draw(self, step: int, rank: int, content: torch.Tensor, masks: torch.Tensor,
              indices: list[int]) -> AnalogyBatch:
         """Items for contents B (``content`` [n, 3, H, W] in [-1, 1], their masks and indices in
         the content set): each gets an exemplar face A != B and its own draws, fixed by
-        (seed, step, rank)."""
+        (seed, step, rank). Tensors on ``content``'s device."""
         gen = step_generator(self.seed, step, rank, salt=17)
         partners = partner_indices(gen, indices, len(self.content))
         draws = [draw_item_styles(gen, self.families, self.region_mixed) for _ in indices]

@@ -241,13 +241,20 @@ class ModelStage(Stage):
             getattr(self, attr).position = int(state[key])
 
     def batch(self, data: Any, sampler: ResumableSampler, flip: bool = True) -> dict[str, Any]:
+        """The next batch of ``sampler`` (moving it on), images and masks on the device."""
+        b = self.host_batch(data, sampler, flip)
+        b["image"] = b["image"].to(self.device)
+        b["mask"] = b["mask"].to(self.device)
+        return b
+
+    def host_batch(self, data: Any, sampler: ResumableSampler, flip: bool = True) -> dict[str, Any]:
+        """The next batch of ``sampler`` (moving it on) on the CPU. Of a copy of the sampler:
+        the batch its next call will draw, the sampler unmoved."""
         position = sampler.position
         idx = sampler.next_batch(int(self.cfg["batch_size"]))
         b = make_batch(data, idx, flip_seed=int(self.cfg["seed"]) if flip else None,
                        position=position + self.ctx.rank)
         b["index"] = torch.tensor(idx)
-        b["image"] = b["image"].to(self.device)
-        b["mask"] = b["mask"].to(self.device)
         return b
 
     @property

@@ -28,7 +28,9 @@ heads below ``start_layer`` frozen). Per batch, content images c and style image
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -391,8 +393,15 @@ class StylizeStage(HyperStage):
         swapped = self.style_codes[sb["index"].to(self.device)][n_a:]
         analogy: AnalogyBatch | None = None
         if n_a:
-            analogy = self.analogy.draw(step, self.ctx.rank, c[:n_a], c_mask[:n_a],
+            t0 = time.perf_counter()
+            analogy = self.analogy.take(step, self.ctx.rank, c[:n_a], c_mask[:n_a],
                                         cb["index"][:n_a].tolist())
+            # how long the step waited for its items: near 0 while drawing ahead keeps up
+            wait_items = time.perf_counter() - t0
+            if self.analogy.prefetch:
+                upcoming = self.host_batch(self.content, copy.copy(self.content_sampler))
+                self.analogy.draw_ahead(step + 1, self.ctx.rank, upcoming["image"][:n_a],
+                                        upcoming["mask"][:n_a], upcoming["index"][:n_a].tolist())
             swapped = torch.cat([analogy.exemplar_codes, swapped])
         gen = torch.Generator().manual_seed(int(self.cfg["seed"]) * 1_000_003 + step * 101 + self.ctx.rank)
         latent, initial = self.start(c)
@@ -456,6 +465,8 @@ class StylizeStage(HyperStage):
         if self.ctx.scaler is not None:
             self.ctx.scaler.update()
         logs["loss"] = sum(last_losses.values())
+        if analogy is not None:
+            logs["wait_items"] = wait_items
         return logs
 
     def discriminator_terms(self, s: torch.Tensor, s_mask: torch.Tensor, stylized: torch.Tensor,
