@@ -245,6 +245,36 @@ def test_held_out_families_are_never_drawn(faces, tiny_model_dir, monkeypatch):
         stylize_stage(faces, tiny_model_dir, **{"analogy.share": 1.5})
 
 
+def test_family_weights_set_how_often_each_family_is_drawn(faces, tiny_model_dir):
+    options = {"analogy.share": 1.0, "analogy.families": ["duotone", "posterize", "cartoon"]}
+    content, masks = content_items(stylize_stage(faces, tiny_model_dir, **options), [0, 1])
+
+    def counts(weights: str) -> dict[str, int]:
+        stage = stylize_stage(faces, tiny_model_dir, **options,
+                              **{"analogy.family_weights": weights})
+        gen = torch.Generator().manual_seed(0)
+        from hypernst_cli.train.analogy import draw_item_styles
+
+        drawn = [draw_item_styles(gen, stage.analogy.families, 0.0,
+                                  stage.analogy.family_weights)[0].family for _ in range(600)]
+        return {name: drawn.count(name) for name in options["analogy.families"]}
+
+    uniform = counts("")
+    assert all(150 <= n <= 250 for n in uniform.values()), uniform
+    weighted = counts("posterize=4, cartoon=0")
+    assert weighted["cartoon"] == 0 and 0.72 <= weighted["posterize"] / 600 <= 0.88, weighted
+    # the step's items follow the weights too
+    stage = stylize_stage(faces, tiny_model_dir, **options,
+                          **{"analogy.family_weights": "duotone=0,cartoon=0"})
+    items = [stage.analogy.draw(step, 0, content, masks, [0, 1]) for step in range(3)]
+    assert {d.family for it in items for r in it.draws for d in r.values()} == {"posterize"}
+    for bad, message in [("pastel=2", "not drawn here"), ("ink=2", "not drawn here"),
+                         ("posterize", "NAME=WEIGHT"), ("posterize=-1", "NAME=WEIGHT"),
+                         ("duotone=0,posterize=0,cartoon=0", "no family")]:
+        with pytest.raises(UsageError, match=message):
+            stylize_stage(faces, tiny_model_dir, **options, **{"analogy.family_weights": bad})
+
+
 def test_a_share_of_the_batch_is_analogy_items_the_rest_unpaired(faces, tiny_model_dir):
     """share 0.5 of a batch of 4: two analogy items, two style images judged by the unpaired
     terms; share 1 leaves the unpaired terms without items (and the discriminators alone)."""

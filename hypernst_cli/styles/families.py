@@ -692,9 +692,15 @@ def draw_style(family: str, seed: int) -> StyleDraw:
 EVAL_SEED_BASE = 1 << 30
 
 
-def random_draw(gen: torch.Generator, families: tuple[str, ...] = TRAIN_FAMILIES) -> StyleDraw:
-    """A training draw: a random family of ``families``, a seed below EVAL_SEED_BASE from ``gen``."""
-    name = families[_randint(gen, 0, len(families) - 1)]
+def random_draw(gen: torch.Generator, families: tuple[str, ...] = TRAIN_FAMILIES,
+                weights: tuple[float, ...] | None = None) -> StyleDraw:
+    """A training draw: a random family of ``families`` (uniform, or in proportion to
+    ``weights``, one per family), a seed below EVAL_SEED_BASE from ``gen``."""
+    if weights is None:
+        name = families[_randint(gen, 0, len(families) - 1)]
+    else:
+        probs = torch.tensor(weights, dtype=torch.float64)
+        name = families[int(torch.multinomial(probs, 1, generator=gen))]
     return draw_style(name, _randint(gen, 0, EVAL_SEED_BASE - 1))
 
 

@@ -64,6 +64,31 @@ def training_families(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def family_weights(spec: str, families: tuple[str, ...]) -> tuple[float, ...] | None:
+    """Draw weights for ``families`` from "name=w,name=w" (unlisted families weigh 1, 0 never
+    drawn); None for an empty spec (uniform)."""
+    if not spec.strip():
+        return None
+    given: dict[str, float] = {}
+    for part in spec.split(","):
+        name, sep, value = part.strip().partition("=")
+        try:
+            weight = float(value) if sep else float("nan")
+        except ValueError:
+            weight = float("nan")
+        if not weight >= 0:  # also catches nan
+            raise UsageError(f"analogy.family_weights: '{part.strip()}' is not NAME=WEIGHT with "
+                             "a weight >= 0", hint='e.g. "posterize=3,cartoon=2"')
+        if name not in families:
+            raise UsageError(f"analogy.family_weights names '{name}', which is not drawn here",
+                             hint=f"families drawn: {', '.join(families)}")
+        given[name] = weight
+    weights = tuple(given.get(name, 1.0) for name in families)
+    if not any(weights):
+        raise UsageError("analogy.family_weights leaves no family to draw (every weight is 0)")
+    return weights
+
+
 def step_generator(seed: int, step: int, rank: int, salt: int) -> torch.Generator:
     """The generator of one step's draws; ``salt`` keeps streams of different uses apart."""
     return torch.Generator().manual_seed(seed * 1_000_003 + step * 7_919 + rank * 104_729 + salt)
@@ -80,14 +105,14 @@ def partner_indices(gen: torch.Generator, own: list[int], n: int) -> list[int]:
     return out
 
 
-def draw_item_styles(gen: torch.Generator, families: tuple[str, ...],
-                     region_mixed: float) -> RegionDraws:
+def draw_item_styles(gen: torch.Generator, families: tuple[str, ...], region_mixed: float,
+                     weights: tuple[float, ...] | None = None) -> RegionDraws:
     """One item's draws: a single draw for every region, or (with probability ``region_mixed``)
-    an independent draw per region."""
+    an independent draw per region; families in proportion to ``weights`` (None: uniform)."""
     mixed = float(torch.rand(1, generator=gen)) < region_mixed
     if mixed:
-        return {r: random_draw(gen, families) for r in range(N_REGIONS)}
-    draw = random_draw(gen, families)
+        return {r: random_draw(gen, families, weights) for r in range(N_REGIONS)}
+    draw = random_draw(gen, families, weights)
     return {r: draw for r in range(N_REGIONS)}
 
 
@@ -161,6 +186,7 @@ class AnalogySource:
         if not 0 <= self.share <= 1 or not 0 <= self.region_mixed <= 1:
             raise UsageError("analogy.share and analogy.region_mixed must lie in [0, 1]")
         self.families = training_families(list(cfg["families"]))
+        self.family_weights = family_weights(str(cfg["family_weights"]), self.families)
         self.weights = {k: float(cfg[k]) for k in ("l1", "laplacian", "lpips", "lowpass", "texture")}
         self.through_palette = bool(cfg["through_palette"])
         self.prefetch = bool(cfg["prefetch"])
@@ -204,7 +230,8 @@ class AnalogySource:
         (seed, step, rank). Tensors on ``content``'s device."""
         gen = step_generator(self.seed, step, rank, salt=17)
         partners = partner_indices(gen, indices, len(self.content))
-        draws = [draw_item_styles(gen, self.families, self.region_mixed) for _ in indices]
+        draws = [draw_item_styles(gen, self.families, self.region_mixed, self.family_weights)
+                 for _ in indices]
         a = make_batch(self.content, partners)
         a_images, a_masks = a["image"], a["mask"]
         # exemplars T(A) then targets T(B), rendered together
