@@ -1,7 +1,8 @@
 """CUDA-only: the shipped model gives on a GPU what it gives on the CPU (skipped without one).
 
-The face and style are the repository's own example images; the face's regions are a drawn
-three-region mask, so no face detector is needed (the GPU machine may have none)."""
+The face and style are the repository's own example images; the face's regions are the mask of
+a drawn test face (tests/synthetic_faces.py), so no face detector is needed (the GPU machine may
+have none)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,11 @@ import numpy as np
 import pytest
 import torch
 
+from synthetic_faces import drawn_face
+
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-
-
-def drawn_mask(size: int) -> np.ndarray:
-    """Background 0, a face ellipse 1, hair 2 above it: a rough portrait layout."""
-    yy, xx = np.mgrid[:size, :size] / size
-    mask = np.zeros((size, size), np.uint8)
-    mask[(yy < 0.45) & (np.abs(xx - 0.5) < 0.32)] = 2
-    mask[((yy - 0.58) / 0.3) ** 2 + ((xx - 0.5) / 0.22) ** 2 < 1] = 1
-    return mask
 
 
 def stylized_on(device: str) -> torch.Tensor:
@@ -39,7 +33,7 @@ def stylized_on(device: str) -> torch.Tensor:
     style = load_image(EXAMPLES / "exemplars" / "pencil-drawing.png")
     codes = provider.for_image(style).table  # no parser: every region takes the global code
     face = resize(to_tensor(load_image(EXAMPLES / "content" / "face-1.png")), size)
-    mask = torch.from_numpy(drawn_mask(size)).long()[None]
+    mask = torch.from_numpy(drawn_face(np.random.default_rng(0), size)[1]).long()[None]
     with torch.no_grad():
         out = stylize_tensors(models.generator, models.hypernet, models.encoder,
                               face.to(device), mask.to(device), codes[None].to(device),

@@ -238,7 +238,5 @@ class AnalogySource:
         renders = render_items([*zip(a_images, a_masks, draws), *zip(content, masks, draws)])
         exemplar, target = torch.stack(renders[:len(draws)]), torch.stack(renders[len(draws):])
         codes, palettes = exemplar_codes(self.provider, exemplar, a_masks)
-        device = content.device
-        palette = palettes.to(device) if self.through_palette else None
-        return AnalogyBatch(exemplar.to(device), a_masks.to(device), codes.to(device), target,
-                            partners, draws, palette)
+        return AnalogyBatch(exemplar, a_masks, codes, target, partners, draws,
+                            palettes if self.through_palette else None).to(content.device)
