@@ -6,12 +6,15 @@
 #   OUT_DIR  reports: OUT_DIR/pairs (4 held-out faces + 3 photos x 6 held-out art styles:
 #            identity, colour, face found; contact sheets) and OUT_DIR/analogies (7 held-out
 #            faces: the 4 aligned ones and the 3 photos, aligned here into OUT_DIR/aligned;
-#            16 style families, one unseen draw each, 24 of the 42 ordered face pairs per
-#            family, 3 families never trained on, + 24 region-mixed items: L1/SSIM to the truth
+#            16 style families, 3 never trained on; per family 8 unseen draws x the 42
+#            ordered face pairs, of which a seeded 24 are measured (so a family's figure spans
+#            its parameters, not one draw's; docs/compact-model.md "One draw per family was
+#            not enough"), + 24 region-mixed items: L1/SSIM to the truth
 #            against the unstyled face and the colour transfer; own-region test; style
 #            sensitivity; contact sheet) and
 #            OUT_DIR/analogies-second (the same plan on a second set: 4 other faces of DATA,
-#            which the compact recipe trains on, with the draws of seed 1; how far the shares
+#            which the compact recipe trains on, with the draws of seed 1, 24 items per
+#            family; how far the shares
 #            move with the faces, docs/compact-model.md "How sure the numbers are")
 #   DATA     the data folder [default: ../shared/data]; the hold-outs are recipes/compact/holdout.txt
 # All run with --detail 0 (the generator's own output) and the dlib backend. About an hour on
@@ -53,9 +56,9 @@ mapfile -d '' SECOND_ARGS < <(repeat --faces "${SECOND[@]/#/$DATA/}")
 $HYPERNST --device cpu evaluate -w "$MODEL" "${PAIR_ARGS[@]}" --detail 0 --backend dlib \
     -o "$OUT/pairs"
 $HYPERNST --device cpu evaluate --analogies -w "$MODEL" "${FACE_ARGS[@]}" \
-    --families heldout,train --draws 1 --limit 24 --region-mixed 24 --detail 0 --backend dlib \
+    --families heldout,train --draws 8 --limit 24 --region-mixed 24 --detail 0 --backend dlib \
     -o "$OUT/analogies"
 $HYPERNST --device cpu evaluate --analogies -w "$MODEL" "${SECOND_ARGS[@]}" --seed 1 \
-    --families heldout,train --draws 1 --region-mixed 12 --detail 0 --backend dlib \
+    --families heldout,train --draws 8 --limit 24 --region-mixed 12 --detail 0 --backend dlib \
     -o "$OUT/analogies-second"
 echo "wrote $OUT/pairs/report.md, $OUT/analogies/analogies.md and $OUT/analogies-second/analogies.md"
