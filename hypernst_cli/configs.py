@@ -273,7 +273,8 @@ register_config(
 register_config(
     ModelConfig(
         name="compact",
-        description="the embedded default: 128 px, small enough to ship and run on a CPU",
+        description="the compact architecture at 128 px, small enough to ship and run on a CPU (the "
+                    "embedded model is it grown to 256 px: its own config.json)",
         # Narrow at high resolutions (128 px: 32 channels, 64 px: 64, <= 32 px: 128) so a forward
         # pass costs ~2.6 GFLOPs: fast on a CPU, and trainable on one.
         generator=GeneratorConfig(

@@ -111,10 +111,12 @@ def test_a_refused_write_stops_the_batch_after_its_summary(tmp_path, capsys):
     assert (summary["ok"], summary["failed"], summary["not_run"], summary["total"]) == (1, 1, 1, 3)
     assert summary["stopped"] == exc.value.one_line()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt"]
-    # a lone item: just its error, as for any other error
+    # a lone item: just its error, as for any other error (not a "failed" line before it too)
+    STATE.quiet = False
     with pytest.raises(WriteError):
         run_batch(_items(tmp_path, ["b"]), work)
-    assert capsys.readouterr().out == ""
+    out = capsys.readouterr()
+    assert out.out == "" and "failed" not in out.err
 
 
 def test_leftover_temp_files_are_swept(tmp_path):
@@ -187,3 +189,14 @@ def test_listing_outputs_names_each_file_and_failure_on_stdout(tmp_path, capsys)
     assert out[0] == f"wrote   {tmp_path / 'a.txt'}  (a)"
     assert out[1].startswith("FAILED bad1: not a readable image")
     assert [r.item.label for r in s.done()] == ["a"]
+
+
+def test_two_items_with_the_same_output_are_refused_before_anything_runs(tmp_path):
+    """The second would be skipped as done (or overwrite the first) and its result lost with
+    exit 0: `invert a/face.png b/face.png` once wrote one latent and counted the other skipped."""
+    calls: list[str] = []
+    items = [WorkItem("a/face.png", {}, [tmp_path / "face.txt"]),
+             WorkItem("b/face.png", {}, [tmp_path / "x" / ".." / "face.txt"])]
+    with pytest.raises(UsageError, match="a/face.png and b/face.png would both be written"):
+        run_batch(items, _worker(calls))
+    assert calls == [] and not (tmp_path / "face.txt").exists()

@@ -4,6 +4,7 @@ fall-backs, and ``style_code_provider``, the one builder inference and training 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from hypernst_cli.errors import NoFaceError
@@ -199,3 +200,23 @@ def test_prepare_and_the_training_stages_share_the_cache(tiny_model_dir, tmp_pat
     stage = build_stage(cfg, TrainContext(device=torch.device("cpu")))
     assert stage.code_provider.model_id == info["codes_model"]
     assert stage.code_provider.computed == 0 and stage.all_codes.shape[:2] == (5, 4)
+
+
+def test_a_style_served_from_the_cache_is_still_an_input_no_output_may_replace(tmp_path,
+                                                                               monkeypatch):
+    """A style whose codes come from the disk cache is never decoded, and decoding is what
+    marks a file as an input: ``stylize ... -o STYLE --overwrite`` once replaced the style
+    image with its own output."""
+    from hypernst_cli.errors import OutputError
+    from hypernst_cli.io import save_image
+    from hypernst_cli.io import atomic
+
+    image, mask = synthetic_portrait()
+    path = _write(tmp_path, image)
+    _cached_provider(CountingEncoder(), mask, tmp_path).for_file(path)  # fills the disk cache
+    monkeypatch.setattr(atomic, "_PROTECTED", set())  # a new run: nothing read yet
+    enc = CountingEncoder()
+    _cached_provider(enc, mask, tmp_path).for_file(path)
+    assert enc.calls == 0  # served from the cache
+    with pytest.raises(OutputError, match="overwrite an input"):
+        save_image(np.zeros_like(image), path)

@@ -38,7 +38,7 @@ def align(
     from hypernst_cli.faces.processor import FaceProcessor
     from hypernst_cli.io import load_image
 
-    crop_size = fo.resolve_size(size, config)
+    crop_size = fo.resolve_size(size, config, of_weights=True)
     items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name),
                                       recursive=recursive, all_faces=all_faces, shard=shard)
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)

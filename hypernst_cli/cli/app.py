@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from typing import Any
 
 import typer
 
@@ -89,15 +90,38 @@ def _print_error(text: str) -> None:
     STATE.err.print(f"[bold red]error:[/] {escape(text)}", highlight=False)
 
 
+def _parser_exceptions() -> Any:
+    """The exceptions module of the click that Typer runs on: Typer 0.29 and later carry their
+    own copy (``typer._click``), earlier ones use click itself."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``hypernst`` console script: runs the app and exits with its code.
 
-    Usage errors are reported by Typer itself (exit 2); our own errors become one line on stderr
-    with their exit code; anything unexpected is an internal error (traceback with --debug).
+    Usage errors (a bad option or argument, found by the command-line parser) and our own errors
+    become one line on stderr with their exit code; anything unexpected is an internal error
+    (traceback with --debug).
     """
+    parser = _parser_exceptions()
     try:
-        app(args=argv, prog_name="hypernst")  # standalone: raises SystemExit with the exit code
-        code = 0
+        # not standalone: the parser's errors come here rather than as its multi-line usage box
+        returned = app(args=argv, prog_name="hypernst", standalone_mode=False)
+        code = returned if isinstance(returned, int) else 0  # an explicit exit's code
+    except parser.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx is not None else "hypernst"
+        _print_error(" ".join(f"{exc.format_message()} (see `{where} --help`)".split()))
+        code = exc.exit_code
+    except (getattr(parser, "Abort", typer.Abort), typer.Abort):
+        _print_error("aborted")
+        code = 1
+    except parser.ClickException as exc:
+        _print_error(" ".join(exc.format_message().split()))
+        code = exc.exit_code
     except HypernstError as exc:
         if STATE.debug:
             traceback.print_exc()

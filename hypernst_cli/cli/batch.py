@@ -1,6 +1,7 @@
 """The batch runner every multi-item command uses: resumable, safe, scriptable.
 
-- a finished item (all its outputs exist) is skipped unless ``overwrite``;
+- a finished item (all its outputs exist) is skipped unless ``overwrite``; two items that
+  would write the same file are refused before anything runs;
 - outputs are written atomically by the item's worker; temp files left by a killed run are swept
   from the output folder at start;
 - one bad item (unreadable, no face, too small) is reported and skipped; errors that doom every
@@ -180,6 +181,20 @@ def take_shard(items: Sequence[WorkItem], shard: tuple[int, int] | None) -> list
     return [it for i, it in enumerate(items) if i % n == k - 1]
 
 
+def check_distinct_outputs(items: Sequence[WorkItem]) -> None:
+    """Refuse a batch in which two items promise the same output file: the second would be
+    skipped as done, or overwrite the first, and its result would be lost without a word."""
+    owner: dict[str, WorkItem] = {}
+    for item in items:
+        for path in item.outputs:
+            key = os.path.normcase(os.path.abspath(path))
+            first = owner.setdefault(key, item)
+            if first is not item:
+                raise UsageError(f"{first.label} and {item.label} would both be written to {path}",
+                                 hint="rename one of the inputs, or give --name fields that tell "
+                                      "them apart (e.g. {content} and {style})")
+
+
 def _sweep(outputs: Iterable[Path]) -> None:
     from hypernst_cli.io.atomic import sweep_temp_files
 
@@ -209,6 +224,7 @@ def run_batch(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 
+    check_distinct_outputs(items)
     start = time.perf_counter()
     _sweep(p for it in items for p in it.outputs)
     results: list[ItemResult] = []
@@ -255,7 +271,8 @@ def run_batch(
                     result = ItemResult(item, "ok", timings=done.timings, outputs=done.outputs,
                                         records=done.records)
             results.append(result)
-            _emit(result, as_json, list_outputs, progress)
+            if not (stopped is not None and raise_single and len(items) == 1 and not as_json):
+                _emit(result, as_json, list_outputs, progress)  # (else its error is raised below)
             progress.advance(task)
             if stopped is not None:
                 break  # every later item would fail the same way

@@ -37,6 +37,7 @@ def codes(
     from hypernst_cli.errors import HypernstError, UsageError
     from hypernst_cli.info import cache_dir
     from hypernst_cli.io import collect_images
+    from hypernst_cli.io.inputs import unique_stems
     from hypernst_cli.pipeline.code_cache import style_code_provider
     from hypernst_cli.pipeline.models import load_models
     from hypernst_cli.pipeline.session import face_processor
@@ -67,7 +68,7 @@ def codes(
         results[path] = c
         _report(path, c, as_json)
     if output is not None and results:
-        _write(output, results)
+        _write(output, results, unique_stems(paths))
         STATE.info(f"wrote {output}")
     if failures:
         raise typer.Exit(2 if not results else 1)
@@ -103,13 +104,15 @@ def _report(path: Path, c, as_json: bool) -> None:
         STATE.out.print(f"  cache: {row['cache']}", markup=False, highlight=False)
 
 
-def _write(output: Path, results: dict) -> None:
+def _write(output: Path, results: dict, keys: dict[Path, str]) -> None:
+    """``keys``: a distinct name per style (``unique_stems`` over every input, so a style keeps
+    its key whichever others failed); two styles under one key would overwrite each other."""
     from hypernst_cli.weights.checkpoint import save_tensors
 
     tensors = {}
     meta: dict[str, object] = {"format": "hypernst-style-codes", "regions": "background,face,hair"}
     for path, c in results.items():
-        key = path.stem
+        key = keys[path]
         tensors[f"{key}.global"] = c.global_code
         tensors[f"{key}.regions"] = c.region_codes
         meta[f"{key}.sources"] = ",".join(c.sources)

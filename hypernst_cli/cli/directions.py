@@ -54,7 +54,7 @@ def fit(
         "svm", "--method",
         help="svm: linear SVM on the label extremes (InterFaceGAN) | ridge: ridge regression."),
     svm_c: float = typer.Option(
-        0.03, "--svm-c", min=1e-6,
+        0.03, "--svm-c", min=1e-6, callback=opt.finite,
         help="The SVM's C on unit-scale latents: smaller keeps the direction where the faces' "
              "latents vary (InterFaceGAN uses 1 with far more samples)."),
     layers: str = typer.Option("mean", "--layers",
@@ -225,7 +225,7 @@ def check(
     landmarks: str = typer.Option(
         "detect", "--landmarks",
         help="detect: dlib's detector on each render | aligned: the predictor on the FFHQ face box."),
-    tolerance: float = typer.Option(0.0, "--tolerance", min=0.0,
+    tolerance: float = typer.Option(0.0, "--tolerance", min=0.0, callback=opt.finite,
                                     help="Steps against the trend smaller than this are allowed."),
     offsets: bool = typer.Option(True, "--offsets/--no-offsets",
                                  help="Render with the hyper-network's offsets (as `edit`) or "

@@ -53,11 +53,12 @@ def edit(
         raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
+    given_latent = _read_latent(latent) if latent else None  # before the models load
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, palette=palette)
     name, vector = resolve_direction(direction, pipe.models)
-    face = pipe.prepare(content, latent=_read_latent(latent) if latent else None)[0]
+    face = pipe.prepare(content, latent=given_latent)[0]
     codes = pipe.code_table(face, style, strength=style_strength)
     base = pipe.generate([face], codes,
                          palettes=[pipe.palette_for(style, strength=style_strength)])

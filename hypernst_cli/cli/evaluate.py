@@ -18,6 +18,35 @@ def raise_usage(message: str, hint: str | None = None) -> None:
     raise UsageError(message, hint=hint)
 
 
+def model_labels(specs: list[str]) -> list[str]:
+    """A distinct, readable name per --weights spec: its shortest path suffix that no other spec
+    shares (``A/final``, ``B/final`` for the RUN/final/ folders `hypernst train` writes).
+
+    The same model given twice (the same text, or paths to the same folder) is a usage error."""
+    import os
+
+    seen: dict[str, str] = {}
+    for spec in specs:
+        key = os.path.realpath(spec) if os.path.exists(spec) else os.path.normpath(spec)
+        if key in seen:
+            raise_usage(f"--weights {spec} is the same model as --weights {seen[key]}",
+                        "give each model once")
+        seen[key] = spec
+    parts = [Path(spec).parts for spec in specs]
+
+    def suffix(i: int, k: int) -> str:
+        return Path(*parts[i][-k:]).as_posix()
+
+    labels = []
+    for i in range(len(specs)):
+        k = 1
+        while k < len(parts[i]) and any(
+                suffix(i, k) == suffix(j, k) for j in range(len(specs)) if j != i):
+            k += 1
+        labels.append(suffix(i, k))
+    return labels
+
+
 @app.command()
 def evaluate(
     content: Optional[list[str]] = typer.Option(
@@ -92,14 +121,14 @@ def evaluate(
     contents = collect_images(content)
     styles = collect_images(style)
     specs = list(weights or [None])
+    # one label per model: the labels key the methods, so two alike would drop a model's row
+    labels = ["HyperNST"] if len(specs) == 1 else [
+        f"HyperNST ({name})" for name in model_labels([str(spec) for spec in specs])]
     pipes = {}
-    for spec in specs:
-        pipe = opt.load_pipeline(weights=spec, config=config, backend=backend, seed=seed,
-                                 iterations=iterations,
-                             precision=precision, compile=compile_models, detail=detail,
-                             palette=palette)
-        label = "HyperNST" if len(specs) == 1 else f"HyperNST ({Path(spec or config).name})"
-        pipes[label] = pipe
+    for spec, label in zip(specs, labels):
+        pipes[label] = opt.load_pipeline(weights=spec, config=config, backend=backend, seed=seed,
+                                         iterations=iterations, precision=precision,
+                                         compile=compile_models, detail=detail, palette=palette)
     first = next(iter(pipes.values()))
 
     def parse(image):  # per-region colour distance; a face-less image counts as background
@@ -120,5 +149,9 @@ def evaluate(
     table = (output / "report.md").read_text()
     STATE.out.print(table, markup=False, highlight=False)
     if report.failures:
-        STATE.warn(f"{len(report.failures)} pair(s) failed; see {output / 'pairs.csv'}")
-        raise typer.Exit(1)
+        from hypernst_cli.errors import EXIT_INPUT, EXIT_PARTIAL
+
+        STATE.warn(f"{len(report.failures)} of {len(report.rows)} method x pair runs failed; "
+                   f"see {output / 'report.md'} (Failures) or {output / 'pairs.csv'}")
+        # as in every batch: 1 when some results were kept, 2 when nothing could be measured
+        raise typer.Exit(EXIT_INPUT if len(report.failures) == len(report.rows) else EXIT_PARTIAL)

@@ -17,22 +17,45 @@ from hypernst_cli.cli import options as opt
 
 # options both commands take, with one meaning
 OUTPUT = typer.Option(..., "--output", "-o", help="Output folder.")
-CONFIG = typer.Option("compact", "--config", help="Model config whose resolution is the default size.")
+CONFIG = typer.Option(
+    "compact", "--config",
+    help="Model config whose weights' resolution is the default size (256 px for the embedded compact).")
 BACKEND = opt.BACKEND
 DETECTOR = typer.Option(
     "hog", "--detector", help="dlib detector: hog (fast) or cnn (finds harder faces, slower).")
 RECURSIVE = typer.Option(False, "--recursive", "-r", help="Descend into sub-folders.")
 
 
-def resolve_size(size: int | None, config: str) -> int:
+def resolve_size(size: int | None, config: str, *, of_weights: bool = False) -> int:
+    """``--size``, else the config's resolution; with ``of_weights`` the resolution of the
+    weights ``--config`` loads (align and segment make inputs for them: the embedded compact
+    model is 256 px, grown from the 128 px config), rather than the config's own (``train
+    prepare``: data for a model trained from the config)."""
     from hypernst_cli.configs import get_config
     from hypernst_cli.errors import UsageError
 
     if size is None:
-        return get_config(config).resolution
+        return (_weights_resolution(config) if of_weights else None) or get_config(config).resolution
     if size < 16 or size > 4096:
         raise UsageError(f"--size {size} is out of range", hint="use 16 to 4096 pixels")
     return size
+
+
+def _weights_resolution(config: str) -> int | None:
+    """The resolution in the config of the weights ``--config`` would load (no tensors are
+    read); None when there are none."""
+    import json
+
+    from hypernst_cli.errors import HypernstError
+    from hypernst_cli.weights.checkpoint import CONFIG_FILE, read_metadata, resolve_weights
+
+    try:
+        path = resolve_weights(None, config).path
+        data = (json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")) if path.is_dir()
+                else read_metadata(path).get("config"))
+        return int(data["generator"]["resolution"])
+    except (HypernstError, OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def face_items(

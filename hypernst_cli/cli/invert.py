@@ -36,16 +36,19 @@ def invert(
     from hypernst_cli.cli.batch import WorkItem, exit_with, run_batch
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
+    from hypernst_cli.io.inputs import unique_stems
 
     paths = collect_images(contents)
     if not paths:
         raise UsageError("no content images found in the given inputs")
     if output.suffix:
         raise UsageError(f"-o {output}: invert writes several files; give a folder")
+    # file stems, prefixed by their folder where two inputs share a name (no output collisions)
+    stems = unique_stems(paths)
     items = [
         WorkItem(str(p), {"input": str(p)},
-                 [output / f"{p.stem}.latent.safetensors", output / f"{p.stem}_e4e.png",
-                  output / f"{p.stem}_reconstruction.png"], payload=p)
+                 [output / f"{stems[p]}.latent.safetensors", output / f"{stems[p]}_e4e.png",
+                  output / f"{stems[p]}_reconstruction.png"], payload=p)
         for p in paths
     ]
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,

@@ -40,8 +40,17 @@ COMPILE = typer.Option(
     None, "--compile/--no-compile",
     help="torch.compile the generator and hyper-network on CUDA (first batch of each size "
          "compiles; default: $HYPERNST_COMPILE).")
+def finite(value: Optional[float]) -> Optional[float]:
+    """Refuse inf and nan (an option with a minimum but no maximum lets both through)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 DETAIL = typer.Option(
-    None, "--detail", min=0.0,
+    None, "--detail", min=0.0, callback=finite,
     help="Restore the content's fine detail on the output: 0 = the generator's output as is, "
          "1 = all of it (default: the model's setting; 0 for the embedded compact model).")
 PALETTE = typer.Option(

@@ -44,7 +44,7 @@ def segment(
     from hypernst_cli.io import load_image
 
     aligning = do_align or all_faces
-    crop_size = fo.resolve_size(size, config)
+    crop_size = fo.resolve_size(size, config, of_weights=True)
     items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name, aligning),
                                       recursive=recursive, all_faces=all_faces, shard=shard)
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)

@@ -63,7 +63,13 @@ def stylize(
     Examples: `hypernst stylize face.jpg style.png -o out.png`;
     `hypernst stylize photos/ styles/ -o out/ --json` (every photo x every style, resumable).
     """
-    from hypernst_cli.cli.batch import exit_with, parse_shard, run_batch, take_shard
+    from hypernst_cli.cli.batch import (
+        check_distinct_outputs,
+        exit_with,
+        parse_shard,
+        run_batch,
+        take_shard,
+    )
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
     from hypernst_cli.io.inputs import unique_stems
@@ -90,8 +96,12 @@ def stylize(
     if fmt not in ("png", "jpg", "webp"):
         raise UsageError(f"unknown --format '{fmt}'", hint="use png, jpg or webp")
 
+    if all_faces and opt.is_image_file(output):
+        raise UsageError(f"-o {output}: --all-faces writes one file per face",
+                         hint="give a folder with -o")
+    _check_name_template(name)
     combos = list(zip(contents, styles)) if pairs else [(c, s) for s in styles for c in contents]
-    single_file = opt.is_image_file(output) and not all_faces
+    single_file = opt.is_image_file(output)
     if single_file and len(combos) != 1:
         raise UsageError(f"-o {output} is a file but there are {len(combos)} results",
                          hint="give a folder with -o")
@@ -99,13 +109,14 @@ def stylize(
     c_stems, s_stems = unique_stems(contents), unique_stems(styles)
     items = [_item(c, s, (c_stems[c], s_stems[s]), output, name, fmt, strength, all_faces,
                    single_file) for c, s in combos]
+    check_distinct_outputs(items)  # before sharding: shards must not write each other's files
     items = take_shard(items, parse_shard(shard))
 
+    latent_tensor = _read_latent(latent) if latent is not None else None  # before the models
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, no_cache=no_cache,
                              precision=precision, compile=compile_models, detail=detail,
                              palette=palette)
-    latent_tensor = _read_latent(latent) if latent is not None else None
     worker = _BatchedWorker(pipe, items, batch_size=batch_size, strength=strength, regions=regions,
                             paste_back=paste_back, all_faces=all_faces, size=size,
                             overwrite=overwrite, latent=latent_tensor, name=name, fmt=fmt)
@@ -117,6 +128,26 @@ def stylize(
 
 def _fields(names: tuple[str, str], strength: float, face: int | str) -> dict[str, Any]:
     return {"content": names[0], "style": names[1], "face": face, "strength": f"{strength:g}"}
+
+
+#: the fields of --name (plain names only: "{content.upper}" would name a file after a method)
+NAME_FIELDS = ("content", "style", "face", "strength")
+
+
+def _check_name_template(template: str) -> None:
+    import string
+
+    from hypernst_cli.errors import UsageError
+
+    hint = "fields: " + " ".join(f"{{{f}}}" for f in NAME_FIELDS)
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise UsageError(f"invalid --name template '{template}' ({exc})", hint=hint) from None
+    for field in fields:
+        if field not in NAME_FIELDS:
+            raise UsageError(f"invalid --name template '{template}': unknown field '{{{field}}}'",
+                             hint=hint)
 
 
 def _render_name(template: str, fields: dict[str, Any]) -> str:
@@ -150,11 +181,17 @@ def _read_latent(path: Path) -> Any:
     from hypernst_cli.pipeline.core import Latent
     from hypernst_cli.weights.checkpoint import load_tensors
 
-    tensors, _ = load_tensors(path)
-    if "wplus" not in tensors:
-        from hypernst_cli.errors import UsageError
+    from hypernst_cli.errors import HypernstError, UsageError
 
-        raise UsageError(f"{path}: not a latent written by `hypernst invert` (no 'wplus' tensor)")
+    hint = "make one with `hypernst invert PHOTO -o FOLDER`"
+    try:
+        tensors, _ = load_tensors(path)
+    except HypernstError:  # not safetensors at all (said as a latent's problem, not weights')
+        raise UsageError(f"{path}: not a latent written by `hypernst invert` (not a safetensors "
+                         "file)", hint=hint) from None
+    if "wplus" not in tensors:
+        raise UsageError(f"{path}: not a latent written by `hypernst invert` (no 'wplus' tensor)",
+                         hint=hint)
     return Latent(tensors["wplus"], tensors.get("features"))
 
 

@@ -10,8 +10,9 @@ and the baselines are evaluated the same way. Per pair and method the runner rec
   the method call, and encoding/writing the output PNG;
 - every metric's values (metric time is not counted).
 
-A method that raises a ``HypernstError`` on one pair (no face, bad input) fails that pair only; the
-failure is recorded and reported, and the batch goes on.
+A method that raises a ``HypernstError`` on one pair (no face, bad input) fails that pair only, and
+so does an image that cannot be read (or aligned): it fails every method on its pairs. Failures are
+recorded and reported, and the batch goes on.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hypernst_cli.errors import HypernstError, UsageError
+from hypernst_cli.errors import HypernstError, InputError, UsageError
 from hypernst_cli.eval.metrics import COLOUR_WIN, Metric, check_image, mean_or_none
 
 if TYPE_CHECKING:
@@ -155,12 +156,23 @@ class EvalRunner:
 
         images = _ImageCache(contents, styles, align)
         thumbs: dict[str, dict[tuple[int, int], np.ndarray]] = {m: {} for m in m_names}
-        self._warm_up(methods, images, chosen[0])
+        warmed = False
         rows: list[dict[str, Any]] = []
         for n, (ci, si) in enumerate(chosen, 1):
-            content, c_load = images.content(ci)
-            style, s_load = images.style(si)
             self.log(f"pair {n}/{len(chosen)}: {c_names[ci]} x {s_names[si]}")
+            try:
+                content, c_load = images.content(ci)
+                style, s_load = images.style(si)
+            except InputError as exc:
+                # an unreadable (or face-less) image fails its pairs only; device or weights
+                # errors would fail every pair alike, so they still stop the run
+                error = exc.one_line()
+                self.log(f"  failed: {error}")
+                rows += [self._blank_row(name, c_names[ci], s_names[si], error) for name in methods]
+                continue
+            if not warmed:  # on the first pair that loads, so a bad first file cannot stop it
+                self._warm_up(methods, content, style)
+                warmed = True
             for name, method in methods.items():
                 row = self._run_one(name, method, content, style, c_names[ci], s_names[si], out_dir)
                 if row.get("error") is None:
@@ -205,11 +217,7 @@ class EvalRunner:
                 m.prepare()
         return describe_device(self.device)
 
-    def _warm_up(
-        self, methods: dict[str, Method], images: _ImageCache, pair: tuple[int, int]
-    ) -> None:
-        content, _ = images.content(pair[0])
-        style, _ = images.style(pair[1])
+    def _warm_up(self, methods: dict[str, Method], content: np.ndarray, style: np.ndarray) -> None:
         for _ in range(self.warmup):
             for method in methods.values():
                 try:
@@ -224,6 +232,13 @@ class EvalRunner:
 
             torch.cuda.synchronize(dev)
 
+    def _blank_row(self, name: str, c_name: str, s_name: str, error: str | None) -> dict[str, Any]:
+        """A row without values: where every row starts, and all a pair that could not load gets."""
+        row: dict[str, Any] = {"method": name, "content": c_name, "style": s_name}
+        row.update({k: None for m in self.metrics for k in m.row_keys()})
+        row.update({"model_s": None, "total_s": None, "output": None, "error": error})
+        return row
+
     def _run_one(
         self,
         name: str,
@@ -234,9 +249,7 @@ class EvalRunner:
         s_name: str,
         out_dir: Path,
     ) -> dict[str, Any]:
-        row: dict[str, Any] = {"method": name, "content": c_name, "style": s_name}
-        row.update({k: None for m in self.metrics for k in m.row_keys()})
-        row.update({"model_s": None, "total_s": None, "output": None, "error": None})
+        row = self._blank_row(name, c_name, s_name, None)
         try:
             t0 = time.perf_counter()
             output = method(content.copy(), style.copy())  # copies: a method may not alter inputs
@@ -298,32 +311,47 @@ def add_colour_win_rate(summary: dict[str, dict[str, float | None]], rows: list[
 
 
 class _ImageCache:
-    """Each file is read (and a content aligned) once; its load time is kept for end-to-end time."""
+    """Each file is read (and a content aligned) once; its load time is kept for end-to-end time.
+    A file that fails keeps its error, so its other pairs fail the same way without a retry."""
 
     def __init__(self, contents: list[Path], styles: list[Path], align: Callable | None) -> None:
         self.contents, self.styles, self.align = contents, styles, align
-        self._c: dict[int, tuple[np.ndarray, float]] = {}
-        self._s: dict[int, tuple[np.ndarray, float]] = {}
+        self._c: dict[int, tuple[np.ndarray, float] | InputError] = {}
+        self._s: dict[int, tuple[np.ndarray, float] | InputError] = {}
 
     def content(self, i: int) -> tuple[np.ndarray, float]:
-        if i not in self._c:
-            from hypernst_cli.io import load_image
-
-            t0 = time.perf_counter()
-            img = load_image(self.contents[i])
-            if self.align is not None:
-                img = check_image(self.align(img), f"{self.contents[i]} (aligned)")
-            self._c[i] = (img, time.perf_counter() - t0)
-        return self._c[i]
+        return self._get(self._c, i, self._load_content)
 
     def style(self, i: int) -> tuple[np.ndarray, float]:
-        if i not in self._s:
-            from hypernst_cli.io import load_image
+        return self._get(self._s, i, lambda j: _timed_load(self.styles[j]))
 
-            t0 = time.perf_counter()
-            img = load_image(self.styles[i])
-            self._s[i] = (img, time.perf_counter() - t0)
-        return self._s[i]
+    def _load_content(self, i: int) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        img, _ = _timed_load(self.contents[i])
+        if self.align is not None:
+            img = check_image(self.align(img), f"{self.contents[i]} (aligned)")
+        return img, time.perf_counter() - t0
+
+    @staticmethod
+    def _get(cache: dict, i: int, load: Callable[[int], tuple[np.ndarray, float]]
+             ) -> tuple[np.ndarray, float]:
+        if i not in cache:
+            try:
+                cache[i] = load(i)
+            except InputError as exc:
+                cache[i] = exc
+        entry = cache[i]
+        if isinstance(entry, InputError):
+            raise entry
+        return entry
+
+
+def _timed_load(path: Path) -> tuple[np.ndarray, float]:
+    from hypernst_cli.io import load_image
+
+    t0 = time.perf_counter()
+    img = load_image(path)
+    return img, time.perf_counter() - t0
 
 
 def select_pairs(

@@ -14,6 +14,7 @@ Models load lazily; dlib's are shared by the whole process. Errors about an imag
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ class FaceProcessor:
 
     ``backend``: auto | dlib | facexlib. ``detector``: hog | cnn (dlib only). ``device``: a
     ``--device`` spec or torch.device for the facexlib networks. ``parser``: bisenet | parsenet.
+    ``options``: the command-line options of the calling command that the "no face found" hint
+    may suggest (``align`` and ``segment`` have both; the pipeline commands only ``--backend``).
     """
 
     def __init__(
@@ -45,6 +48,7 @@ class FaceProcessor:
         *,
         parser: str = "bisenet",
         pad_blur: bool = True,
+        options: Collection[str] = ("--backend", "--detector"),
     ) -> None:
         if backend not in BACKENDS:
             raise UsageError(f"unknown face backend '{backend}'", hint="use auto, dlib or facexlib")
@@ -58,6 +62,7 @@ class FaceProcessor:
         self.detector = detector
         self.parser_kind = parser
         self.pad_blur = pad_blur
+        self.options = frozenset(options)
         self._device_spec = device
         self._dlib: Any = None
         self._facexlib: Any = None
@@ -152,8 +157,24 @@ class FaceProcessor:
     def _detect_some(self, img: np.ndarray, source: str | Path) -> list[DetectedFace]:
         faces = self.detect(img)
         if not faces:
-            raise NoFaceError(source, "no face found", hint=_NO_FACE_HINT)
+            raise NoFaceError(source, "no face found", hint=self._no_face_hint())
         return faces
+
+    def _no_face_hint(self) -> str:
+        """What to do when no face is found: a clearer photo, or a stronger detector through an
+        option the calling command has (``self.options``)."""
+        hint = "use a photo with a clearly visible, roughly frontal face"
+        if self.backend != "dlib":
+            return hint  # RetinaFace is already the strongest detector on offer
+        if self.detector == "hog" and "--detector" in self.options:
+            return f"{hint}, or try --detector cnn"
+        if "--backend" in self.options:
+            from hypernst_cli.faces.facexlib_backend import DETECTION_WEIGHTS, weights_path
+
+            if weights_path(DETECTION_WEIGHTS) is None:
+                return f"{hint}, or try --backend facexlib after `hypernst download {DETECTION_WEIGHTS}`"
+            return f"{hint}, or try --backend facexlib"
+        return hint
 
     # --- parsing -------------------------------------------------------------------------------
 
@@ -223,9 +244,6 @@ class FaceProcessor:
         from hypernst_cli.faces.paste import paste_back
 
         return paste_back(_as_rgb(original), stylized, aligned, feather=feather, regions=regions)
-
-
-_NO_FACE_HINT = "use a photo with a clearly visible, roughly frontal face, or try --detector cnn"
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

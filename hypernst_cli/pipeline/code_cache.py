@@ -153,8 +153,12 @@ class StyleCodeProvider:
 
     def for_file(self, path: str | Path) -> StyleCodes:
         from hypernst_cli.io import load_image
+        from hypernst_cli.io.atomic import protect_input
         from hypernst_cli.io.inputs import file_sha256
 
+        # a style read from the cache is never decoded by load_image, which is what marks a
+        # file as an input: mark it here, so no output of the run may replace it
+        protect_input(path)
         sha = file_sha256(path)
         if sha in self._memory:
             return self._memory[sha]

@@ -8,5 +8,7 @@ from typing import Any
 def face_processor(backend: str = "auto", device: Any = None) -> Any:
     from hypernst_cli.faces import FaceProcessor
 
-    return FaceProcessor(backend=backend, device=device)
+    # the commands that build one have --backend, not --detector: the no-face hint names only
+    # the former
+    return FaceProcessor(backend=backend, device=device, options=("--backend",))
 

@@ -550,15 +550,17 @@ class HyperNSTPipeline:
 
 def parse_strength_range(spec: str) -> tuple[float, float]:
     """``A..B`` (or a single number) -> (A, B)."""
+    import math
+
     text = spec.strip()
     try:
-        if ".." in text:
-            a, b = text.split("..", 1)
-            return float(a), float(b)
-        v = float(text)
-        return v, v
+        a, b = (float(v) for v in text.split("..", 1)) if ".." in text else (float(text),) * 2
     except ValueError:
         raise UsageError(f"invalid strength range '{spec}'", hint="use A..B, e.g. -3..3") from None
+    if not (math.isfinite(a) and math.isfinite(b)):  # nan renders black frames, inf garbage
+        raise UsageError(f"invalid strength range '{spec}': strengths must be finite numbers",
+                         hint="use A..B, e.g. -3..3")
+    return a, b
 
 
 def linspace(a: float, b: float, steps: int) -> list[float]:

@@ -343,6 +343,11 @@ def resolve_weights(
             return ResolvedWeights(_usable(entry, path), "registry", entry.name)
         raise WeightsNotFoundError(f"{spec}: no such weights file or folder")
 
+    # the default weights are looked up by config: an unknown one is a usage error (exit 2, the
+    # list of configs), not missing weights
+    from hypernst_cli.configs import get_config
+
+    get_config(config_name)
     entries = load_registry() if registry is None else registry
     for entry in entries.values():
         if entry.kind in kinds and config_name in entry.configs and entry.source_type in ("hub", "url"):
