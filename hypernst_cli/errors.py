@@ -133,6 +133,9 @@ _WRITE_CAUSES: dict[int, tuple[str, str]] = {
     errno.EPERM: ("operation not permitted", "write to a folder you may write to, or fix its permissions"),
     errno.EROFS: ("read-only file system", "write to a writable disk"),
     errno.ENAMETOOLONG: ("file name too long", "use a shorter output path"),
+    # a folder on the way is a file (a cache or output folder set to a file's path)
+    errno.ENOTDIR: ("a file is in the way of a folder on this path", "move it, or choose another path"),
+    errno.EEXIST: ("a file is where a folder should be", "move it, or choose another path"),
 }
 
 

@@ -200,3 +200,10 @@ def test_two_items_with_the_same_output_are_refused_before_anything_runs(tmp_pat
     with pytest.raises(UsageError, match="a/face.png and b/face.png would both be written"):
         run_batch(items, _worker(calls))
     assert calls == [] and not (tmp_path / "face.txt").exists()
+
+
+def test_a_failed_item_lists_no_outputs(tmp_path, capsys):
+    """Its promised files were never written: --json must not list them."""
+    run_batch(_items(tmp_path, ["a", "bad1"]), _worker([]), as_json=True)
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert lines[0]["outputs"] == [str(tmp_path / "a.txt")] and lines[1]["outputs"] == []

@@ -109,3 +109,75 @@ def test_align_makes_crops_the_size_of_the_model_it_feeds(run_cli, photo, tmp_pa
     r = run_cli("--device", "cpu", "align", photo, "-o", tmp_path / "al", "--backend", "dlib")
     assert r.exit_code == 0, r.stderr
     assert load_image(tmp_path / "al" / f"{photo.stem}.png").shape == (256, 256, 3)
+
+
+def test_output_names_do_not_depend_on_the_order_of_the_inputs(tmp_path):
+    """``segment dir/face.png dir/face.jpg`` then ``segment dir`` swapped the two faces' names
+    (face, face-2 by order) and skipped both as done: every file was attributed to the other."""
+    from pathlib import Path
+
+    from hypernst_cli.io.inputs import unique_stems
+
+    png, jpg = Path("d/face.png"), Path("d/face.jpg")
+    assert unique_stems([png, jpg]) == unique_stems([jpg, png]) == {png: "d_face_png",
+                                                                    jpg: "d_face_jpg"}
+    a, b = Path("a/x/face.png"), Path("b/x/face.png")
+    assert unique_stems([a, b]) == {a: "a_x_face_png", b: "b_x_face_png"}
+    assert unique_stems([Path("a/face.jpg"), Path("b/face.jpg"), Path("c/other.png")]) == {
+        Path("a/face.jpg"): "a_face", Path("b/face.jpg"): "b_face", Path("c/other.png"): "other"}
+
+
+def test_a_missing_or_folder_style_is_an_input_error(run_cli, photo, tmp_path):
+    """``interpolate FACE nonexist.png`` was an internal error (exit 70) after the models loaded."""
+    for bad, text in ((tmp_path / "nonexist.png", "no such file"), (tmp_path, "a folder")):
+        r = run_cli("--device", "cpu", "interpolate", photo, bad, "--steps", "2",
+                    "-o", tmp_path / "i")
+        _one_line_error(r, 2, text)
+        assert "model:" not in r.stderr  # refused before the models load
+
+
+def test_a_file_where_a_cache_folder_should_be_is_a_write_error(run_cli, tmp_path, monkeypatch):
+    """``HF_HOME`` set to a file made `download` an internal error (NotADirectoryError, exit 70)."""
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("x")
+    monkeypatch.setenv("HF_HOME", str(blocker))
+    r = run_cli("download", "interfacegan-age")
+    _one_line_error(r, 74, "a file is in the way of a folder")
+    assert blocker.read_text() == "x"
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "inf"])
+def test_a_bad_pixel_limit_is_refused(value, monkeypatch):
+    """``HYPERNST_MAX_PIXELS=abc`` was ignored and ``-5`` made every image "over the limit"."""
+    from hypernst_cli.errors import UsageError
+    from hypernst_cli.io.images import max_pixels_default
+
+    monkeypatch.setenv("HYPERNST_MAX_PIXELS", value)
+    with pytest.raises(UsageError, match="HYPERNST_MAX_PIXELS"):
+        max_pixels_default()
+
+
+def test_a_region_given_twice_or_as_a_folder_is_refused(run_cli, photo, style, tmp_path):
+    r = run_cli("stylize", photo, style, "-o", tmp_path / "o.png",
+                "--region", f"hair={style},hair={style}")
+    _one_line_error(r, 2, "region 'hair' is given twice")
+    r = run_cli("stylize", photo, style, "-o", tmp_path / "o.png", "--region", f"hair={tmp_path}")
+    _one_line_error(r, 2, "a folder")
+
+
+def test_listing_the_weights_of_an_unknown_config_is_refused(run_cli):
+    """``weights list --config bogus`` printed an empty table with exit 0."""
+    _one_line_error(run_cli("weights", "list", "--config", "bogus"), 2, "config 'bogus'")
+    assert run_cli("weights", "list", "--config", "compact").exit_code == 0
+
+
+def test_a_failed_download_still_prints_its_json_line(run_cli, tmp_path, monkeypatch):
+    """``download NAME --json`` printed nothing on stdout when the one file failed."""
+    import json
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # no network here, and none wanted in a test
+    r = run_cli("download", "interfacegan-age", "--json")
+    assert r.exit_code == 3, r.stderr
+    line = json.loads(r.stdout.strip().splitlines()[-1])
+    assert line["name"] == "interfacegan-age" and line["ok"] is False and line["error"]

@@ -220,3 +220,14 @@ def test_a_style_served_from_the_cache_is_still_an_input_no_output_may_replace(t
     assert enc.calls == 0  # served from the cache
     with pytest.raises(OutputError, match="overwrite an input"):
         save_image(np.zeros_like(image), path)
+
+
+def test_a_missing_or_folder_style_is_an_input_error(tmp_path):
+    from hypernst_cli.errors import InputError
+
+    image, mask = synthetic_portrait()
+    provider = _cached_provider(CountingEncoder(), mask, tmp_path)
+    with pytest.raises(InputError, match="no such file"):
+        provider.for_file(tmp_path / "missing.png")
+    with pytest.raises(InputError, match="a folder"):
+        provider.for_file(tmp_path)

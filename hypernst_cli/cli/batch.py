@@ -87,7 +87,9 @@ class ItemResult:
         }
         if self.records:
             return [{**self.item.inputs, **rec, **state} for rec in self.records]
-        return [{**self.item.inputs, "outputs": [str(p) for p in self.files()], **state}]
+        # a failed item wrote nothing: its promised files are not outputs
+        outputs = [] if self.status == "failed" else [str(p) for p in self.files()]
+        return [{**self.item.inputs, "outputs": outputs, **state}]
 
     def files(self) -> list[Path]:
         """What the item wrote (or had written before, when skipped)."""

@@ -49,6 +49,10 @@ def interpolate(
 
     if output.suffix:
         raise UsageError(f"-o {output}: interpolate writes several files; give a folder")
+    for image in (style, to):  # before the models load
+        if image is not None and not Path(image).is_file():
+            raise UsageError(f"{image}: {'a folder' if Path(image).is_dir() else 'no such file'}",
+                             hint="give a style image file")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, detail=detail,

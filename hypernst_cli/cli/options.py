@@ -12,7 +12,7 @@ WEIGHTS = typer.Option(
     None, "--weights", "-w",
     help="Model folder, .safetensors file or registry name (default: downloaded, then embedded).",
 )
-CONFIG = typer.Option("compact", "--config", help="Model config whose weights to use: tiny | compact | paper.")
+CONFIG = typer.Option("compact", "--config", help="Model config whose weights to use: tiny | compact | compact256 | paper.")
 BACKEND = typer.Option(
     "auto", "--backend",
     help="Face backend: auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
@@ -56,7 +56,7 @@ DETAIL = typer.Option(
 PALETTE = typer.Option(
     None, "--palette", min=0.0, max=1.0,
     help="Match the output's Lab histograms to the style's: 0 = the model's colours "
-         "as they are, 1 = the style's (x --strength; default: the model's setting).")
+         "as they are, 1 = the style's (x the style strength; default: the model's setting).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
@@ -105,6 +105,8 @@ def parse_region_spec(spec: str) -> dict[str, str]:
             raise UsageError(f"invalid region spec '{part}'", hint="use REGION=STYLE_IMAGE, e.g. hair=a.png")
         if name not in REGION_IDS:
             raise UsageError(f"unknown region '{name}'", hint=f"use {', '.join(REGION_NAMES)}")
+        if name in out:
+            raise UsageError(f"region '{name}' is given twice", hint="give each region once")
         out[name] = value.strip()
     if not out:
         raise UsageError("empty region spec", hint="e.g. hair=a.png,face=b.png")

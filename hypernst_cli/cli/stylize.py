@@ -88,7 +88,8 @@ def stylize(
     regions = {k: Path(v) for k, v in opt.parse_region_spec(region).items()} if region else {}
     for p in regions.values():
         if not p.is_file():
-            raise UsageError(f"--region: {p}: no such file")
+            raise UsageError(f"--region: {p}: {'a folder' if p.is_dir() else 'no such file'}",
+                             hint="give one style image per region")
     if pairs and len(contents) != len(styles):
         raise UsageError(f"--pairs needs as many contents as styles ({len(contents)} vs {len(styles)})")
     if latent is not None and len(contents) != 1:

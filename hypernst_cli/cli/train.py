@@ -105,6 +105,8 @@ def train(
         return
     if output is None:
         raise UsageError("no run folder given", hint="pass -o RUN_DIR")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output} is a file; give a folder")
     from hypernst_cli.train.run import run_training
 
     final = run_training(cfg, output, resume=resume, log=STATE.info, warn=STATE.warn,

@@ -65,13 +65,13 @@ def download(
                 entry, revision=revision, force=force, progress=not STATE.quiet, warn=STATE.warn
             )
         except HypernstError as exc:
+            if as_json:  # a script reading stdout learns of the failure too, not only stderr
+                STATE.out.print(json.dumps({"name": entry.name, "ok": False, "error": exc.one_line()}),
+                                markup=False)
             if len(entries) == 1:
                 raise
             failures += 1
             STATE.err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False)
-            if as_json:
-                STATE.out.print(json.dumps({"name": entry.name, "ok": False, "error": exc.one_line()}),
-                                markup=False)
             continue
         if as_json:
             STATE.out.print(
@@ -94,10 +94,16 @@ def list_weights(
     config: str = typer.Option(None, "--config", help="Only the files this config uses."),
 ) -> None:
     """Every registered file: kind, configs, whether it is here, size, license and source."""
+    from hypernst_cli.errors import UsageError
     from hypernst_cli.weights.registry import load_registry, locate
 
+    registry = load_registry()
+    known = sorted({c for entry in registry.values() for c in entry.configs})
+    if config and config not in known:  # an empty table would read as "nothing is needed"
+        raise UsageError(f"no registered file is for config '{config}'",
+                         hint=f"use one of: {', '.join(known)}")
     rows = []
-    for entry in load_registry().values():
+    for entry in registry.values():
         if config and config not in entry.configs:
             continue
         path, status = locate(entry)
@@ -181,6 +187,8 @@ def export_weights(
 
     if output.resolve() == src.resolve():
         raise UsageError("-o must differ from the source folder")
+    if output.exists() and not output.is_dir():
+        raise UsageError(f"-o {output} is a file; give a folder")
     folder = export_model_folder(src, output, half=not fp32)
     size = (folder / MODEL_FILE).stat().st_size
     STATE.out.print(f"wrote {folder} ({_human_size(size)})", markup=False)

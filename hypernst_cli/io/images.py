@@ -52,9 +52,15 @@ def max_pixels_default() -> int:
     env = os.environ.get("HYPERNST_MAX_PIXELS")
     if env:
         try:
-            return int(float(env))
+            value = float(env)
         except ValueError:
-            pass
+            value = float("nan")
+        if not (value >= 1 and value != float("inf")):  # a typo must not lift or break the limit
+            from hypernst_cli.errors import UsageError
+
+            raise UsageError(f"HYPERNST_MAX_PIXELS={env} is not a number of pixels",
+                             hint=f"set a whole number >= 1 (default {DEFAULT_MAX_PIXELS}) or unset it")
+        return int(value)
     return DEFAULT_MAX_PIXELS
 
 

@@ -57,16 +57,26 @@ def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
 
 
 def unique_stems(paths: list[Path]) -> dict[Path, str]:
-    """A unique output stem per input: the file stem, prefixed by its folder when stems collide."""
-    counts: dict[str, int] = {}
-    for p in paths:
-        counts[p.stem] = counts.get(p.stem, 0) + 1
+    """A unique output stem per input: the file stem; where stems clash, the folder's name before
+    it, then the extension after it (``face.png`` and ``face.jpg`` in one folder), then the
+    folder above. Each name depends on the inputs given, not on their order, so a rerun over the
+    same files in another order resumes with the same names."""
+    from collections import Counter
+
+    def names(p: Path) -> list[str]:
+        ext = p.suffix.lstrip(".").lower()
+        return [p.stem, f"{p.parent.name}_{p.stem}", f"{p.parent.name}_{p.stem}_{ext}",
+                f"{p.parent.parent.name}_{p.parent.name}_{p.stem}_{ext}"]
+
+    options = {p: names(p) for p in paths}
+    counts = [Counter(o[level] for o in options.values()) for level in range(4)]
     stems: dict[Path, str] = {}
     used: set[str] = set()
     for p in paths:
-        stem = p.stem if counts[p.stem] == 1 else f"{p.parent.name}_{p.stem}"
+        stem = next((o for level, o in enumerate(options[p]) if counts[level][o] == 1),
+                    options[p][-1])
         base, n = stem, 1
-        while stem in used:
+        while stem in used:  # a clash between levels ("x_face" the file and the prefixed one)
             n += 1
             stem = f"{base}-{n}"
         used.add(stem)

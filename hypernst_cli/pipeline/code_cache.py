@@ -159,6 +159,12 @@ class StyleCodeProvider:
         # a style read from the cache is never decoded by load_image, which is what marks a
         # file as an input: mark it here, so no output of the run may replace it
         protect_input(path)
+        path = Path(path)
+        if not path.is_file():
+            from hypernst_cli.errors import InputError
+
+            raise InputError(path, "a folder, not a style image" if path.is_dir()
+                             else "no such file", hint="give a style image file")
         sha = file_sha256(path)
         if sha in self._memory:
             return self._memory[sha]

@@ -7,19 +7,65 @@ from typing import Any
 
 import torch
 
-from hypernst_cli.errors import UsageError, WeightsNotFoundError
+from hypernst_cli.errors import InputError, UsageError, WeightsNotFoundError
 
 KNOWN = ("age", "smile", "pose")
 
 
 def resolve_direction(spec: str, models: Any) -> tuple[str, torch.Tensor]:
-    """(name, direction tensor) for ``--direction age|smile|pose|FILE``."""
+    """(name, direction tensor) for ``--direction age|smile|pose|FILE``, checked for the model."""
     path = Path(spec).expanduser()
     if path.suffix or path.exists():
-        return _from_file(path)
+        name, vector = _from_file(path)
+        return name, check_direction(name, vector, models, source=path)
     name = spec.lower()
     if name in models.directions:
-        return name, models.directions[name].float()
+        return name, check_direction(name, models.directions[name].float(), models,
+                                     source=models.source)
+    return name, _from_registry(name, models)
+
+
+def _n_latent(models: Any) -> int:
+    generator = getattr(models, "networks", {}).get("generator")
+    if generator is not None and hasattr(generator, "n_latent"):
+        return int(generator.n_latent)
+    from hypernst_cli.pipeline.models import n_latent_for
+
+    return n_latent_for(models.config.generator.resolution)
+
+
+def check_direction(name: str, vector: torch.Tensor, models: Any, *,
+                    source: str | Path) -> torch.Tensor:
+    """``vector`` when it is usable on this model: finite, non-zero, and with 1 or n_latent
+    layers (``core.edit_wplus`` adds a [D] / [1, D] direction to every W+ latent and an [L, D] one
+    layer by layer); else an InputError (exit 2) naming the file and the problem."""
+    if not bool(torch.isfinite(vector).all()):
+        raise InputError(source, f"direction '{name}' has NaN or inf values",
+                         hint="fix or re-export the direction")
+    if not bool(vector.any()):
+        raise InputError(source, f"direction '{name}' is all zeros: it would not edit anything",
+                         hint="give a non-zero direction")
+    n = _n_latent(models)
+    if vector.dim() == 3 and vector.shape[0] == 1:
+        layers = vector.shape[1]
+        ok = layers == 1 or layers >= n  # deeper per-layer directions: the first n are used
+    elif vector.dim() == 2:
+        layers = vector.shape[0]
+        ok = layers in (1, n)
+    elif vector.dim() == 1:
+        layers, ok = 1, True
+    else:
+        raise InputError(source, f"direction '{name}' has shape {list(vector.shape)}; "
+                                 f"expected [D], [1, D] or [{n}, D]",
+                         hint="use a direction made for this model")
+    if not ok:
+        raise InputError(source, f"direction '{name}' has {layers} layers; this model takes 1 "
+                                 f"(one for every layer) or {n}",
+                         hint="use a direction made for this model")
+    return vector
+
+
+def _from_registry(name: str, models: Any) -> torch.Tensor:
     from hypernst_cli.weights.checkpoint import load_model_folder, resolve_weights
     from hypernst_cli.weights.registry import load_registry
 
@@ -30,7 +76,7 @@ def resolve_direction(spec: str, models: Any) -> tuple[str, torch.Tensor]:
             resolved = resolve_weights(entry.name, cfg_name)
             found = load_model_folder(resolved.path).networks.get("directions", {})
             if name in found:
-                return name, found[name].float()
+                return check_direction(name, found[name].float(), models, source=resolved.path)
     known = sorted(models.directions) or []
     raise WeightsNotFoundError(
         f"no '{name}' edit direction for the {cfg_name} model",

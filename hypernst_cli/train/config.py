@@ -9,6 +9,7 @@ strings). Unknown keys are errors, so a typo never trains the wrong thing silent
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,31 @@ def load_train_config(
         _refuse_renamed(stage, override, f"override '{text}'")
         cfg = _merge(cfg, override, allow_new=False, where="")
     cfg["stage"] = stage
+    _check_ranges(cfg)
     return cfg
+
+
+def _is_lr(key: str) -> bool:
+    return key == "lr" or key.startswith("lr_") or key.endswith("_lr")
+
+
+def _check_ranges(cfg: dict[str, Any], where: str = "") -> None:
+    """Refuse values no run can use (before anything is written): learning rates must be
+    finite and >= 0 (0 freezes that part); batch_size and steps integers >= 1."""
+    for key, value in cfg.items():
+        path = f"{where}{key}"
+        if isinstance(value, dict):
+            _check_ranges(value, f"{path}.")
+        elif _is_lr(key) and value is not None:
+            # 0 is allowed: a recipe freezes a part with it (lr_encoder = 0)
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
+                raise UsageError(f"training option '{path}' must be a finite number >= 0, "
+                                 f"got {value!r}", hint=f"e.g. {path}=0.0001")
+        elif not where and key in ("batch_size", "steps"):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise UsageError(f"training option '{path}' must be an integer >= 1, "
+                                 f"got {value!r}", hint=f"e.g. {path}=4")
 
 
 def dump_toml(cfg: dict[str, Any]) -> str:

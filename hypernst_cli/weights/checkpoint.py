@@ -406,6 +406,17 @@ def export_model_folder(src: str | Path, dst: str | Path, *, half: bool = True) 
     modules' fp32; integer buffers are kept as they are). The config, metrics and card travel."""
     import torch
 
+    from hypernst_cli.errors import UsageError
+
+    src_path, dst_path = Path(src), Path(dst)
+    folder = src_path if src_path.is_dir() else src_path.parent
+    reads = {src_path} if src_path.is_file() else set()
+    reads |= {folder / name for name in (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE)}
+    read_real = {p.resolve() for p in reads if p.exists()}
+    for name in (MODEL_FILE, CONFIG_FILE, METRICS_FILE, CARD_FILE):
+        if (dst_path / name).resolve() in read_real:
+            raise UsageError(f"-o {dst} would overwrite {dst_path / name}, which the export reads",
+                             hint="give another output folder")
     model = load_model_folder(src)
     missing = [n for n in ("generator", "encoder", "aladin", "hypernet") if n not in model.networks]
     if missing:
