@@ -34,17 +34,23 @@ def _n_latent(models: Any) -> int:
     return n_latent_for(models.config.generator.resolution)
 
 
-def check_direction(name: str, vector: torch.Tensor, models: Any, *,
-                    source: str | Path) -> torch.Tensor:
-    """``vector`` when it is usable on this model: finite, non-zero, and with 1 or n_latent
-    layers (``core.edit_wplus`` adds a [D] / [1, D] direction to every W+ latent and an [L, D] one
-    layer by layer); else an InputError (exit 2) naming the file and the problem."""
+def check_values(name: str, vector: torch.Tensor, source: str | Path) -> None:
+    """An InputError (exit 2) for a direction no edit can use: NaN or inf values (black
+    frames), or all zeros (no edit at all)."""
     if not bool(torch.isfinite(vector).all()):
         raise InputError(source, f"direction '{name}' has NaN or inf values",
                          hint="fix or re-export the direction")
     if not bool(vector.any()):
         raise InputError(source, f"direction '{name}' is all zeros: it would not edit anything",
                          hint="give a non-zero direction")
+
+
+def check_direction(name: str, vector: torch.Tensor, models: Any, *,
+                    source: str | Path) -> torch.Tensor:
+    """``vector`` when it is usable on this model: finite, non-zero, and with 1 or n_latent
+    layers (``core.edit_wplus`` adds a [D] / [1, D] direction to every W+ latent and an [L, D] one
+    layer by layer); else an InputError (exit 2) naming the file and the problem."""
+    check_values(name, vector, source)
     n = _n_latent(models)
     if vector.dim() == 3 and vector.shape[0] == 1:
         layers = vector.shape[1]

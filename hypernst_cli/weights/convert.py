@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hypernst_cli.errors import InputError, UsageError, WeightsError, WeightsIntegrityError
+from hypernst_cli.errors import UsageError, WeightsError, WeightsIntegrityError
 from hypernst_cli.weights.pickles import load_npy, load_torch_pickle
 
 if TYPE_CHECKING:
@@ -159,6 +159,8 @@ def convert_aladin(src: Path, name: str | None = None) -> Converted:
 def convert_directions(src: Path, name: str | None = None) -> Converted:
     import torch
 
+    from hypernst_cli.pipeline.directions import check_values
+
     if src.suffix.lower() == ".npy":
         found: Any = torch.from_numpy(load_npy(src).copy())
     else:
@@ -173,12 +175,7 @@ def convert_directions(src: Path, name: str | None = None) -> Converted:
     for key, tensor in directions.items():
         if not tensor.is_floating_point() or tensor.ndim < 1:
             raise WeightsIntegrityError(f"{src}: direction '{key}' is not a float vector")
-        if not bool(torch.isfinite(tensor).all()):
-            raise InputError(src, f"direction '{key}' has NaN or inf values",
-                             hint="fix or re-export the direction")
-        if not bool(tensor.any()):
-            raise InputError(src, f"direction '{key}' is all zeros: it would not edit anything",
-                             hint="give a non-zero direction")
+        check_values(key, tensor, src)
         spaces[key] = {"shape": list(tensor.shape), "space": "w+" if tensor.ndim == 3 else "w"}
     return {"directions": directions}, {}, {"directions": spaces}
 
