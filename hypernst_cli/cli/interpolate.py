@@ -73,6 +73,12 @@ def interpolate(
         frames += [resize_uint8(f, size) for f in to_uint8(result.images)]
     for i, frame in enumerate(frames):
         save_image(frame, output / f"frame_{i:03d}.png")
+    # an earlier run into this folder with more --steps left frames past this run's end: they
+    # would be taken for this walk's (frame_*.png), so they go
+    for stale in output.glob("frame_*.png"):
+        number = stale.name[len("frame_"):-len(".png")]
+        if number.isdigit() and int(number) >= len(frames):
+            stale.unlink()
     labels = [f"t={t:.2f}" for t in ts]
     save_image(contact_sheet([frames], cell=frames[0].shape[0], col_labels=labels),
                output / "contact_sheet.png")
