@@ -181,3 +181,35 @@ def test_a_failed_download_still_prints_its_json_line(run_cli, tmp_path, monkeyp
     assert r.exit_code == 3, r.stderr
     line = json.loads(r.stdout.strip().splitlines()[-1])
     assert line["name"] == "interfacegan-age" and line["ok"] is False and line["error"]
+
+
+def test_outputs_that_would_be_inputs_or_odd_paths_are_refused(run_cli, photo, style, tmp_path):
+    """`-o` an input folder made every rerun stylize the last run's outputs; `-o x.gif` made a
+    folder named x.gif; `--name ../x` wrote outside -o and `--name x.png` wrote x.png.png;
+    `-o` the content photo said "skipped" with exit 0."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / photo.name).write_bytes(photo.read_bytes())
+    cases = [([folder, style, "-o", folder], "is also an input folder"),
+             ([photo, style, "-o", tmp_path / "x.gif"], "GIF is not an output format"),
+             ([photo, style, "-o", tmp_path / "o", "--name", "../x"], "a file name, not a path"),
+             ([photo, style, "-o", tmp_path / "o", "--name", "x.png"], "no suffix"),
+             ([folder / photo.name, style, "-o", folder / photo.name], "is an input file")]
+    for args, text in cases:
+        _one_line_error(run_cli("stylize", *args), 2, text)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]
+
+
+def test_a_latent_of_another_photo_is_said(run_cli, portraits, style, tiny_model_dir,
+                                           isolated_cache, tmp_path):
+    """A latent inverted from another photo rendered that face over this one, without a word."""
+    first, second = sorted((portraits / "photos").glob("*.jpg"))[:2]
+    r = run_cli("--device", "cpu", "invert", first, "-o", tmp_path / "inv", "-w", tiny_model_dir)
+    assert r.exit_code == 0, r.stderr
+    latent = tmp_path / "inv" / f"{first.stem}.latent.safetensors"
+    r = run_cli("--device", "cpu", "stylize", second, style, "--latent", latent,
+                "-o", tmp_path / "o.png", "-w", tiny_model_dir)
+    assert r.exit_code == 0 and f"was inverted from {first}" in r.stderr, r.stderr
+    r = run_cli("--device", "cpu", "stylize", first, style, "--latent", latent,
+                "-o", tmp_path / "o2.png", "-w", tiny_model_dir)
+    assert r.exit_code == 0 and "was inverted from" not in r.stderr, r.stderr

@@ -163,12 +163,13 @@ def test_a_shorter_walk_into_the_same_folder_leaves_no_old_frames(run_cli, photo
                                                                    tiny_model_dir, isolated_cache,
                                                                    tmp_path):
     """A second, shorter walk into one folder left the first walk's last frames beside its own."""
-    for steps in ("3", "2"):
+    for steps, gif in (("3", ["--gif"]), ("2", [])):
         r = run_cli("--device", "cpu", "interpolate", photos[1], style, "--steps", steps,
-                    "-o", tmp_path / "walk", "-w", tiny_model_dir)
+                    "-o", tmp_path / "walk", "-w", tiny_model_dir, *gif)
         assert r.exit_code == 0, r.stderr
     assert [p.name for p in sorted((tmp_path / "walk").glob("frame_*.png"))] == [
         "frame_000.png", "frame_001.png"]
+    assert not (tmp_path / "walk" / "interpolation.gif").exists()  # nor the first walk's GIF
 
 
 def test_invert_and_edit(run_cli, photos, style, tiny_model_dir, isolated_cache, tmp_path):

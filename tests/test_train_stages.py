@@ -241,8 +241,10 @@ def test_the_model_records_its_refinement_iterations_as_the_inference_default(
 def test_missing_init_network_is_a_clear_error(tiny_data, tmp_path):
     from hypernst_cli.errors import UsageError
 
-    with pytest.raises(UsageError, match="needs a trained 'generator' network in init"):
+    with pytest.raises(UsageError, match="needs a trained 'generator' network in init") as exc:
         train("reconstruct", tiny_data, tmp_path / "x")
+    # the hint names the stage that trains it (README's chain once lacked `train aladin`)
+    assert "`hypernst train generator init=" in exc.value.one_line()
     with pytest.raises(UsageError, match="no training data"):
         from hypernst_cli.train.run import run_training
 

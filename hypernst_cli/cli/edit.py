@@ -53,7 +53,7 @@ def edit(
         raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
-    given_latent = _read_latent(latent) if latent else None  # before the models load
+    given_latent = _read_latent(latent, content) if latent else None  # before the models load
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, palette=palette)

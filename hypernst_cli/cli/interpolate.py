@@ -84,4 +84,6 @@ def interpolate(
                output / "contact_sheet.png")
     if gif:
         save_gif(frames, output / "interpolation.gif", duration_ms=frame_ms)
+    else:  # an earlier walk's GIF would pass for this one's
+        (output / "interpolation.gif").unlink(missing_ok=True)
     STATE.info(f"wrote {len(frames)} frames to {output}")

@@ -97,6 +97,17 @@ def stylize(
     if fmt not in ("png", "jpg", "webp"):
         raise UsageError(f"unknown --format '{fmt}'", hint="use png, jpg or webp")
 
+    if output.suffix.lower() == ".gif":  # not a still-image format we write: not a folder either
+        raise UsageError(f"-o {output}: GIF is not an output format",
+                         hint="use .png, .jpg or .webp, or give a folder")
+    inputs_real = {p.resolve() for p in (*contents, *styles)}
+    if output.resolve() in inputs_real:
+        raise UsageError(f"-o {output} is an input file", hint="choose another output path with -o")
+    input_folders = {Path(spec).resolve() for spec in (*content_specs, *style_specs)
+                     if Path(spec).is_dir()}
+    if output.resolve() in input_folders:  # a second run would stylize the first run's outputs
+        raise UsageError(f"-o {output} is also an input folder",
+                         hint="write the results to another folder")
     if all_faces and opt.is_image_file(output):
         raise UsageError(f"-o {output}: --all-faces writes one file per face",
                          hint="give a folder with -o")
@@ -113,7 +124,7 @@ def stylize(
     check_distinct_outputs(items)  # before sharding: shards must not write each other's files
     items = take_shard(items, parse_shard(shard))
 
-    latent_tensor = _read_latent(latent) if latent is not None else None  # before the models
+    latent_tensor = _read_latent(latent, contents[0]) if latent is not None else None  # early
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, no_cache=no_cache,
                              precision=precision, compile=compile_models, detail=detail,
@@ -149,6 +160,12 @@ def _check_name_template(template: str) -> None:
         if field not in NAME_FIELDS:
             raise UsageError(f"invalid --name template '{template}': unknown field '{{{field}}}'",
                              hint=hint)
+    if "/" in template or "\\" in template or template.startswith("."):
+        raise UsageError(f"invalid --name template '{template}': a file name, not a path",
+                         hint="the folder is -o's")
+    if Path(template).suffix.lower() in (".png", ".jpg", ".jpeg", ".webp"):
+        raise UsageError(f"invalid --name template '{template}': no suffix",
+                         hint="the suffix comes from --format")
 
 
 def _render_name(template: str, fields: dict[str, Any]) -> str:
@@ -176,9 +193,10 @@ def _item(content: Path, style: Path, names: tuple[str, str], output: Path, temp
                     outputs=[out], payload=(content, style, names))
 
 
-def _read_latent(path: Path) -> Any:
+def _read_latent(path: Path, content: Path | None = None) -> Any:
     """A latent file of `hypernst invert` as a core.Latent: W+, and F when the file has one
-    (spatial models); older files hold W+ only."""
+    (spatial models); older files hold W+ only. With ``content``: a warning when the latent was
+    inverted from another photo (its face, not this one's, is what renders)."""
     from hypernst_cli.pipeline.core import Latent
     from hypernst_cli.weights.checkpoint import load_tensors
 
@@ -186,13 +204,19 @@ def _read_latent(path: Path) -> Any:
 
     hint = "make one with `hypernst invert PHOTO -o FOLDER`"
     try:
-        tensors, _ = load_tensors(path)
+        tensors, meta = load_tensors(path)
     except HypernstError:  # not safetensors at all (said as a latent's problem, not weights')
         raise UsageError(f"{path}: not a latent written by `hypernst invert` (not a safetensors "
                          "file)", hint=hint) from None
     if "wplus" not in tensors:
         raise UsageError(f"{path}: not a latent written by `hypernst invert` (no 'wplus' tensor)",
                          hint=hint)
+    if content is not None and meta.get("source_sha256"):
+        from hypernst_cli.io.inputs import file_sha256
+
+        if Path(content).is_file() and file_sha256(content) != meta["source_sha256"]:
+            STATE.warn(f"{path} was inverted from {meta.get('source', 'another photo')}, not "
+                       f"{content}: the output shows that face")
     return Latent(tensors["wplus"], tensors.get("features"))
 
 

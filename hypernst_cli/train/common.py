@@ -72,6 +72,11 @@ def progressive_stage(step: int, every: int, n_latent: int) -> int:
     return last if every <= 0 else min(step // every, last)
 
 
+#: the stage that trains each network a later stage may need in init (for its error's hint)
+TRAINED_BY = {"generator": "generator", "encoder": "encoder", "aladin": "aladin",
+              "hypernet": "reconstruct"}
+
+
 class ImageUnion:
     """Several ImageSets seen as one (the generator and reconstruction stages use both splits)."""
 
@@ -182,7 +187,9 @@ class ModelStage(Stage):
             raise UsageError(
                 f"the '{self.cfg['stage']}' stage needs a trained '{name}' network in init "
                 f"(trained there: {have or 'none'})",
-                hint=f"set init=MODEL_FOLDER (e.g. the final/ folder of the stage before)",
+                hint=(f"train it first (`hypernst train {TRAINED_BY[name]} init=... -o RUN`) and "
+                      f"set init=RUN/final" if name in TRAINED_BY else
+                      "set init=MODEL_FOLDER (e.g. the final/ folder of the stage before)"),
             )
         else:
             self.origin.setdefault(name, "random")
