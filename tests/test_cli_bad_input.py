@@ -213,3 +213,15 @@ def test_a_latent_of_another_photo_is_said(run_cli, portraits, style, tiny_model
     r = run_cli("--device", "cpu", "stylize", first, style, "--latent", latent,
                 "-o", tmp_path / "o2.png", "-w", tiny_model_dir)
     assert r.exit_code == 0 and "was inverted from" not in r.stderr, r.stderr
+
+
+def test_far_more_refinement_passes_than_trained_are_warned_of(run_cli, photo, style,
+                                                               tiny_model_dir, isolated_cache,
+                                                               tmp_path):
+    """``--iterations 100`` rendered a false-colour face with no word (the model trained 3)."""
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "a.png",
+                "-w", tiny_model_dir, "--iterations", "7")
+    assert r.exit_code == 0 and "far more than the 3 passes" in r.stderr, r.stderr
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "b.png",
+                "-w", tiny_model_dir, "--iterations", "4")
+    assert r.exit_code == 0 and "far more" not in r.stderr, r.stderr

@@ -82,6 +82,11 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
                                  iterations=iterations, precision=precision, compile=compile,
                                  detail=detail, palette=palette)
     m = pipe.models
+    trained = m.config.hypernet.iterations
+    if iterations is not None and iterations > 2 * trained:
+        # each pass adds offsets on top of the last: far past the trained count they run away
+        STATE.warn(f"--iterations {iterations} is far more than the {trained} passes this model was "
+                   "trained with: its outputs may degrade")
     STATE.info(f"model: {m.config.name} ({m.config.resolution} px) from {m.origin} {m.source}; "
                f"device {pipe.device}; faces: {pipe.faces.backend}"
                + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
