@@ -225,3 +225,15 @@ def test_far_more_refinement_passes_than_trained_are_warned_of(run_cli, photo, s
     r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "b.png",
                 "-w", tiny_model_dir, "--iterations", "4")
     assert r.exit_code == 0 and "far more" not in r.stderr, r.stderr
+
+
+def test_check_json_prints_the_line_of_a_single_bad_file(run_cli, tmp_path):
+    """``check bad.png --json`` printed its error on stderr only: stdout had no line for it."""
+    import json
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"")
+    r = run_cli("check", bad, "--json")
+    assert r.exit_code == 2
+    line = json.loads(r.stdout.strip())
+    assert line["input"] == str(bad) and line["ok"] is False and "empty" in line["error"]

@@ -28,8 +28,14 @@ def check(
     if not paths:
         raise UsageError("no image files found in the given inputs")
     if len(paths) == 1:
-        # A single input: its error is *the* error (one line, exit 2).
-        arr = load_image(paths[0])
+        # A single input: its error is *the* error (one line, exit 2), and with --json its
+        # line too, so a script reading stdout learns of it
+        try:
+            arr = load_image(paths[0])
+        except HypernstError as exc:
+            if as_json:
+                _report(paths[0], None, exc.one_line(), as_json)
+            raise
         _report(paths[0], f"{arr.shape[1]}x{arr.shape[0]}", None, as_json)
         return
     failures = 0
