@@ -227,6 +227,8 @@ def run_batch(
     from rich.progress import TimeElapsedColumn, TimeRemainingColumn
 
     check_distinct_outputs(items)
+    # a batch of one, in text mode, ends with its own error line rather than a report of it
+    lone = raise_single and len(items) == 1 and not as_json
     start = time.perf_counter()
     _sweep(p for it in items for p in it.outputs)
     results: list[ItemResult] = []
@@ -273,13 +275,13 @@ def run_batch(
                     result = ItemResult(item, "ok", timings=done.timings, outputs=done.outputs,
                                         records=done.records)
             results.append(result)
-            if not (stopped is not None and raise_single and len(items) == 1 and not as_json):
+            if not (stopped is not None and lone):
                 _emit(result, as_json, list_outputs, progress)  # (else its error is raised below)
             progress.advance(task)
             if stopped is not None:
                 break  # every later item would fail the same way
     summary = BatchSummary(results, time.perf_counter() - start, stopped, len(items))
-    if stopped is not None and raise_single and len(items) == 1 and not as_json:
+    if stopped is not None and lone:
         raise stopped  # one item: just its own error line, as for any other error
     _print_summary(summary, as_json)
     if stopped is not None:

@@ -44,16 +44,11 @@ def resolve_size(size: int | None, config: str, *, of_weights: bool = False) -> 
 def _weights_resolution(config: str) -> int | None:
     """The resolution in the config of the weights ``--config`` would load (no tensors are
     read); None when there are none."""
-    import json
-
     from hypernst_cli.errors import HypernstError
-    from hypernst_cli.weights.checkpoint import CONFIG_FILE, read_metadata, resolve_weights
+    from hypernst_cli.weights.checkpoint import read_model_config, resolve_weights
 
     try:
-        path = resolve_weights(None, config).path
-        data = (json.loads((path / CONFIG_FILE).read_text(encoding="utf-8")) if path.is_dir()
-                else read_metadata(path).get("config"))
-        return int(data["generator"]["resolution"])
+        return int(read_model_config(resolve_weights(None, config).path)["generator"]["resolution"])
     except (HypernstError, OSError, ValueError, KeyError, TypeError):
         return None
 

@@ -100,12 +100,11 @@ def stylize(
     if output.suffix.lower() == ".gif":  # not a still-image format we write: not a folder either
         raise UsageError(f"-o {output}: GIF is not an output format",
                          hint="use .png, .jpg or .webp, or give a folder")
-    inputs_real = {p.resolve() for p in (*contents, *styles)}
-    if output.resolve() in inputs_real:
+    out_real = output.resolve()
+    if out_real in {p.resolve() for p in (*contents, *styles)}:
         raise UsageError(f"-o {output} is an input file", hint="choose another output path with -o")
-    input_folders = {Path(spec).resolve() for spec in (*content_specs, *style_specs)
-                     if Path(spec).is_dir()}
-    if output.resolve() in input_folders:  # a second run would stylize the first run's outputs
+    if out_real in {Path(spec).resolve() for spec in (*content_specs, *style_specs)
+                    if Path(spec).is_dir()}:  # a second run would stylize the first run's outputs
         raise UsageError(f"-o {output} is also an input folder",
                          hint="write the results to another folder")
     if all_faces and opt.is_image_file(output):

@@ -185,8 +185,6 @@ def export_weights(
     from hypernst_cli.errors import UsageError
     from hypernst_cli.weights.checkpoint import MODEL_FILE, export_model_folder
 
-    if output.resolve() == src.resolve():
-        raise UsageError("-o must differ from the source folder")
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output} is a file; give a folder")
     folder = export_model_folder(src, output, half=not fp32)

@@ -238,6 +238,7 @@ def load_model_folder(path: str | Path) -> ModelFolder:
         raise WeightsNotFoundError(f"{target}: no such weights file or folder")
 
     tensors, meta = load_tensors(weights)
+    config = _model_config(target, folder, weights, meta.get("config"))
     networks = split_networks(weights, tensors)
     recorded = meta.get("networks")
     if isinstance(recorded, dict):
@@ -247,18 +248,6 @@ def load_model_folder(path: str | Path) -> ModelFolder:
                 f"{weights}: tensors do not match the recorded networks "
                 f"(recorded {recorded}, found {found})"
             )
-
-    config = meta.get("config")
-    config_json = folder / CONFIG_FILE
-    if config_json.is_file() and (target.is_dir() or not isinstance(config, dict)):
-        try:
-            config = json.loads(config_json.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise WeightsIntegrityError(f"{config_json}: invalid JSON ({exc})") from exc
-    if not isinstance(config, dict):
-        raise WeightsIntegrityError(
-            f"{weights}: no model config (neither {CONFIG_FILE} beside it nor in its metadata)"
-        )
 
     metrics = None
     if (folder / METRICS_FILE).is_file() and target.is_dir():
@@ -270,6 +259,31 @@ def load_model_folder(path: str | Path) -> ModelFolder:
     card = card_file.read_text(encoding="utf-8") if target.is_dir() and card_file.is_file() else None
     extra = meta.get("extra") if isinstance(meta.get("extra"), dict) else {}
     return ModelFolder(weights if target.is_file() else folder, config, networks, extra, metrics, card)
+
+
+def read_model_config(path: str | Path) -> dict[str, Any]:
+    """The config of a model folder or single model file (``ModelConfig.to_dict`` form), read
+    as :func:`load_model_folder` reads it, without reading any tensor."""
+    target = Path(path)
+    folder, weights = (target, target / MODEL_FILE) if target.is_dir() else (target.parent, target)
+    return _model_config(target, folder, weights, read_metadata(weights).get("config"))
+
+
+def _model_config(target: Path, folder: Path, weights: Path, recorded: Any) -> dict[str, Any]:
+    """A folder's config.json (a single file's when its metadata holds none), else the config
+    in the weights' metadata."""
+    config = recorded
+    config_json = folder / CONFIG_FILE
+    if config_json.is_file() and (target.is_dir() or not isinstance(config, dict)):
+        try:
+            config = json.loads(config_json.read_text(encoding="utf-8"))
+        except ValueError as exc:
+            raise WeightsIntegrityError(f"{config_json}: invalid JSON ({exc})") from exc
+    if not isinstance(config, dict):
+        raise WeightsIntegrityError(
+            f"{weights}: no model config (neither {CONFIG_FILE} beside it nor in its metadata)"
+        )
+    return config
 
 
 def load_state_dict_strict(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
