@@ -156,3 +156,16 @@ def describe_device(device: torch.device) -> str:
         props = torch.cuda.get_device_properties(device)
         return f"{device} ({props.name}, {props.total_memory / 2**30:.0f} GiB)"
     return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def precision_warning(precision: str, device: torch.device) -> str | None:
+    """A one-line warning for a precision that is slow on ``device``, else None.
+
+    fp16 autocast on a CPU has no fast kernels: one stylize pass (initial G + 3 refinement
+    iterations, one thread, torch 2.14) took 3.2 s vs 55 ms in fp32 for the tiny model and 13.9 s
+    vs 0.24 s for the embedded compact model, while bf16 ran about as fast as fp32 (65 ms and
+    0.20 s)."""
+    if precision == "fp16" and device.type == "cpu":
+        return ("fp16 is meant for GPUs and runs about 50x slower than fp32 on a CPU; "
+                "use --precision bf16 or fp32 there")
+    return None

@@ -207,3 +207,65 @@ def test_a_failed_item_lists_no_outputs(tmp_path, capsys):
     run_batch(_items(tmp_path, ["a", "bad1"]), _worker([]), as_json=True)
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines[0]["outputs"] == [str(tmp_path / "a.txt")] and lines[1]["outputs"] == []
+
+
+def test_quiet_prints_nothing_but_errors(tmp_path, capsys):
+    """-q (the autouse fixture): no summary table, each failure once on stderr, with or without
+    the listing on stdout; --json lines only; a write that stops the batch: only its raised error."""
+    import errno
+
+    from hypernst_cli.errors import WriteError
+
+    for list_outputs in (False, True):
+        s = run_batch(_items(tmp_path, ["a", "bad1", "b"]), _worker([]), overwrite=True,
+                      list_outputs=list_outputs)
+        assert s.exit_code == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "bad1: not a readable image" in err[0], err
+    run_batch(_items(tmp_path, ["a", "bad1"]), _worker([]), overwrite=True, as_json=True)
+    assert capsys.readouterr().err == ""
+
+    def full(item):
+        raise OSError(errno.ENOSPC, "No space left on device", str(item.outputs[0]))
+
+    with pytest.raises(WriteError):
+        run_batch(_items(tmp_path, ["c", "d"]), full)
+    assert capsys.readouterr().err == ""  # (its one line is the raised error's, printed by main)
+
+
+def test_an_item_with_a_manifest_is_done_only_when_everything_it_lists_exists(tmp_path, capsys):
+    """An item making one file per face: a run stopped between its files, a file removed since,
+    or a stopped --overwrite leaves it to redo; a finished one is skipped listing every file."""
+    calls: list[str] = []
+    stop_after: list[int] = []  # write this many files, then stop as a kill would
+
+    def work(item):
+        calls.append(item.label)
+        paths = [tmp_path / f"{item.label}_{i}.txt" for i in range(3)]
+        for i, p in enumerate(paths):
+            if stop_after and i == stop_after[0]:
+                raise KeyboardInterrupt
+            atomic_write_text(p, "x")
+        return Done(outputs=paths)
+
+    def run(**kw):
+        items = [WorkItem("p", {"input": "p"}, [tmp_path / "p_0.txt"], manifest=tmp_path / ".p.json")]
+        return run_batch(items, work, as_json=True, **kw)
+
+    stop_after[:] = [2]
+    with pytest.raises(KeyboardInterrupt):
+        run()
+    stop_after.clear()
+    capsys.readouterr()
+    assert run().count("ok") == 1 and calls == ["p", "p"]
+    s = run()
+    assert s.count("skipped") == 1 and calls == ["p", "p"]
+    listed = [json.loads(x) for x in capsys.readouterr().out.splitlines()][-2]["outputs"]
+    assert listed == [str(tmp_path / f"p_{i}.txt") for i in range(3)]
+    (tmp_path / "p_2.txt").unlink()
+    assert run().count("ok") == 1 and calls == ["p"] * 3
+    stop_after[:] = [1]
+    with pytest.raises(KeyboardInterrupt):
+        run(overwrite=True)
+    stop_after.clear()
+    assert run().count("ok") == 1 and calls == ["p"] * 5

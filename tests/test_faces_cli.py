@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,66 @@ def test_the_photo_in_every_storage_form(run_cli, portraits, tmp_path, monkeypat
     monkeypatch.setenv("HYPERNST_MAX_PIXELS", "1000000")
     r = run_cli("align", forms / "huge.jpg", "-o", tmp_path / "h")
     assert r.exit_code == 2 and "over the limit" in r.stderr and "huge.jpg" in r.stderr
+
+
+def test_stylize_all_faces_counts_a_photo_done_only_with_every_face(
+        run_cli, inputs, portraits, tiny_model_dir, isolated_cache, monkeypatch):
+    """`stylize --all-faces` writes one file per face. A run stopped between two faces of a photo
+    once left face 0 behind, which marked the photo done: a rerun never wrote the other face. Now
+    the photo is done only when every face it has was written (its manifest lists them), and
+    --json lists every face's file, for photos skipped as done too."""
+    import hypernst_cli.io as hio
+
+    style = portraits / "styles" / "poster-portrait.png"
+    out = inputs / "st"
+    args = ("--device", "cpu", "--quiet", "stylize", inputs / "pair.png", style, "-o", out,
+            "-w", tiny_model_dir, "--all-faces", "--json")
+    faces = [str(out / f"pair__poster-portrait_face{i}.png") for i in (0, 1)]
+    real = hio.save_image
+
+    def interrupt_after_one_face():
+        written = []
+
+        def save(image, path, **kw):
+            if Path(path).parent == out:
+                if written:  # the second face is interrupted (as by Ctrl-C, or a kill)
+                    raise KeyboardInterrupt
+                written.append(path)
+            return real(image, path, **kw)
+
+        monkeypatch.setattr(hio, "save_image", save)
+        r = run_cli(*args)
+        monkeypatch.setattr(hio, "save_image", real)
+        assert r.exit_code == 130 and len(written) == 1, r.stderr  # one face of two written
+
+    def rows():
+        r = run_cli(*args)
+        assert r.exit_code == 0, r.stderr
+        return [(rec["status"], rec["outputs"]) for rec in _lines(r.stdout)]
+
+    interrupt_after_one_face()
+    assert [p.name for p in out.glob("*.png")] == [Path(faces[0]).name]
+    assert rows() == [("ok", faces)]  # redone: both faces, both listed
+    assert rows() == [("skipped", faces)]  # done: skipped, and still both listed
+    before = [Path(f).stat().st_mtime_ns for f in faces]
+    # an interrupted --overwrite is not finished work either
+    args = (*args, "--overwrite")
+    interrupt_after_one_face()
+    args = args[:-1]
+    assert rows() == [("ok", faces)]
+    assert all(Path(f).stat().st_mtime_ns != t for f, t in zip(faces, before))
+    # a face's file removed by hand is redone, like a single output's
+    Path(faces[1]).unlink()
+    assert rows() == [("ok", faces)] and Path(faces[1]).is_file()
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+        Path(f).name for f in faces]
+
+
+def test_quiet_batch_prints_only_its_errors(run_cli, inputs):
+    """Under -q a batch with a failure printed its summary table too; now only the error."""
+    r = run_cli("--quiet", "align", inputs / "in" / "one.jpg", inputs / "gradient.png", "-o",
+                inputs / "o", "--size", "32")
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "gradient.png" in lines[0] and "no face" in lines[0], r.stderr
+    assert "wrote" in r.stdout and "FAILED" in r.stdout  # the listing is the command's output

@@ -1,14 +1,18 @@
 """The batch runner every multi-item command uses: resumable, safe, scriptable.
 
 - a finished item (all its outputs exist) is skipped unless ``overwrite``; two items that
-  would write the same file are refused before anything runs;
+  would write the same file are refused before anything runs; an item whose outputs are known
+  only once it runs (one per face) has a manifest, written atomically after all of them: it is
+  done when its manifest exists and every file the manifest lists exists;
 - outputs are written atomically by the item's worker; temp files left by a killed run are swept
   from the output folder at start;
 - one bad item (unreadable, no face, too small) is reported and skipped; errors that doom every
   item (missing weights, device failure) stop the batch at once;
 - ``--json`` prints one JSON line per item (or per record, when an item makes several products,
   such as one crop per face) and a final summary line; otherwise a progress bar on stderr, with
-  ``list_outputs`` one line per output on stdout, and a summary table at the end;
+  ``list_outputs`` one line per output on stdout, and a summary table at the end; under
+  ``--quiet`` nothing but errors (each once, on stderr) and the lines of ``--json`` or
+  ``list_outputs``: no progress bar, no table;
 - a write the file system refuses (disk full, no permission, read-only, name too long) stops the
   batch at that item: nothing partial is left, the summary (JSON line or table) still lists what
   was written, and the exit code is the write error's (74);
@@ -45,13 +49,58 @@ class WorkItem:
     """One unit of work: a label for people, its inputs and the outputs it promises.
 
     ``outputs`` are the files whose existence means the item is done. An item whose number of
-    outputs is known only once it runs (one per face) promises the first one, written last.
+    outputs is known only once it runs (one per face) promises the first one and names a
+    ``manifest``: the runner writes it (atomically) after the worker, listing every file the
+    worker's ``Done`` names, and the item is done only when the manifest and all those files
+    exist (see ``is_done``). An interrupted item therefore has no manifest and is redone whole.
     """
 
     label: str
     inputs: dict[str, str]
     outputs: list[Path]
     payload: Any = None  # whatever the worker needs (not printed)
+    manifest: Path | None = None
+
+
+MANIFEST_FORMAT = "hypernst-batch-item"
+
+
+def read_manifest(item: WorkItem) -> list[Path] | None:
+    """The files ``item``'s manifest lists (in the worker's order), or None when it has no
+    manifest or it is missing or unreadable (the item is then not done)."""
+    if item.manifest is None:
+        return None
+    try:
+        data = json.loads(item.manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        return None
+    names = data.get("outputs")
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        return None
+    return [item.manifest.parent / n for n in names]  # relative to the manifest's folder
+
+
+def write_manifest(item: WorkItem, outputs: Sequence[Path]) -> None:
+    """Record that ``item`` wrote ``outputs`` (all of them: call it after the last one)."""
+    from hypernst_cli.io import atomic_write_text
+
+    assert item.manifest is not None
+    names = [os.path.relpath(p, item.manifest.parent) for p in outputs]
+    atomic_write_text(item.manifest, json.dumps(
+        {"format": MANIFEST_FORMAT, "item": item.label, "outputs": names}, indent=1) + "\n")
+
+
+def is_done(item: WorkItem) -> bool:
+    """Whether an earlier run finished ``item``: its promised outputs exist, and, for an item with
+    a manifest, the manifest too and every file it lists."""
+    if not item.outputs or not all(p.exists() for p in item.outputs):
+        return False
+    if item.manifest is None:
+        return True
+    listed = read_manifest(item)
+    return listed is not None and all(p.exists() for p in listed)
 
 
 @dataclass
@@ -188,7 +237,7 @@ def check_distinct_outputs(items: Sequence[WorkItem]) -> None:
     skipped as done, or overwrite the first, and its result would be lost without a word."""
     owner: dict[str, WorkItem] = {}
     for item in items:
-        for path in item.outputs:
+        for path in [*item.outputs, *([item.manifest] if item.manifest else [])]:
             key = os.path.normcase(os.path.abspath(path))
             first = owner.setdefault(key, item)
             if first is not item:
@@ -220,8 +269,9 @@ def run_batch(
     ``worker`` writes the item's outputs (atomically) and returns optional timings, or a ``Done``
     when it has more to say. With ``raise_single`` a batch of exactly one item re-raises that
     item's error (so a single bad input gives its own one-line error and exit code). ``resume``
-    says what an earlier run wrote for an item that is skipped (default: its promised outputs).
-    ``list_outputs`` prints a line per output on stdout (text mode, even with --quiet).
+    says what an earlier run wrote for an item that is skipped (default: the files its manifest
+    lists, else its promised outputs). ``list_outputs`` prints a line per output on stdout (text
+    mode, even with --quiet).
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
     from rich.progress import TimeElapsedColumn, TimeRemainingColumn
@@ -247,13 +297,22 @@ def run_batch(
     with progress:
         task = progress.add_task(description, total=len(items))
         for item in items:
-            if not overwrite and item.outputs and all(p.exists() for p in item.outputs):
-                before = resume(item) if resume is not None else Done()
+            if not overwrite and is_done(item):
+                before = resume(item) if resume is not None else Done(
+                    outputs=read_manifest(item) or [])
                 result = ItemResult(item, "skipped", outputs=before.outputs, records=before.records)
             else:
                 t0 = time.perf_counter()
                 try:
+                    if item.manifest is not None:
+                        # redone (or overwritten): not done until its manifest is written again,
+                        # so an interruption half-way is never taken for finished work
+                        item.manifest.unlink(missing_ok=True)
                     done = worker(item)
+                    if not isinstance(done, Done):
+                        done = Done(timings=done or {})
+                    if item.manifest is not None:
+                        write_manifest(item, done.outputs or item.outputs)
                 except WriteError as exc:
                     stopped = exc
                     result = ItemResult(item, "failed", error=exc.one_line())
@@ -269,14 +328,13 @@ def run_batch(
                         raise
                     result = ItemResult(item, "failed", error=stopped.one_line())
                 else:
-                    if not isinstance(done, Done):
-                        done = Done(timings=done or {})
                     done.timings.setdefault("total", time.perf_counter() - t0)
                     result = ItemResult(item, "ok", timings=done.timings, outputs=done.outputs,
                                         records=done.records)
             results.append(result)
             if not (stopped is not None and lone):
-                _emit(result, as_json, list_outputs, progress)  # (else its error is raised below)
+                # (else its error is raised below)
+                _emit(result, as_json, list_outputs, progress, stopping=stopped is not None)
             progress.advance(task)
             if stopped is not None:
                 break  # every later item would fail the same way
@@ -289,14 +347,20 @@ def run_batch(
     return summary
 
 
-def _emit(result: ItemResult, as_json: bool, list_outputs: bool, progress: Any) -> None:
+def _emit(result: ItemResult, as_json: bool, list_outputs: bool, progress: Any,
+          stopping: bool = False) -> None:
+    """Print an item's lines as it finishes. A failure goes to stderr in text mode (under --quiet
+    also beside a listing, as the summary that would repeat it is not printed), except under
+    --quiet the failure that stops the batch (``stopping``): its error ends the run."""
     if as_json:
         for line in result.json_lines():
             STATE.out.print(json.dumps(line), markup=False, highlight=False)
-    elif list_outputs:
+        return
+    if list_outputs:
         for line in result.text_lines():
             STATE.out.print(line, markup=False, highlight=False)
-    elif result.status == "failed":
+    if result.status == "failed" and (STATE.quiet or not list_outputs) \
+            and not (STATE.quiet and stopping):
         from rich.markup import escape
 
         progress.console.print(f"[red]failed[/] {escape(result.error or '')}", highlight=False)
@@ -312,7 +376,9 @@ def _print_summary(summary: BatchSummary, as_json: bool) -> None:
         paths = ", ".join(str(p) for p in summary.results[0].files())
         STATE.err.print(f"skipped: {paths} already exists (--overwrite redoes it)",
                         markup=False, highlight=False)
-    if (STATE.quiet or len(summary.results) == 1) and not summary.count("failed"):
+    if STATE.quiet:
+        return  # nothing but errors, and _emit printed each as it came
+    if len(summary.results) == 1 and not summary.count("failed"):
         return
     from rich.table import Table
 

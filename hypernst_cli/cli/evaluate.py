@@ -79,7 +79,11 @@ def evaluate(
     families: Optional[list[str]] = typer.Option(
         None, "--families",
         help="[--analogies] Style families: names, heldout, train or all (default: heldout)."),
-    draws: int = typer.Option(2, "--draws", min=1, help="[--analogies] Draws per family."),
+    draws: int = typer.Option(
+        2, "--draws", min=1,
+        help="[--analogies] Draws per family; every draw x every ordered face pair is an item, "
+             "so more draws mean more items unless --limit samples them (the README's figures: "
+             "--draws 8 --limit 24, benchmarks/heldout_eval.sh)."),
     region_mixed: int = typer.Option(
         0, "--region-mixed", min=0, help="[--analogies] Items with a different draw per region."),
     limit: Optional[int] = typer.Option(

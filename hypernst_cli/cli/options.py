@@ -82,6 +82,12 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
                                  iterations=iterations, precision=precision, compile=compile,
                                  detail=detail, palette=palette)
     m = pipe.models
+    from hypernst_cli.device import precision_warning
+
+    slow = precision_warning(pipe.precision, pipe.device)
+    if slow:  # before the work it slows down: a user should not wait minutes without a word
+        where = f"--precision {precision}" if precision else "HYPERNST_PRECISION=fp16"
+        STATE.warn(f"{where}: {slow}")
     trained = m.config.hypernet.iterations
     if iterations is not None and iterations > 2 * trained:
         # each pass adds offsets on top of the last: far past the trained count they run away

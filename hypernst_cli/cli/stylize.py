@@ -33,7 +33,10 @@ def stylize(
         None, "--region",
         help="Per-region styles, e.g. hair=a.png,face=b.png,background=c.png (others: the style)."),
     pairs: bool = typer.Option(False, "--pairs", help="Zip contents with styles instead of all pairs."),
-    paste_back: bool = typer.Option(False, "--paste-back", help="Paste the result into the full photo."),
+    paste_back: bool = typer.Option(
+        False, "--paste-back",
+        help="Paste the result into the full photo, at the face's size there (--size does not "
+             "apply)."),
     all_faces: bool = typer.Option(False, "--all-faces", help="Every face of a photo, not only the largest."),
     latent: Optional[Path] = typer.Option(
         None, "--latent",
@@ -41,7 +44,10 @@ def stylize(
     name: str = typer.Option(
         DEFAULT_NAME, "--name",
         help="Output name template: {content} {style} {face} {strength}; suffix from --format."),
-    fmt: str = typer.Option("png", "--format", help="png | jpg | webp (folder outputs)."),
+    fmt: Optional[str] = typer.Option(
+        None, "--format",
+        help="png | jpg | webp: the files written into an -o folder (default png); one -o FILE "
+             "takes its own suffix's format, and a different --format is refused."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Faces per forward pass."),
     shard: Optional[str] = opt.SHARD,
     size: Optional[int] = opt.SIZE,
@@ -94,7 +100,7 @@ def stylize(
         raise UsageError(f"--pairs needs as many contents as styles ({len(contents)} vs {len(styles)})")
     if latent is not None and len(contents) != 1:
         raise UsageError("--latent goes with exactly one content photo")
-    if fmt not in ("png", "jpg", "webp"):
+    if fmt is not None and fmt not in ("png", "jpg", "webp"):
         raise UsageError(f"unknown --format '{fmt}'", hint="use png, jpg or webp")
 
     if output.suffix.lower() == ".gif":  # not a still-image format we write: not a folder either
@@ -116,6 +122,15 @@ def stylize(
     if single_file and len(combos) != 1:
         raise UsageError(f"-o {output} is a file but there are {len(combos)} results",
                          hint="give a folder with -o")
+    if single_file and fmt is not None:
+        # one output file is written in its suffix's format: a --format that disagrees would be
+        # silently ignored, and the user cannot tell which of the two they will get
+        suffix = output.suffix.lower().lstrip(".").replace("jpeg", "jpg")
+        if suffix != fmt:
+            raise UsageError(f"-o {output} is a .{suffix} file but --format is {fmt}",
+                             hint=f"a single output file takes -o's suffix: drop --format, or "
+                                  f"use -o {output.with_suffix('.' + fmt)}")
+    fmt = fmt or "png"
     # file stems, prefixed by their folder where two inputs share a name (no output collisions)
     c_stems, s_stems = unique_stems(contents), unique_stems(styles)
     items = [_item(c, s, (c_stems[c], s_stems[s]), output, name, fmt, strength, all_faces,
@@ -123,6 +138,9 @@ def stylize(
     check_distinct_outputs(items)  # before sharding: shards must not write each other's files
     items = take_shard(items, parse_shard(shard))
 
+    if paste_back and size is not None:
+        STATE.warn(f"--size {size} does not apply with --paste-back: the stylized face is pasted "
+                   "at its own size into the photo, which keeps its size")
     latent_tensor = _read_latent(latent, contents[0]) if latent is not None else None  # early
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations, no_cache=no_cache,
@@ -181,15 +199,19 @@ def _item(content: Path, style: Path, names: tuple[str, str], output: Path, temp
           fmt: str, strength: float, all_faces: bool, single_file: bool) -> Any:
     from hypernst_cli.cli.batch import WorkItem
 
+    manifest = None
     if single_file:
         out = output
     else:
         stem = _render_name(template, _fields(names, strength, 0))
         if all_faces:
-            stem += "_face0"  # the first face marks the photo as done
+            # one file per face, as many as the photo has: the photo is done when its manifest
+            # (written by the batch runner after the last face) and every face it lists exist
+            manifest = output / f".{stem}.faces.json"
+            stem += "_face0"
         out = output / f"{stem}.{fmt}"
     return WorkItem(label=f"{content} x {style}", inputs={"input": str(content), "style": str(style)},
-                    outputs=[out], payload=(content, style, names))
+                    outputs=[out], payload=(content, style, names), manifest=manifest)
 
 
 def _read_latent(path: Path, content: Path | None = None) -> Any:
@@ -245,19 +267,23 @@ class _BatchedWorker:
         self.done: dict[int, Any] = {}  # id(item) -> list of (path, image) or an exception
 
     def _pending(self, start: int) -> list:
+        from hypernst_cli.cli.batch import is_done
+
         chosen = []
         for it in self.items[start:]:
             if id(it) in self.done:
                 continue
-            if not self.overwrite and all(p.exists() for p in it.outputs):
+            if not self.overwrite and is_done(it):
                 continue
             chosen.append(it)
             if len(chosen) == self.batch_size:
                 break
         return chosen
 
-    def __call__(self, item: Any) -> dict[str, float]:
+    def __call__(self, item: Any) -> Any:
         import time
+
+        from hypernst_cli.cli.batch import Done
 
         if id(item) not in self.done:
             self._compute(self._pending(self.order[id(item)]) or [item])
@@ -272,7 +298,8 @@ class _BatchedWorker:
             save_image(image, path)
         timings["write"] = time.perf_counter() - t0
         timings["total"] = sum(timings.values())  # this item's share, even when batched
-        return timings
+        # every face's file (face 0 first), for --json and the item's manifest
+        return Done(outputs=[path for path, _ in outputs], timings=timings)
 
     def _compute(self, batch: list) -> None:
         import time
@@ -308,14 +335,17 @@ class _BatchedWorker:
         for face, image, it in zip(faces, images, owners):
             outputs, timings = self.done[id(it)]
             timings["model"] = timings.get("model", 0.0) + model_time
-            image = resize_uint8(image, self.size)
             if self.paste_back:
                 t1 = time.perf_counter()
                 # the head only (face and hair, feathered inside their edge): the crop's own background
-                # would show as a stylized square around it
+                # would show as a stylized square around it. The model's own output, not
+                # --size's: the warp scales it to the face's size in the photo, and shrinking it
+                # first only blurred the pasted face
                 image = self.pipe.faces.paste_back(face.photo, image, face.aligned,
                                                    regions=face.mask.cpu().numpy())
                 timings["paste_back"] = time.perf_counter() - t1
+            else:
+                image = resize_uint8(image, self.size)
             outputs.append((self._path(it, face.index), image))
 
     def _path(self, item: Any, face: int) -> Path:

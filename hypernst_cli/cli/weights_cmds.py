@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -47,11 +48,14 @@ def download(
     from hypernst_cli.weights.registry import get_entry, load_registry
 
     registry = load_registry()
+    manual = []  # --config's entries that no program can fetch: said, not silently left out
     if names:
         entries = [get_entry(n, registry) for n in dict.fromkeys(names)]
     elif config:
         entries = [e for e in registry.values() if config in e.configs and e.downloadable]
-        if not entries:
+        manual = [e for e in registry.values()
+                  if config in e.configs and e.source_type == "manual"]
+        if not entries and not manual:
             raise UsageError(f"no downloadable weights are registered for config '{config}'")
     else:
         raise UsageError(
@@ -84,8 +88,24 @@ def download(
         else:
             state = "downloaded" if result.fresh else "cached"
             STATE.out.print(f"{state:<10} {result.name}  {result.path}", markup=False)
+    from rich.markup import escape
+
+    for entry in manual:
+        how = _manual_download_hint(entry)
+        if as_json:
+            STATE.out.print(json.dumps({"name": entry.name, "ok": False, "skipped": True,
+                                        "reason": f"manual download: {how}"}), markup=False)
+        STATE.warn(escape(f"skipped {entry.name}: no direct download exists; {how}"))
     if failures:
         raise typer.Exit(EXIT_WEIGHTS)
+
+
+def _manual_download_hint(entry: Any) -> str:
+    """How to get a registry entry that has no automatic source (``source_type == 'manual'``)."""
+    where = entry.homepage or "its upstream project"
+    convert = (f"`hypernst convert {entry.converter} {entry.filename} -o DIR` and pass DIR with "
+               "--weights") if entry.converter else "pass it with --weights"
+    return f"download {entry.filename} from {where}, then {convert}"
 
 
 @weights_app.command("list")

@@ -22,7 +22,29 @@ def resolve_direction(spec: str, models: Any) -> tuple[str, torch.Tensor]:
     if name in models.directions:
         return name, check_direction(name, models.directions[name].float(), models,
                                      source=models.source)
+    known = known_directions(models)
+    if name not in known:
+        # a typo is the user's to fix (exit 2); a known direction whose file is missing is a
+        # weights problem (exit 3, from _from_registry)
+        ships = sorted(models.directions)
+        raise UsageError(
+            f"unknown edit direction '{spec}'",
+            hint=f"use one of: {', '.join(known)}, or a direction file NAME.safetensors"
+                 + (f"; this model ships {', '.join(ships)}" if ships else
+                    "; this model ships none"))
     return name, _from_registry(name, models)
+
+
+def known_directions(models: Any) -> list[str]:
+    """Every direction name ``--direction`` can mean: the standard ones, those the model ships,
+    and those the weights registry lists (for any config)."""
+    from hypernst_cli.weights.registry import load_registry
+
+    names = set(KNOWN) | set(models.directions)
+    for entry in load_registry().values():
+        if entry.kind == "directions":
+            names.add(entry.extra.get("direction", entry.name.rsplit("-", 1)[-1]))
+    return sorted(names)
 
 
 def _n_latent(models: Any) -> int:

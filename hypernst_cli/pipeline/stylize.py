@@ -86,18 +86,36 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 
 
 def precision_from_env(value: str | None = None) -> str:
-    """``value``, else $HYPERNST_PRECISION, else fp32; validated."""
-    p = (value or os.environ.get("HYPERNST_PRECISION") or "fp32").strip().lower()
+    """``value``, else $HYPERNST_PRECISION, else fp32; validated (the error names where the bad
+    value came from: a typo in the environment is not in the command line the user looks at)."""
+    env = os.environ.get("HYPERNST_PRECISION", "")
+    from_env = not value and bool(env.strip())
+    p = (value or env or "fp32").strip().lower() or "fp32"
     if p not in PRECISIONS:
-        raise UsageError(f"unknown precision '{p}'", hint=f"use one of: {', '.join(PRECISIONS)}")
+        where = " in HYPERNST_PRECISION" if from_env else ""
+        raise UsageError(f"unknown precision '{p}'{where}",
+                         hint=f"use one of: {', '.join(PRECISIONS)}"
+                              + (", or unset HYPERNST_PRECISION" if from_env else ""))
     return p
 
 
+#: the values $HYPERNST_COMPILE may take (anything else is refused, not read as off)
+COMPILE_ON = ("1", "true", "yes", "on")
+COMPILE_OFF = ("0", "false", "no", "off", "")
+
+
 def compile_from_env(value: bool | None = None) -> bool:
-    """``value``, else $HYPERNST_COMPILE (1/true/yes), else False."""
+    """``value``, else $HYPERNST_COMPILE (1/true/yes/on or 0/false/no/off/empty), else False."""
     if value is not None:
         return value
-    return os.environ.get("HYPERNST_COMPILE", "").strip().lower() in ("1", "true", "yes", "on")
+    raw = os.environ.get("HYPERNST_COMPILE", "")
+    v = raw.strip().lower()
+    if v in COMPILE_ON:
+        return True
+    if v in COMPILE_OFF:
+        return False
+    raise UsageError(f"HYPERNST_COMPILE='{raw}' is not a yes or no",
+                     hint="set it to 1, true, yes or on; 0, false, no, off or empty; or unset it")
 
 
 class HyperNSTPipeline:
@@ -221,6 +239,9 @@ class HyperNSTPipeline:
         from hypernst_cli.pipeline.models import INFERENCE_PARTS, load_models
         from hypernst_cli.pipeline.session import face_processor
 
+        # the speed settings first: a bad $HYPERNST_PRECISION / $HYPERNST_COMPILE fails before
+        # the models load
+        precision, compile = precision_from_env(precision), compile_from_env(compile)
         dev = resolve_device(device)
         models = load_models(weights, config, dev, INFERENCE_PARTS)
         faces = face_processor(backend, dev)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import pickle
 import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,9 @@ def load_torch_pickle(path: str | Path) -> Any:
     # Zip checkpoints can be inspected before loading: refuse early, naming the global.
     if zipfile.is_zipfile(file):
         try:
-            unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(file))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(str(file))
         except Exception:  # noqa: BLE001 - inspection is a courtesy; torch.load below decides
             unsafe = []
         refused = [g for g in unsafe if g not in allowed_names]
@@ -74,18 +77,31 @@ def load_torch_pickle(path: str | Path) -> Any:
             raise _unsafe(file, refused[0])
 
     try:
-        with torch.serialization.safe_globals(allowed):
+        # torch's own warnings ("Detected pickle protocol 4 ...") would print above our one-line
+        # answer; what matters of them is in that answer
+        with torch.serialization.safe_globals(allowed), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             return torch.load(str(file), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         match = _GLOBAL_IN_MESSAGE.search(str(exc))
         if match:
             raise _unsafe(file, match.group(1)) from None
+        reason = _weights_only_reason(exc)
+        if reason is not None:
+            raise _refused(file, reason) from None
         raise WeightsIntegrityError(
             f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
         ) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
+        reason = _weights_only_reason(exc)  # other torch versions wrap the refusal differently
+        if reason is not None:
+            raise _refused(file, reason) from None
         raise WeightsIntegrityError(
             f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - an allowed constructor fed odd state (TypeError, ...)
+        raise WeightsIntegrityError(
+            f"{file}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_short(exc)})"
         ) from None
 
 
@@ -118,6 +134,57 @@ def _unsafe(file: Path, global_name: str) -> UnsafePickleError:
     )
 
 
-def _short(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+#: torch's weights-only refusal: a long hint (suggesting the unsafe ``weights_only=False``), then
+#: the actual reason after "WeightsUnpickler error:", then a link to its documentation
+_WEIGHTS_ONLY_REASON = re.compile(
+    r"WeightsUnpickler error:\s*(.*?)\s*(?:Check the documentation|$)", re.DOTALL)
+
+
+def _weights_only_reason(exc: BaseException) -> str | None:
+    """The reason in torch's weights-only refusal, without its advice; None for other errors."""
+    text = str(exc)
+    if "Weights only load failed" not in text:
+        return None
+    match = _WEIGHTS_ONLY_REASON.search(text)
+    reason = " ".join(match.group(1).split()) if match else ""
+    return reason.rstrip(".") or "it uses a pickle feature the safe loader does not support"
+
+
+_UNSUPPORTED_OPERAND = re.compile(r"Unsupported operand (\d+)")
+
+
+def _refused(file: Path, reason: str) -> UnsafePickleError | WeightsIntegrityError:
+    """Our answer to a pickle the weights-only unpickler refuses. Not torch's, which suggests
+    ``weights_only=False``: that would run whatever code the file holds."""
+    operand = _UNSUPPORTED_OPERAND.search(reason)
+    if operand:
+        code = int(operand.group(1))
+        name = _pickle_opcode_name(code)
+        if name is None:
+            # not a pickle instruction at all: a damaged file or not a checkpoint, nothing unsafe
+            return WeightsIntegrityError(
+                f"{file}: not a readable PyTorch checkpoint: byte {code} is not pickle data",
+                hint="check that the file is the checkpoint, and download it again if it is",
+            )
+        reason = f"it uses the pickle instruction {name}, which the weights-only loader refuses"
+    return UnsafePickleError(
+        f"{file}: cannot read this pickle safely: {_short_text(reason)}; hypernst reads pickles "
+        "only with torch's weights-only loader and never executes them",
+        hint="if you trust the file, re-save its tensors with torch.save(state_dict) in a recent "
+        "PyTorch, or get the official checkpoint again",
+    )
+
+
+def _pickle_opcode_name(code: int) -> str | None:
+    """The name of pickle instruction ``code`` (e.g. 105 -> INST), None when it is none."""
+    import pickletools
+
+    return next((op.name for op in pickletools.opcodes if op.code == chr(code)), None)
+
+
+def _short_text(text: str) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _short(exc: BaseException) -> str:
+    return _short_text(" ".join(str(exc).split()) or type(exc).__name__)
