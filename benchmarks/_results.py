@@ -1,4 +1,8 @@
-"""Append a benchmark result block to benchmarks/RESULTS.md with machine, versions and date."""
+"""Append a benchmark result block to benchmarks/RESULTS.md with machine, versions and date.
+
+``HYPERNST_BENCH_NO_WRITE=1`` in the environment: every script prints its results but appends
+nothing (smoke runs, tests/test_benchmarks_smoke.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,12 @@ import subprocess
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+NO_WRITE_ENV = "HYPERNST_BENCH_NO_WRITE"
+
+
+def writing_disabled() -> bool:
+    """True when $HYPERNST_BENCH_NO_WRITE is set to anything but "", "0" or "false"."""
+    return os.environ.get(NO_WRITE_ENV, "").strip().lower() not in ("", "0", "false", "no")
 
 
 def shared_data_dir() -> Path:
@@ -33,7 +43,8 @@ def machine_line() -> str:
     return f"{cpu}, {cores} cores, Python {platform.python_version()}, {platform.system()}"
 
 
-def versions_line() -> str:
+def versions_line(commit: bool = True) -> str:
+    """torch (and GPU) versions, and with ``commit`` the repository's short commit (git)."""
     parts = []
     try:
         import torch
@@ -43,6 +54,8 @@ def versions_line() -> str:
             parts.append(f"GPU {torch.cuda.get_device_name(0)}")
     except ImportError:
         pass
+    if not commit:
+        return ", ".join(parts)
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                              text=True, cwd=RESULTS.parent).stdout.strip()
@@ -54,14 +67,18 @@ def versions_line() -> str:
 
 
 def append_results(title: str, rows: list[tuple[str, str]], notes: str = "") -> str:
-    """Append a titled table of (measure, value) rows; returns the markdown written."""
+    """Append a titled table of (measure, value) rows; returns the markdown written (or, with
+    $HYPERNST_BENCH_NO_WRITE set, the markdown that would have been written: nothing is)."""
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
+    dry = writing_disabled()
     lines = [f"## {title} ({now})", "", f"- machine: {machine_line()}",
-             f"- versions: {versions_line()}", "", "| measure | value |", "|---|---|"]
+             f"- versions: {versions_line(commit=not dry)}", "", "| measure | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in rows]
     if notes:
         lines += ["", notes]
     block = "\n".join(lines) + "\n\n"
+    if dry:  # a smoke run: nothing appended (and no git call for the commit)
+        return block
     if not RESULTS.exists():
         RESULTS.write_text("# Benchmark results\n\nAppended by the scripts in this folder "
                            "(run by hand). Newest at the bottom.\n\n")

@@ -73,7 +73,8 @@ def main() -> None:
             gen = torch.Generator().manual_seed(batch)
             content = (torch.rand(batch, 3, r, r, generator=gen) * 2 - 1).to(device)
             mask = torch.randint(0, 3, (batch, r, r), generator=gen).to(device)
-            codes = torch.randn(batch, 3, cfg.aladin.code_dim, generator=gen).to(device)
+            # code tables as the pipeline passes them: 3 region codes + the global code A(s)
+            codes = torch.randn(batch, 4, cfg.aladin.code_dim, generator=gen).to(device)
             w = g.mapping(torch.randn(batch, g.n_latent, g.style_dim, generator=gen).to(device))
             reference = None
             norm = None
@@ -89,7 +90,7 @@ def main() -> None:
                     def run():
                         with torch.inference_mode(), ctx:
                             return stylize_tensors(gm, hm, e, content, mask, codes,
-                                                   iterations=iters, wplus=w).images.float()
+                                                   iterations=iters, latent=w).images.float()
 
                     if cuda:
                         torch.cuda.reset_peak_memory_stats(device)

@@ -44,7 +44,7 @@ def main() -> None:
     import torch
 
     from hypernst_cli.configs import get_config
-    from hypernst_cli.models.hypernet import build_hypernet, refine, refine_step
+    from hypernst_cli.models.hypernet import build_hypernet, refine
     from hypernst_cli.models.patch_disc import build_patch_disc
     from hypernst_cli.models.stylegan2 import build_discriminator, build_generator
 
@@ -64,15 +64,19 @@ def main() -> None:
         w = w[:, None].expand(-1, g.n_latent, -1)
         content = torch.rand(1, 3, r, r, device=device) * 2 - 1
         code_map = torch.randn(1, cfg.aladin.code_dim, r, r, device=device)
+        global_code = torch.randn(1, cfg.aladin.code_dim, device=device)  # A(s), Eq. 2 configs
         patches = torch.randn(1, 3, 3, s, s, device=device)
         with torch.no_grad():
             image = g(w)
             measures = {
                 "generator": lambda: g(w),
+                # one pass of the refinement loop from a given G(w+): E_mask + H + G
                 "hyper-network, 1 iteration (H + G)":
-                    lambda: refine_step(g, h, w, content, image, None, code_map=code_map),
+                    lambda: refine(g, h, w, content, code_map, 1, initial=image,
+                                   global_code=global_code),
                 f"hyper-network, {cfg.hypernet.iterations} iterations (refine, incl. initial G)":
-                    lambda: refine(g, h, w, content, code_map, cfg.hypernet.iterations),
+                    lambda: refine(g, h, w, content, code_map, cfg.hypernet.iterations,
+                                   global_code=global_code),
                 "discriminator": lambda: d(image),
                 "patch discriminator (3+3 patches)": lambda: p(patches, patches),
             }

@@ -65,11 +65,10 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     from hypernst_cli.io import load_image, save_image
-    from hypernst_cli.pipeline.core import invert
+    from hypernst_cli.pipeline.core import condition, encode
     from hypernst_cli.pipeline.models import INFERENCE_PARTS, init_networks, save_networks
     from hypernst_cli.configs import get_config
-    from hypernst_cli.models.hypernet import refine_step
-    from hypernst_cli.pipeline.style_codes import arrange
+    from hypernst_cli.models.hypernet import refine
     from hypernst_cli.io.tensors import to_tensor, to_uint8
     from hypernst_cli.pipeline.stylize import ContentFace, HyperNSTPipeline
 
@@ -103,7 +102,7 @@ def main() -> None:
     # warm-up: the first detection/parse/forward pays lazy initialisation
     t0 = time.perf_counter()
     warm = pipe.prepare_image(load_image(photos[0]), photos[0])
-    pipe.generate(warm, pipe.provider.for_file(styles[0]).region_codes)
+    pipe.generate(warm, pipe.provider.for_file(styles[0]).table)
     sync()
     row("first image (lazy initialisation + warm-up)", f"{time.perf_counter() - t0:.2f} s")
 
@@ -132,8 +131,10 @@ def main() -> None:
                 times["parse"] = time.perf_counter() - t
                 image = to_tensor(aligned.image)[0]
                 t = time.perf_counter()
-                with torch.inference_mode():
-                    wplus = invert(m.encoder, image[None].to(device))[0].cpu()
+                with torch.inference_mode():  # as the pipeline: W+, and F with the spatial path
+                    latent = encode(m.encoder, m.generator, image[None].to(device))
+                wplus = latent.wplus[0].cpu()
+                features = None if latent.features is None else latent.features[0].cpu()
                 sync()
                 times["e4e"] = time.perf_counter() - t
                 t = time.perf_counter()
@@ -145,9 +146,9 @@ def main() -> None:
                     time.perf_counter() - t
                 face = ContentFace(source=photo_path, index=0, aligned=aligned, image=image,
                                    mask=torch.from_numpy(mask.astype(np.int64)), wplus=wplus,
-                                   own_codes=own, photo=photo)
+                                   own_codes=own, photo=photo, features=features)
                 t = time.perf_counter()
-                result = pipe.generate([face], codes.region_codes)
+                result = pipe.generate([face], codes.table)
                 sync()
                 times[f"stylize: initial G + {pipe.iterations} x (hyper-network + generator)"] = \
                     time.perf_counter() - t
@@ -171,7 +172,10 @@ def main() -> None:
     with torch.inference_mode():
         dev_img = face.image[None].to(device)
         w = face.wplus[None].to(device)
-        code_map = arrange(face.own_codes.region_codes[None].to(device), face.mask[None].to(device))
+        f = None if face.features is None else face.features[None].to(device)  # spatial path's F
+        # the code map M(s) and A(s) of the face's own code table, as stylize_tensors makes them
+        code_map, global_code = condition(face.own_codes.table[None].to(device),
+                                          face.mask[None].to(device))
         gen = pipe.generator_for_inference()
         hyp = pipe.hypernet_for_inference()
 
@@ -187,19 +191,21 @@ def main() -> None:
             return _median(s)
 
         with pipe.autocast():
-            prev = gen(w)
-            offsets = hyp(dev_img, prev, code_map)
-            row("network: generator G(w+), batch 1", f"{timed(lambda: gen(w)) * 1000:.1f} ms")
+            prev = gen(w, features=f)
+            offsets = hyp(dev_img, prev, code_map, global_code=global_code)
+            row("network: generator G(w+), batch 1", f"{timed(lambda: gen(w, features=f)) * 1000:.1f} ms")
             row("network: generator with offsets, batch 1",
-                f"{timed(lambda: gen(w, offsets=offsets)) * 1000:.1f} ms")
+                f"{timed(lambda: gen(w, features=f, offsets=offsets)) * 1000:.1f} ms")
             row("network: hyper-network (incl. E_mask), batch 1",
-                f"{timed(lambda: hyp(dev_img, prev, code_map)) * 1000:.1f} ms")
+                f"{timed(lambda: hyp(dev_img, prev, code_map, global_code=global_code)) * 1000:.1f} ms")
+            # one pass of the refinement loop from the given G(w+): E_mask + H + G
             row("network: one refinement step (H + G), batch 1",
-                f"{timed(lambda: refine_step(gen, hyp, w, dev_img, prev, None, code_map=code_map)) * 1000:.1f} ms")
-            row("network: e4e, batch 1", f"{timed(lambda: invert(m.encoder, dev_img)) * 1000:.1f} ms")
+                f"{timed(lambda: refine(gen, hyp, w, dev_img, code_map, 1, initial=prev, global_code=global_code, features=f)) * 1000:.1f} ms")
+            row("network: e4e, batch 1",
+                f"{timed(lambda: encode(m.encoder, m.generator, dev_img)) * 1000:.1f} ms")
 
     # batch scaling with one style
-    codes = pipe.provider.for_file(styles[0]).region_codes
+    codes = pipe.provider.for_file(styles[0]).table
     base = warm[0]
     for b in [int(x) for x in args.batches.split(",")]:
         if cuda:
