@@ -18,7 +18,10 @@ from hypernst_cli.cli.state import STATE
 def align(
     inputs: list[Path] = typer.Argument(..., help="Image files, folders or globs."),
     output: Path = fo.OUTPUT,
-    size: int | None = typer.Option(None, "--size", help="Crop size in pixels [default: the config's resolution]."),
+    size: int | None = typer.Option(
+        None, "--size",
+        help="Crop size in pixels [default: the resolution of the weights --config loads: 256 "
+             "for the embedded compact model]."),
     config: str = fo.CONFIG,
     backend: str = fo.BACKEND,
     detector: str = fo.DETECTOR,

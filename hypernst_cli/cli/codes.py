@@ -19,7 +19,8 @@ def codes(
         None, "--output", "-o", help="Write all codes to this .safetensors file."
     ),
     weights: Optional[str] = typer.Option(
-        None, "--weights", help="Model folder, .safetensors file or registry name."
+        None, "--weights",
+        help="Model folder, .safetensors file or registry name (default: downloaded, then embedded)."
     ),
     config: str = typer.Option("compact", "--config", help="Model config to find weights for."),
     backend: str = typer.Option("auto", "--backend", help="Face backend: auto | dlib | facexlib."),

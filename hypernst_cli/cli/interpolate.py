@@ -20,7 +20,7 @@ def interpolate(
     steps: int = typer.Option(8, "--steps", min=2, help="Number of frames, ends included."),
     output: Path = opt.output_option("Output folder: frames, a contact sheet, and the GIF."),
     gif: bool = typer.Option(False, "--gif", help="Also write an animated GIF."),
-    frame_ms: int = typer.Option(150, "--frame-ms", min=10, help="GIF frame duration."),
+    frame_ms: int = typer.Option(150, "--frame-ms", min=10, help="GIF frame duration in milliseconds."),
     batch_size: int = typer.Option(4, "--batch-size", min=1, help="Frames per forward pass."),
     size: Optional[int] = opt.SIZE,
     iterations: Optional[int] = opt.ITERATIONS,

@@ -20,7 +20,10 @@ def segment(
     do_align: bool = typer.Option(
         False, "--align", help="Align each face first and segment the crop (as the models see it)."
     ),
-    size: int | None = typer.Option(None, "--size", help="Crop size with --align [default: the config's resolution]."),
+    size: int | None = typer.Option(
+        None, "--size",
+        help="Crop size with --align [default: the resolution of the weights --config loads: "
+             "256 for the embedded compact model]."),
     config: str = fo.CONFIG,
     backend: str = fo.BACKEND,
     detector: str = fo.DETECTOR,

@@ -20,7 +20,10 @@ def prepare(
     style_dir: Path = typer.Argument(..., help="Style images: a folder, files or a glob."),
     output: Path = typer.Option(..., "--output", "-o", help="Prepared data folder (DATA)."),
     config: str = typer.Option("compact", "--config", help="Model config: default size, and codes."),
-    size: Optional[int] = typer.Option(None, "--size", help="Aligned size [default: the config's resolution]."),
+    size: Optional[int] = typer.Option(
+        None, "--size",
+        help="Aligned size [default: the config's own resolution: 128 px for compact, not the "
+             "embedded model's 256 as in align and segment]."),
     backend: str = opt.BACKEND,
     weights: Optional[str] = typer.Option(
         None, "--weights", help="A model with ALADIN: also cache every image's region codes."),
@@ -86,7 +89,8 @@ def train(
     resume: bool = typer.Option(False, "--resume", help="Continue from RUN_DIR's newest checkpoint."),
     show_config: bool = typer.Option(False, "--show-config", help="Print the effective options and exit."),
 ) -> None:
-    """Train one stage of the paper's recipe: generator -> encoder -> reconstruct -> stylize.
+    """Train one stage of the paper's recipe: generator -> encoder -> reconstruct -> stylize
+    (aladin, autoencoder: the compact recipe's stages, not in the paper).
 
     Options come from the stage's defaults (the paper's), then --config FILE, then KEY=VALUE.
     RUN_DIR gets config.toml, metrics.jsonl, samples/, checkpoints/ (every checkpoint_every steps,

@@ -5,8 +5,11 @@
 #            hypernst prepare FFHQ_PHOTOS/ AAHQ_PORTRAITS/ -o DATA --config paper
 #   OUT_DIR  init/ (the assembled official networks), runs/STEP/ (run folders), model/ (the result)
 #
-# Steps: assemble init from PARTS (default: the official StyleGAN2 FFHQ 256 px and ALADIN-ViT,
-# `hypernst weights download stylegan2-ffhq-256 aladin-vit` first) on the `paper` config ->
+# Steps: assemble init from PARTS (the official StyleGAN2 FFHQ 256 px and ALADIN-ViT:
+# `hypernst download stylegan2-ffhq-256` first; ALADIN-ViT has no direct link: download
+# aladinVIT_bamfg_64.47.pt from https://github.com/DanRuta/ALADIN/releases, run
+# `hypernst convert aladin aladinVIT_bamfg_64.47.pt -o ALADIN_DIR` and set
+# PARTS="stylegan2-ffhq-256 ALADIN_DIR") on the `paper` config ->
 # encoder (e4e for that generator) -> reconstruct (stage 1) -> stylize (stage 2, lambda2 = 2, heads
 # from layer 13, 3 patches of 32 px per region, batch 1) -> export OUT_DIR/model (fp16, no
 # discriminators). Each step's options are this folder's STEP.toml (docs/training.md maps each
