@@ -1,7 +1,7 @@
 """The one device policy: parse ``--device``, pick a device, set CPU threads.
 
 ``auto`` picks the first CUDA device when one is usable, else the CPU. Asking for a CUDA device that
-is not there is an error (exit 4), never a silent fall-back.
+is not there is an error (exit 4), never a silent fall-back (``hypernst info`` reports it instead).
 """
 
 from __future__ import annotations

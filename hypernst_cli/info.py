@@ -42,7 +42,15 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
         if cuda_ok
         else [],
     }
-    device = resolve_device(device_spec)
+    from hypernst_cli.errors import DeviceError
+
+    # `info` is where a user finds out what this machine has: a --device that is not there is
+    # reported (why, the fix, and what auto would use), not an error as in the other commands
+    device_error = None
+    try:
+        device = describe_device(resolve_device(device_spec))
+    except DeviceError as exc:
+        device, device_error = None, exc.one_line()
 
     configs = []
     for name in config_names():
@@ -76,7 +84,9 @@ def collect_info(device_spec: str = "auto") -> dict[str, Any]:
             "torchvision": tv_version,
             "cuda": cuda,
         },
-        "device": describe_device(device),
+        "device": device,  # None: --device names a device that is not there (device_error)
+        **({"device_error": device_error, "device_auto": describe_device(resolve_device("auto"))}
+           if device_error else {}),
         "threads": dict(zip(("count", "reason"), thread_policy(), strict=True)),
         "device_spec": device_spec,
         "cache_dir": str(cache_dir()),

@@ -49,3 +49,11 @@ def test_codes_without_weights_is_exit_3(run_cli, tmp_path, monkeypatch):
     Image.new("RGB", (32, 32)).save(p)
     r = run_cli("codes", p, "--config", "paper")
     assert r.exit_code == 3 and "no weights found" in r.stderr
+
+
+def test_codes_takes_the_short_weights_flag(run_cli, portraits, tiny_model_dir, isolated_cache):
+    """`codes STYLES -w X` said "No such option: -w" (every other model command takes it)."""
+    style = portraits / "styles" / "poster-portrait.png"
+    r = run_cli("--device", "cpu", "codes", style, "-w", tiny_model_dir, "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["style"] == str(style)

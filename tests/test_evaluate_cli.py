@@ -32,3 +32,17 @@ def test_evaluate_writes_report_csv_and_sheets(run_cli, portraits, tiny_model_di
               for m in ("identity", "colour transfer")}
     assert sum(colour["colour transfer"]) < sum(colour["identity"])
     assert all(r["lpips_alex"] == "n/a" for r in rows)
+
+
+def test_baselines_help_names_every_baseline_the_report_shows():
+    """``--baselines`` help named the identity and colour-transfer baselines only, while the
+    report also shows the histogram transfer."""
+    import typer.main
+
+    from hypernst_cli.cli.app import app
+    from hypernst_cli.eval.baselines import BASELINES
+
+    command = typer.main.get_command(app).commands["evaluate"]
+    (param,) = [p for p in command.params if p.name == "baselines"]
+    for name in BASELINES:
+        assert name in param.help.lower(), (name, param.help)

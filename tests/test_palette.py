@@ -251,3 +251,34 @@ def test_a_config_with_an_invalid_palette_is_refused():
             PaletteConfig(amount=bad)
         with pytest.raises(UsageError, match="palette: regions must be between 0 and 1"):
             PaletteConfig(amount=0.5, regions=bad)
+
+
+def test_the_status_line_names_the_palette_only_where_one_is_applied(
+        run_cli, palette_model_dir, portraits, isolated_cache, tmp_path):
+    """`invert`, `directions check` and `edit` without `--style` said "palette 1" at model load,
+    though none of them applies a palette."""
+    from hypernst_cli.weights.checkpoint import save_model_file
+
+    face = portraits / "faces" / "astronaut.png"
+    style = portraits / "styles" / "poster-portrait.png"
+    smile = save_model_file(tmp_path / "smile.safetensors",  # the tiny model ships no directions
+                            {"directions": {"smile": torch.nn.functional.normalize(
+                                torch.randn(1, 64, generator=torch.Generator().manual_seed(0)))}},
+                            {}, {})
+    common = ["--device", "cpu"]
+    model = ["-w", palette_model_dir]
+    runs = {
+        "invert": run_cli(*common, "invert", face, "-o", tmp_path / "inv", *model),
+        "directions check": run_cli(*common, "directions", "check", "--content", face, "-d", smile,
+                                    "--steps", "2", *model),
+        "edit": run_cli(*common, "edit", face, "-d", smile, "--steps", "2", "-o", tmp_path / "e",
+                        *model),
+    }
+    for name, r in runs.items():
+        assert r.exit_code == 0, (name, r.stderr)
+        status = next(line for line in r.stderr.splitlines() if line.startswith("model: "))
+        assert "; palette" not in status, (name, status)
+    r = run_cli(*common, "edit", face, "-d", smile, "--steps", "2", "-o", tmp_path / "es",
+                "--style", style, *model)
+    assert r.exit_code == 0, r.stderr
+    assert "; palette 1" in next(x for x in r.stderr.splitlines() if x.startswith("model: "))

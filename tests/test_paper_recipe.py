@@ -66,6 +66,80 @@ def test_assemble_takes_each_network_from_the_first_source_and_checks_it(tiny_mo
         assemble(tmp_path / "bad", [str(tiny_model_dir)], "compact")
 
 
+def _official_aladin(ours: dict) -> dict:
+    """Our ALADIN state dict under the official checkpoint's names (aladinVIT_bamfg_64.47.pt)."""
+    import re
+
+    from hypernst_cli.models.official_encoders import _ALADIN_RENAMES
+
+    official = {}
+    for key, value in ours.items():
+        for theirs, mine in _ALADIN_RENAMES:
+            m = re.match("^" + re.escape(mine).replace(r"\{i\}", r"(\d+)"), key)
+            if m:
+                name = theirs.replace("{i}", m.group(1)) if m.groups() else theirs
+                official["enc_style." + name + key[m.end():]] = value
+                break
+        else:
+            raise AssertionError(key)
+    return official
+
+
+def test_assemble_takes_aladin_from_the_folder_hypernst_convert_wrote(run_cli, tiny_model_dir,
+                                                                       tmp_path):
+    """The paper recipe's documented path: download aladinVIT_bamfg_64.47.pt, `hypernst convert
+    aladin FILE -o DIR`, then DIR as a part (PARTS="stylegan2-ffhq-256 DIR")."""
+    import torch
+
+    from hypernst_cli.weights.checkpoint import load_model_folder
+
+    ours = load_model_folder(tiny_model_dir).networks["aladin"]
+    torch.save(_official_aladin({k: v.float() + 1 for k, v in ours.items()}),
+               tmp_path / "aladinVIT_bamfg_64.47.pt")
+    r = run_cli("convert", "aladin", tmp_path / "aladinVIT_bamfg_64.47.pt", "-o", tmp_path / "al")
+    assert r.exit_code == 0, r.stderr
+    out = assemble(tmp_path / "init", [str(tmp_path / "al"), str(tiny_model_dir)], "tiny")
+    folder = load_model_folder(out)
+    assert folder.extra["assembled_from"]["aladin"] == str(tmp_path / "al")
+    assert folder.extra["assembled_from"]["generator"] == str(tiny_model_dir)
+    assert all(torch.equal(folder.networks["aladin"][k].float(), ours[k].float() + 1) for k in ours)
+
+
+def test_assemble_names_the_real_steps_for_a_part_with_no_direct_download(tmp_path, monkeypatch,
+                                                                          capsys):
+    """`assemble DST ... aladin-vit` said "download it from ... and pass it with --weights", an
+    option assemble does not have (and the downloaded file needs converting first)."""
+    from hypernst_cli.train.assemble import main
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # named with the recipe's other part: the hint shows PARTS as it should be
+    code = main([str(tmp_path / "init"), "stylegan2-ffhq-256", "aladin-vit", "--config", "tiny"])
+    err = capsys.readouterr().err.strip()
+    assert code == 3, err  # missing weights (errors.py), not bad usage
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert "aladinVIT_bamfg_64.47.pt" in err and "https://github.com/DanRuta/ALADIN/releases" in err
+    assert "hypernst convert aladin aladinVIT_bamfg_64.47.pt -o DIR" in err
+    assert 'PARTS="stylegan2-ffhq-256 DIR"' in err and "--weights" not in err, err
+    assert not (tmp_path / "init").exists()
+
+
+def test_the_paper_recipe_without_parts_names_the_steps_and_starts_nothing(tmp_path):
+    """Its default PARTS named `aladin-vit`, which no program can fetch or find: the run always
+    stopped in assemble."""
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PARTS"}
+    env.update({"PYTHON": sys.executable, "PYTHONPATH": str(REPO), "HF_HOME": str(tmp_path / "hf")})
+    proc = subprocess.run(["bash", str(RECIPE / "run.sh"), str(tmp_path / "data"), str(out)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    err = proc.stderr.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error:"), err
+    assert "hypernst convert aladin aladinVIT_bamfg_64.47.pt -o ALADIN_DIR" in err
+    assert 'PARTS="stylegan2-ffhq-256 ALADIN_DIR"' in err
+    assert "hypernst download stylegan2-ffhq-256" in err
+    assert not out.exists()
+
+
 def test_the_spatial_continuation_recipe_runs_on_tiny(tiny_detail_model_dir, tmp_path):
     """recipes/compact/spatial/run.sh, the shipped model's recipe, end to end on `tiny` (2 steps
     per stage): the spatial path with the detail post-process off, A(s) and the content skip

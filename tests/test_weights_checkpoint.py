@@ -200,6 +200,17 @@ def test_resolution_errors_are_clear(registry_env, tmp_path):
         assert words in exc.value.one_line() and exc.value.exit_code == 3
 
 
+def test_a_name_with_no_direct_download_says_how_to_make_it_usable():
+    """`--weights aladin-vit` said "download it from ... and pass it with --weights", but the
+    official file is not in our format: it needs `hypernst convert` first."""
+    with pytest.raises(WeightsNotFoundError) as exc:
+        resolve_weights("aladin-vit", "paper")
+    line = exc.value.one_line()
+    assert "download aladinVIT_bamfg_64.47.pt from https://github.com/DanRuta/ALADIN/releases" in line
+    assert "run `hypernst convert aladin aladinVIT_bamfg_64.47.pt -o DIR`, then pass DIR with " \
+           "--weights" in line, line
+
+
 def test_registry_validation(tmp_path):
     from hypernst_cli.errors import WeightsError
 

@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 
+from hypernst_cli.cli import options as opt
 from hypernst_cli.cli.app import app
 from hypernst_cli.cli.state import STATE
 
@@ -18,11 +19,8 @@ def codes(
     output: Optional[Path] = typer.Option(
         None, "--output", "-o", help="Write all codes to this .safetensors file."
     ),
-    weights: Optional[str] = typer.Option(
-        None, "--weights",
-        help="Model folder, .safetensors file or registry name (default: downloaded, then embedded)."
-    ),
-    config: str = typer.Option("compact", "--config", help="Model config to find weights for."),
+    weights: Optional[str] = opt.WEIGHTS,  # -w/--weights, as in every command that loads a model
+    config: str = opt.CONFIG,
     backend: str = typer.Option("auto", "--backend", help="Face backend: auto | dlib | facexlib."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Patch sampling seed (config default)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),

@@ -265,7 +265,7 @@ def check(
         raise UsageError("no content photos found", hint="give face photos with --content")
 
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=None,
-                             iterations=iterations)
+                             iterations=iterations, styled=False)  # renders the face's own codes
     name, vector = resolve_direction(direction, pipe.models)
     target = MEASURE_OF.get(name) if measure == "auto" else measure
     if expect == "auto":

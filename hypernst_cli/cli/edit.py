@@ -56,7 +56,8 @@ def edit(
     given_latent = _read_latent(latent, content) if latent else None  # before the models load
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
-                             precision=precision, compile=compile_models, palette=palette)
+                             precision=precision, compile=compile_models, palette=palette,
+                             styled=style is not None)
     name, vector = resolve_direction(direction, pipe.models)
     face = pipe.prepare(content, latent=given_latent)[0]
     codes = pipe.code_table(face, style, strength=style_strength)

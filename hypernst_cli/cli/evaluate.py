@@ -66,8 +66,10 @@ def evaluate(
     palette: Optional[float] = opt.PALETTE,
     precision: Optional[str] = opt.PRECISION,
     compile_models: Optional[bool] = opt.COMPILE,
-    baselines: bool = typer.Option(True, "--baselines/--no-baselines",
-                                   help="Include the identity and colour-transfer baselines."),
+    baselines: bool = typer.Option(
+        True, "--baselines/--no-baselines",
+        help="Include the baselines: identity (the content unchanged), colour transfer and "
+             "histogram transfer (the palette step alone)."),
     region_colour: bool = typer.Option(True, "--region-colour/--no-region-colour",
                                        help="Per-region colour distances (parses each image)."),
     backend: str = opt.BACKEND,

@@ -45,7 +45,13 @@ def _print_report(report: dict) -> None:
         out.print(f"CUDA {cuda['version']}: {gpus}")
     else:
         out.print("CUDA: not available")
-    out.print(f"device: [bold]{report['device']}[/]")
+    if report["device"] is None:  # --device names a device this machine does not have
+        from rich.markup import escape
+
+        out.print(f"device: [bold red]unavailable[/]: {escape(report['device_error'])}; "
+                  f"--device auto would use {escape(report['device_auto'])}")
+    else:
+        out.print(f"device: [bold]{report['device']}[/]")
     threads = report["threads"]
     out.print(f"CPU threads: {threads['count']} ({threads['reason']})")
     out.print(f"cache: {report['cache_dir']}")

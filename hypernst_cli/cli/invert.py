@@ -53,7 +53,7 @@ def invert(
     ]
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
-                             precision=precision, compile=compile_models)
+                             precision=precision, compile=compile_models, styled=False)
 
     def work(item: WorkItem) -> dict[str, float]:
         import time

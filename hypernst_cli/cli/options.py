@@ -68,12 +68,14 @@ def output_option(help_text: str) -> Any:
 def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Optional[int],
                   iterations: Optional[int] = None, no_cache: bool = False, precision: Optional[str] = None,
                   compile: Optional[bool] = None, detail: Optional[float] = 0.0,
-                  palette: Optional[float] = None) -> Any:
+                  palette: Optional[float] = None, styled: bool = True) -> Any:
     """Load the models once for this process, with a status line.
 
     ``detail``: see HyperNSTPipeline (None = the model's setting); 0 by default, because only the
     commands whose outputs are stylized photos (stylize, interpolate, evaluate) restore detail.
-    ``palette``: see HyperNSTPipeline (None = the model's setting)."""
+    ``palette``: see HyperNSTPipeline (None = the model's setting). ``styled``: whether this run's
+    outputs take a style (False: invert, directions check, edit without --style), hence the
+    palette; the status line names the palette only then."""
     from hypernst_cli.cli.state import STATE
     from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
@@ -98,7 +100,7 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
                + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
                + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else "")
                + (f"; detail {pipe.detail:g}" if pipe.detail else "")
-               + (f"; palette {pipe.palette:g}" if pipe.palette else ""))
+               + (f"; palette {pipe.palette:g}" if pipe.palette and styled else ""))
     return pipe
 
 

@@ -26,7 +26,7 @@ def prepare(
              "embedded model's 256 as in align and segment]."),
     backend: str = opt.BACKEND,
     weights: Optional[str] = typer.Option(
-        None, "--weights", help="A model with ALADIN: also cache every image's region codes."),
+        None, "--weights", "-w", help="A model with ALADIN: also cache every image's region codes."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Redo images already prepared."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per image, then a summary."),
 ) -> None:

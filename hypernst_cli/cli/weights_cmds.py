@@ -102,10 +102,9 @@ def download(
 
 def _manual_download_hint(entry: Any) -> str:
     """How to get a registry entry that has no automatic source (``source_type == 'manual'``)."""
-    where = entry.homepage or "its upstream project"
-    convert = (f"`hypernst convert {entry.converter} {entry.filename} -o DIR` and pass DIR with "
-               "--weights") if entry.converter else "pass it with --weights"
-    return f"download {entry.filename} from {where}, then {convert}"
+    from hypernst_cli.weights.registry import manual_download_steps
+
+    return manual_download_steps(entry)
 
 
 @weights_app.command("list")

@@ -54,14 +54,15 @@ def resolve_model(cfg: dict[str, Any]) -> tuple[ModelConfig, Any | None, str]:
 
 def new_folder_main(dst: Path, write: Callable[[], Path]) -> int:
     """The end of a script that writes a new model folder (train/assemble.py, train/extend.py):
-    never over an existing ``dst``; an error is one line on stderr and exit code 2."""
+    never over an existing ``dst``; an error is one line on stderr and its exit code (errors.py:
+    2 for bad usage, 3 for missing weights, ...)."""
     try:
         if dst.exists():
             raise UsageError(f"{dst} exists", hint="choose a new folder")
         out = write()
     except HypernstError as exc:
         print(f"error: {exc.one_line()}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     print(f"wrote {out}")
     return 0
 

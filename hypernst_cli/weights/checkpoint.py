@@ -396,7 +396,9 @@ def _fetch_hint(entry: WeightsEntry) -> str:
         return f"run `hypernst download {entry.name}`"
     if entry.source_type == "bundled":
         return f"pip install {entry.package}"
-    return f"download it from {entry.homepage or 'its upstream project'} and pass it with --weights"
+    from hypernst_cli.weights.registry import manual_download_steps
+
+    return manual_download_steps(entry)
 
 
 def _usable(entry: WeightsEntry, path: Path) -> Path:

@@ -30,6 +30,7 @@ from hypernst_cli.weights.registry import (
     WeightsEntry,
     cached_download_path,
     hub_cache_dir,
+    manual_download_steps,
     offline_mode,
     quarantine_dir,
     read_records,
@@ -84,8 +85,7 @@ def download_entry(
     else:
         raise DownloadError(
             f"{entry.name}: cannot be downloaded automatically",
-            hint=f"download {entry.filename} from {entry.homepage or 'its upstream project'} and "
-            f"use `hypernst convert {entry.converter or 'KIND'} FILE -o DIR`",
+            hint=manual_download_steps(entry),
         )
     return verify_file(entry, path, fresh=fresh, warn=warn, quarantine=True)
 

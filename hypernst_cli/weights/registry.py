@@ -120,6 +120,17 @@ class WeightsEntry:
         return self.source_type in ("hub", "url")
 
 
+def manual_download_steps(entry: WeightsEntry, use: str = "pass {path} with --weights") -> str:
+    """How to make an entry that no program can fetch (``source_type == 'manual'``) usable: where
+    to download it, the ``hypernst convert`` command its format needs, then ``use`` (``{path}``:
+    the converted folder, DIR, or the downloaded file when it needs no converting)."""
+    where = entry.homepage or "its upstream project"
+    if entry.converter:
+        return (f"download {entry.filename} from {where}, run `hypernst convert {entry.converter} "
+                f"{entry.filename} -o DIR`, then {use.format(path='DIR')}")
+    return f"download {entry.filename} from {where}, then {use.format(path=entry.filename)}"
+
+
 def registry_path(path: str | Path | None = None) -> Path:
     """The registry file: ``path``, else ``$HYPERNST_WEIGHTS_TOML``, else the shipped weights.toml."""
     if path:

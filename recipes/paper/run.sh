@@ -6,8 +6,8 @@
 #   OUT_DIR  init/ (the assembled official networks), runs/STEP/ (run folders), model/ (the result)
 #
 # Steps: assemble init from PARTS (the official StyleGAN2 FFHQ 256 px and ALADIN-ViT:
-# `hypernst download stylegan2-ffhq-256` first; ALADIN-ViT has no direct link: download
-# aladinVIT_bamfg_64.47.pt from https://github.com/DanRuta/ALADIN/releases, run
+# `hypernst download stylegan2-ffhq-256` first; ALADIN-ViT has no direct link, so no name finds
+# it: download aladinVIT_bamfg_64.47.pt from https://github.com/DanRuta/ALADIN/releases, run
 # `hypernst convert aladin aladinVIT_bamfg_64.47.pt -o ALADIN_DIR` and set
 # PARTS="stylegan2-ffhq-256 ALADIN_DIR") on the `paper` config ->
 # encoder (e4e for that generator) -> reconstruct (stage 1) -> stylize (stage 2, lambda2 = 2, heads
@@ -18,7 +18,8 @@
 #
 # Environment:
 #   PYTHON=python   the interpreter that has hypernst_cli importable
-#   PARTS="stylegan2-ffhq-256 aladin-vit"   model folders or registry names, first wins per network
+#   PARTS="stylegan2-ffhq-256 ALADIN_DIR"   required (unless OUT_DIR/init exists): model folders
+#                   or registry names, first wins per network (ALADIN_DIR: see Steps above)
 #   CONFIG=paper    the model config the parts are assembled on
 #   EXTRA="device=cuda"   KEY=VALUE options added to every step (e.g. amp=bf16)
 #   DRY_RUN=1       every step 2 steps, no checkpoints or samples (what the tests run on `tiny`)
@@ -32,7 +33,15 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 DATA="$1"
 OUT="$2"
 PY="${PYTHON:-python}"
-PARTS="${PARTS:-stylegan2-ffhq-256 aladin-vit}"
+PARTS="${PARTS:-}"
+if [ -z "$PARTS" ] && [ ! -d "$OUT/init" ]; then
+    # no default: ALADIN-ViT is a manual download, so a default naming it could never be found
+    echo "error: set PARTS to the networks to start from (hypernst download stylegan2-ffhq-256;" \
+        "download aladinVIT_bamfg_64.47.pt from https://github.com/DanRuta/ALADIN/releases and run" \
+        "\`hypernst convert aladin aladinVIT_bamfg_64.47.pt -o ALADIN_DIR\`; then" \
+        "PARTS=\"stylegan2-ffhq-256 ALADIN_DIR\" $0 DATA OUT_DIR)" >&2
+    exit 2
+fi
 CONFIG="${CONFIG:-paper}"
 EXTRA="${EXTRA:-device=cuda}"
 if [ "${DRY_RUN:-0}" = 1 ]; then
