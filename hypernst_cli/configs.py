@@ -151,13 +151,16 @@ class PaletteConfig:
     """The palette post-process (not in the paper; 0 = off, ``pipeline/palette.py``): the
     stylized output's Lab histograms are matched to the style image's by ``amount`` x the style
     strength; ``regions``: how far each region (background, face, hair) takes the style's same
-    region's palette rather than the whole image's (0: the output moves as one)."""
+    region's palette rather than the whole image's (0: the output moves as one); ``inks``: how
+    far each pixel is then pulled to the nearer of the style's two main colours, x the strength
+    (0: not at all)."""
 
     amount: float = 0.0
     regions: float = 0.0
+    inks: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("amount", "regions"):
+        for name in ("amount", "regions", "inks"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise UsageError(f"palette: {name} must be between 0 and 1, got {value}",

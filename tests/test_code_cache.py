@@ -94,6 +94,33 @@ def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_re
     assert enc.calls == 3
 
 
+def test_codes_carry_the_images_inks_and_an_entry_without_them_is_recomputed(tmp_path):
+    """The inks (the style's two main colours per region) are cached beside the palette; an
+    entry written before them is recomputed rather than served without."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    from hypernst_cli.io.tensors import to_tensor
+    from hypernst_cli.pipeline.palette import region_inks
+
+    image, mask = synthetic_portrait()
+    path = _write(tmp_path, image)
+    enc = CountingEncoder()
+    codes = _cached_provider(enc, mask, tmp_path).for_file(path)
+    expected = region_inks(to_tensor(image), torch.as_tensor(mask.astype(np.int64))[None])[0]
+    torch.testing.assert_close(codes.inks, expected)
+    torch.testing.assert_close(_cached_provider(enc, mask, tmp_path).for_file(path).inks, expected)
+    assert enc.calls == 1  # from the disk cache, inks and all
+    entry = next((tmp_path / "cache" / "codes").iterdir())
+    with safe_open(str(entry), framework="pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(entry))
+    del tensors["inks"]
+    save_file(tensors, str(entry), metadata=meta)  # as written before inks were cached
+    torch.testing.assert_close(_cached_provider(enc, mask, tmp_path).for_file(path).inks, expected)
+    assert enc.calls == 2
+
+
 def test_a_new_patch_sampler_misses_the_old_cache(tmp_path, monkeypatch):
     """The cache key names the sampler's version: entries whose patch positions came from another
     sampler (the same seed gives other windows) are recomputed, not reused."""

@@ -5,18 +5,22 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
 from hypernst_cli.pipeline.palette import (
+    INKS,
     MAX_SCALE,
     QUANTILES,
     Palette,
     apply_palettes,
     between,
+    ink_colours,
     lab_to_rgb,
+    region_inks,
     region_quantiles,
     rgb_to_lab,
 )
@@ -170,6 +174,76 @@ def test_palettes_between_two_ends():
     assert mid.amount == pytest.approx(0.75)
     weighted = Palette(torch.ones(shape), 1.0, torch.ones(3))
     assert between(a, weighted, 0.25).region_weights().tolist() == [0.25] * 3
+    # the inks move from one style's to the other's (darker to darker), and so does the pull
+    ink_shape = (4, INKS, 3)
+    c = Palette(torch.zeros(shape), 1.0, None, torch.zeros(ink_shape), 0.4)
+    d = Palette(torch.ones(shape), 1.0, None, torch.ones(ink_shape), 0.2)
+    torch.testing.assert_close(between(c, d, 0.25).inks, torch.full(ink_shape, 0.25))
+    assert between(c, d, 0.25).pull == pytest.approx(0.35)
+    assert between(None, d, 0.5).pull == pytest.approx(0.1)
+    assert between(c, None, 0.5).pull == pytest.approx(0.2)
+    assert between(a, d, 0.5).pull == pytest.approx(0.1)  # a palette without inks pulls nowhere
+
+
+def _two_ink_style(size: int = 32) -> torch.Tensor:
+    """A print: dark blue ink on warm paper, a little noise on both, ink on 30 % of it."""
+    g = torch.Generator().manual_seed(11)
+    ink = torch.tensor([-0.7, -0.6, -0.1]).view(3, 1, 1)
+    paper = torch.tensor([0.9, 0.8, 0.55]).view(3, 1, 1)
+    on = (torch.rand(1, size, size, generator=g) < 0.3).float()
+    image = on * ink + (1 - on) * paper + 0.03 * torch.randn(3, size, size, generator=g)
+    return image.clamp(-1, 1)[None]
+
+
+def test_a_styles_inks_are_its_two_main_colours_darker_first_and_always_the_same():
+    style = _two_ink_style()
+    lab = rgb_to_lab(style)[0].flatten(1).T
+    inks = ink_colours(lab.clone())
+    assert inks.shape == (INKS, 3) and inks[0, 0] < inks[1, 0]
+    dark = lab[:, 0] < lab[:, 0].median() * 0.8  # the ink pixels (30 %)
+    torch.testing.assert_close(inks[0], lab[dark].mean(0), atol=2e-3, rtol=0)
+    torch.testing.assert_close(inks[1], lab[~dark].mean(0), atol=2e-3, rtol=0)
+    torch.testing.assert_close(ink_colours(lab.flip(0).clone()), inks)  # order-free
+    table = region_inks(style, None)
+    assert table.shape == (1, 4, INKS, 3)
+    torch.testing.assert_close(table[0, 0], table[0, 3])  # no regions: the whole image's
+
+
+def test_the_inks_pull_each_pixel_to_the_nearer_ink_by_the_pull_and_0_changes_nothing():
+    style = _two_ink_style()
+    x = _images(12, batch=1, size=32) * 0.6
+    table = region_quantiles(style, None)[0]
+    inks = region_inks(style, None)[0]
+    plain = apply_palettes(x, [Palette(table, 1.0)])
+    torch.testing.assert_close(apply_palettes(x, [Palette(table, 1.0, None, inks, 0.0)]), plain)
+    assert torch.equal(apply_palettes(x, [Palette(table, 0.0, None, inks, 0.5)]), x)  # no palette
+    lab = rgb_to_lab(plain)[0].flatten(1).T
+    nearest = inks[3][torch.cdist(lab, inks[3]).argmin(1)]
+    for pull in (0.25, 1.0):
+        got = rgb_to_lab(apply_palettes(x, [Palette(table, 1.0, None, inks, pull)]))[0]
+        expected = lab + pull * (nearest - lab)
+        # (colours pushed out of sRGB come back clipped, so compare where they stay inside)
+        close = (got.flatten(1).T - expected).abs().amax(1) < 2e-3
+        assert close.float().mean() > 0.9, (pull, close.float().mean())
+    # the distance to the nearer ink shrinks by the pull
+    quarter = rgb_to_lab(apply_palettes(x, [Palette(table, 1.0, None, inks, 0.25)]))[0].flatten(1).T
+    before = (lab - nearest).norm(dim=1).mean()
+    after = (quarter - inks[3][torch.cdist(quarter, inks[3]).argmin(1)]).norm(dim=1).mean()
+    assert after < 0.8 * before
+
+
+def test_a_regions_own_inks_by_its_weight():
+    mask = _three_regions()
+    x = _images(13, batch=1, size=48) * 0.5
+    style = torch.cat([_two_ink_style(48)[..., :32], -_two_ink_style(48)[..., 32:]], dim=-1)
+    table, inks = region_quantiles(style, mask)[0], region_inks(style, mask)[0]
+    assert not torch.allclose(inks[2], inks[3], atol=0.05)  # the hair's inks are its own
+    as_one = apply_palettes(x, [Palette(table, 1.0, torch.zeros(3), inks, 1.0)], mask)
+    own = apply_palettes(x, [Palette(table, 1.0, torch.tensor([0.0, 0.0, 1.0]), inks, 1.0)], mask)
+    hair = rgb_to_lab(own)[0][:, :, 40:].flatten(1).T  # inside the hair, off its border
+    dist = lambda px, ink: torch.cdist(px, ink).amin(1).mean()  # noqa: E731
+    assert dist(hair, inks[2]) < 0.01 < dist(hair, inks[3])
+    torch.testing.assert_close(own[..., :20], as_one[..., :20], atol=1e-5, rtol=0)
 
 
 @pytest.fixture
@@ -251,6 +325,34 @@ def test_a_config_with_an_invalid_palette_is_refused():
             PaletteConfig(amount=bad)
         with pytest.raises(UsageError, match="palette: regions must be between 0 and 1"):
             PaletteConfig(amount=0.5, regions=bad)
+        with pytest.raises(UsageError, match="palette: inks must be between 0 and 1"):
+            PaletteConfig(amount=0.5, inks=bad)
+
+
+def test_the_pipeline_pulls_to_the_styles_inks_by_the_models_setting_x_the_strength(
+        palette_model_dir, portraits, isolated_cache):
+    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
+
+    cfg = json.loads((palette_model_dir / "config.json").read_text())
+    cfg["palette"] = {"amount": 1.0, "inks": 0.5}
+    (palette_model_dir / "config.json").write_text(json.dumps(cfg))
+    pipe = HyperNSTPipeline.load(weights=str(palette_model_dir), config="tiny", device="cpu",
+                                 backend="dlib", seed=0)
+    style, other = (portraits / "styles" / n for n in ("poster-portrait.png", "halftone.png"))
+    palette = pipe.palette_for(style, strength=0.5)
+    assert palette.pull == pytest.approx(0.25) and palette.inks.shape == (4, INKS, 3)
+    torch.testing.assert_close(palette.inks, pipe.style_codes(style).inks)
+    mixed = pipe.palette_for(style, regions={"hair": other})
+    torch.testing.assert_close(mixed.inks[2], pipe.palette_for(other).inks[2])
+    torch.testing.assert_close(mixed.inks[[0, 1, 3]], palette.inks[[0, 1, 3]])
+    assert pipe.palette_for(style, strength=0.0) is None
+    face = pipe.prepare(portraits / "faces" / "astronaut.png")[0]
+    codes = pipe.code_table(face, style)
+    pulled = pipe.generate([face], codes, palettes=[pipe.palette_for(style)]).images
+    unpulled = pipe.generate([face], codes, palettes=[replace(pipe.palette_for(style), pull=0.0)]).images
+    lab = [rgb_to_lab(im)[0].flatten(1).T for im in (pulled, unpulled)]
+    whole = palette.inks[3]
+    assert torch.cdist(lab[0], whole).amin(1).mean() < 0.8 * torch.cdist(lab[1], whole).amin(1).mean()
 
 
 def test_the_status_line_names_the_palette_only_where_one_is_applied(

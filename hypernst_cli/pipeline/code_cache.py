@@ -87,10 +87,25 @@ PALETTE_SIDE = 256
 def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
     """The palette table [N_REGIONS + 1, QUANTILES, 3] of an RGB uint8 image with its region
     labels (None: no face, the whole image's quantiles for every region)."""
+    from hypernst_cli.pipeline.palette import region_quantiles
+
+    return region_quantiles(*_palette_input(image, mask))[0]
+
+
+def ink_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
+    """The ink table [N_REGIONS + 1, INKS, 3] of an RGB uint8 image with its region labels
+    (``pipeline/palette.region_inks``: each region's two main colours, then the whole image's)."""
+    from hypernst_cli.pipeline.palette import region_inks
+
+    return region_inks(*_palette_input(image, mask))[0]
+
+
+def _palette_input(image: np.ndarray,
+                   mask: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The image as a [1, 3, H, W] tensor at most ``PALETTE_SIDE`` a side, with its labels."""
     import torch.nn.functional as F
 
     from hypernst_cli.io.tensors import to_tensor
-    from hypernst_cli.pipeline.palette import region_quantiles
 
     x = to_tensor(image)
     labels = None if mask is None else torch.as_tensor(np.asarray(mask, dtype=np.int64))[None]
@@ -101,7 +116,7 @@ def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
         x = F.interpolate(x, size=size, mode="area")
         if labels is not None:
             labels = F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
-    return region_quantiles(x, labels)[0]
+    return x, labels
 
 
 @dataclass(eq=False)
@@ -196,6 +211,7 @@ class StyleCodeProvider:
             image, mask, self.encoder, self.cfg, encode_size=self.encode_size, device=self.device
         )
         codes.palette = palette_table(image, mask)
+        codes.inks = ink_table(image, mask)
         self.computed += 1
         codes.meta.update(self.settings())
         if sha is not None:
@@ -220,6 +236,8 @@ class StyleCodeProvider:
         tensors = {"global": codes.global_code.contiguous(), "regions": codes.region_codes.contiguous()}
         if codes.palette is not None:
             tensors["palette"] = codes.palette.contiguous()
+        if codes.inks is not None:
+            tensors["inks"] = codes.inks.contiguous()
         try:
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata=meta)
@@ -238,8 +256,10 @@ class StyleCodeProvider:
                 meta = fh.metadata() or {}
                 glob = fh.get_tensor("global")
                 regions = fh.get_tensor("regions")
-                # an entry written before palettes were cached is recomputed (it lacks one)
+                # an entry written before palettes (or their inks) were cached is recomputed
+                # (it lacks one)
                 palette = fh.get_tensor("palette")
+                inks = fh.get_tensor("inks")
             if palette.shape[-2] != QUANTILES:
                 return None  # an entry of the earlier mean-and-spread palettes
         except Exception:  # noqa: BLE001 - a corrupt (or older) cache entry is recomputed
@@ -258,6 +278,7 @@ class StyleCodeProvider:
             face_found=meta.get("face_found") == "True",
             meta={k: v for k, v in meta.items() if k not in ("sources", "patches", "face_found")},
             palette=palette,
+            inks=inks,
         )
         codes.meta["cache"] = str(path)
         return codes

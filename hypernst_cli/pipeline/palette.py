@@ -23,6 +23,13 @@ region borders so no seam shows. A palette mixes the two per region by its ``reg
 ``palette.regions`` sets the weight, as a single-style exemplar's region colours are partly its
 photo's (a blond model's hair), not its style's.
 
+The inks (``palette.inks``): after the histogram map, each pixel is pulled part of the way to
+the nearer of the style's two main colours (2-means in Lab: a drawing's graphite and paper, a
+print's ink and ground, a painting's dark and light), by region as the map is. A histogram map
+keeps the output's every tone and only renames it; the pull makes the tones bunch where the
+style's do, which the analogy benchmark's truths reward on most families (docs/compact-model.md,
+"The style's inks"). Half-way or more it bands a painting's smooth skin, so models set it low.
+
 Lab here is divided by 100 (L in [0, 1]), as in the training's colour terms.
 """
 
@@ -48,6 +55,10 @@ MIN_REGION_SHARE = 0.01
 MAX_SCALE = 16.0
 #: region borders are blended over a Gaussian of this fraction of the image side
 BORDER_SIGMA = 1 / 64
+#: a style's inks: its two main colours (more bunch a painting's tones into patches)
+INKS = 2
+#: 2-means iterations (from the darker and the lighter half: deterministic, and 2-means settles fast)
+INK_ITERATIONS = 12
 
 
 def rgb_to_lab(images: torch.Tensor) -> torch.Tensor:
@@ -111,17 +122,57 @@ def _lab_region_quantiles(lab: torch.Tensor, masks: torch.Tensor | None) -> torc
     return torch.stack(tables)
 
 
+def ink_colours(lab: torch.Tensor) -> torch.Tensor:
+    """The two main colours [INKS, 3] of Lab pixels [N, 3] (2-means, started from the means of
+    the darker and the lighter half, so the same pixels always give the same inks), darker first."""
+    order = lab[:, 0].argsort()
+    halves = order.tensor_split(INKS)
+    centres = torch.stack([lab[h].mean(0) if len(h) else lab.mean(0) for h in halves])
+    for _ in range(INK_ITERATIONS):
+        nearest = torch.cdist(lab, centres).argmin(1)
+        for k in range(INKS):
+            members = lab[nearest == k]
+            if len(members):
+                centres[k] = members.mean(0)
+    return centres[centres[:, 0].argsort()]
+
+
+def region_inks(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """[B, 3, H, W] in [-1, 1] and region labels [B, H, W] (None: no regions) -> the ink table
+    [B, N_REGIONS + 1, INKS, 3]: each region's two main Lab / 100 colours, then the whole
+    image's (a region under ``MIN_REGION_SHARE`` of the pixels gets the whole image's)."""
+    from hypernst_cli.faces.regions import REGION_NAMES
+
+    lab = rgb_to_lab(images).flatten(2).transpose(1, 2)  # [B, HW, 3]
+    tables = []
+    for i in range(lab.shape[0]):
+        whole = ink_colours(lab[i])
+        labels = None if masks is None else masks[i].to(lab.device).flatten()
+        rows = []
+        for region in range(len(REGION_NAMES)):
+            inside = None if labels is None else labels == region
+            if inside is None or int(inside.sum()) < MIN_REGION_SHARE * inside.numel():
+                rows.append(whole)
+            else:
+                rows.append(ink_colours(lab[i][inside]))
+        tables.append(torch.stack(rows + [whole]))
+    return torch.stack(tables)
+
+
 @dataclass(frozen=True)
 class Palette:
     """Where one output's colours go: the style's palette table [N_REGIONS + 1, QUANTILES, 3]
     (:func:`region_quantiles`: per region, then the whole image), how far (0 = not at all,
     1 = the style's distribution exactly) and, per region, how much of its own region's
     match against the whole-image match (``regions`` [N_REGIONS] in [0, 1]; None: all 0, the
-    output moves as one)."""
+    output moves as one). ``inks`` [N_REGIONS + 1, INKS, 3] (:func:`region_inks`) and ``pull``:
+    how far each pixel then moves to the nearer of its region's inks (0: not at all)."""
 
     stats: torch.Tensor
     amount: float
     regions: torch.Tensor | None = None
+    inks: torch.Tensor | None = None
+    pull: float = 0.0
 
     def region_weights(self) -> torch.Tensor:
         from hypernst_cli.faces.regions import REGION_NAMES
@@ -134,12 +185,16 @@ class Palette:
 def between(start: Palette | None, end: Palette | None, t: float) -> Palette | None:
     """The palette at ``t`` in [0, 1] from ``start`` to ``end`` (None: no palette at that end)."""
     if start is None:
-        return None if end is None else replace(end, amount=end.amount * t)
+        return None if end is None else replace(end, amount=end.amount * t, pull=end.pull * t)
     if end is None:
-        return replace(start, amount=start.amount * (1.0 - t))
+        return replace(start, amount=start.amount * (1.0 - t), pull=start.pull * (1.0 - t))
+    inks = start.inks if end.inks is None else end.inks if start.inks is None else \
+        torch.lerp(start.inks, end.inks.to(start.inks), t)  # darker ink to darker ink
     return Palette(torch.lerp(start.stats, end.stats.to(start.stats), t),
                    start.amount + (end.amount - start.amount) * t,
-                   torch.lerp(start.region_weights(), end.region_weights(), t))
+                   torch.lerp(start.region_weights(), end.region_weights(), t),
+                   inks, (start.pull if start.inks is not None else 0.0) * (1.0 - t)
+                   + (end.pull if end.inks is not None else 0.0) * t)
 
 
 def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
@@ -170,6 +225,7 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
     chosen_masks = None if masks is None else masks[chosen].to(lab.device)
     own = _lab_region_quantiles(lab, chosen_masks)  # [b, n + 1, Q, 3]
     matched = _mapped(lab, own[:, n], tables[:, n])  # the whole-image map
+    weights = None
     if chosen_masks is not None and bool((mix > 0).any()):
         from hypernst_cli.models.filters import gaussian_blur
 
@@ -180,8 +236,29 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
         by_region = sum(weights[:, r:r + 1] * mix[:, r, None, None, None]
                         * (_mapped(lab, own[:, r], tables[:, r]) - matched) for r in range(n))
         matched = matched + by_region
-    out[chosen] = lab_to_rgb(lab + amount * (matched - lab)).to(images.dtype)
+    moved = lab + amount * (matched - lab)
+    pulls = [palettes[i].pull if palettes[i].inks is not None else 0.0 for i in chosen]
+    if any(p > 0 for p in pulls):
+        inks = torch.stack([palettes[i].inks if palettes[i].inks is not None
+                            else torch.zeros(n + 1, INKS, 3) for i in chosen]).to(lab)
+        snapped = _nearest_ink(moved, inks[:, n])
+        if weights is not None:  # by region, as the map: the region's own inks by its weight
+            snapped = snapped + sum(
+                weights[:, r:r + 1] * mix[:, r, None, None, None]
+                * (_nearest_ink(moved, inks[:, r]) - snapped) for r in range(n))
+        pull = torch.tensor(pulls, dtype=lab.dtype, device=lab.device).view(-1, 1, 1, 1)
+        moved = moved + pull * (snapped - moved)
+    out[chosen] = lab_to_rgb(moved).to(images.dtype)
     return out
+
+
+def _nearest_ink(lab: torch.Tensor, inks: torch.Tensor) -> torch.Tensor:
+    """Each pixel of Lab [B, 3, H, W] replaced by the nearer of its image's inks [B, INKS, 3]."""
+    b, c, h, w = lab.shape
+    pixels = lab.flatten(2).transpose(1, 2)  # [B, HW, 3]
+    nearest = torch.cdist(pixels, inks).argmin(2)  # [B, HW]
+    chosen = inks.gather(1, nearest[..., None].expand(-1, -1, c))
+    return chosen.transpose(1, 2).reshape(b, c, h, w)
 
 
 def _mapped(lab: torch.Tensor, own: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

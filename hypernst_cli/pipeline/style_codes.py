@@ -64,6 +64,9 @@ class StyleCodes:
     #: Lab quantiles per region, then the whole image's), from the same mask as the codes;
     #: None where nobody needed it (a content's own codes)
     palette: torch.Tensor | None = None
+    #: the image's ink table [N_REGIONS + 1, INKS, 3] (``pipeline/palette.region_inks``: its two
+    #: main Lab colours per region, then the whole image's); None where the palette is
+    inks: torch.Tensor | None = None
 
     @property
     def dim(self) -> int:

@@ -159,6 +159,7 @@ class HyperNSTPipeline:
                                   "and spread")
         self.palette = float(models.config.palette.amount if palette is None else palette)
         self.palette_regions = float(models.config.palette.regions)
+        self.palette_inks = float(models.config.palette.inks)
         self.device = models.device
         self.resolution = models.config.resolution
         self.precision = precision_from_env(precision)
@@ -404,15 +405,20 @@ class HyperNSTPipeline:
         amount = self.palette * strength
         if style is None or amount <= 0:
             return None
-        table = self._palette_table(style).clone()
+        codes = self._palette_codes(style)
+        table, inks = codes.palette.clone(), codes.inks
+        inks = None if inks is None else inks.clone()
         weights = torch.full((len(REGION_IDS),), self.palette_regions)
         for name, image in (regions or {}).items():
             # a region given its own style image takes that image's region palette in full
-            table[REGION_IDS[name]] = self._palette_table(image)[REGION_IDS[name]]
+            own = self._palette_codes(image)
+            table[REGION_IDS[name]] = own.palette[REGION_IDS[name]]
+            if inks is not None and own.inks is not None:
+                inks[REGION_IDS[name]] = own.inks[REGION_IDS[name]]
             weights[REGION_IDS[name]] = 1.0
-        return Palette(table, amount, weights)
+        return Palette(table, amount, weights, inks, self.palette_inks * strength)
 
-    def _palette_table(self, style: Path | np.ndarray | StyleCodes) -> torch.Tensor:
+    def _palette_codes(self, style: Path | np.ndarray | StyleCodes) -> StyleCodes:
         if isinstance(style, StyleCodes):
             codes = style
         elif isinstance(style, np.ndarray):
@@ -421,7 +427,7 @@ class HyperNSTPipeline:
             codes = self.style_codes(Path(style))
         if codes.palette is None:
             raise ValueError("these style codes carry no palette (a content's own codes?)")
-        return codes.palette
+        return codes
 
     def array_codes(self, image: np.ndarray) -> StyleCodes:
         """The codes (and palette) of a style image given as an RGB array, kept by its content
