@@ -1,5 +1,6 @@
 """How much can the palette amount alone buy? The analogy benchmark's items with the model's
-output put through the palette post-process at several amounts, fixed and chosen per item.
+output put through the palette post-process at several amounts, fixed and chosen per item;
+then, at the model's own amount, at several pulls to the style's inks (``palette.inks``).
 
 The palette (pipeline/palette.py) moves the output's Lab histograms to the exemplar's by a fixed
 ``palette.amount`` (0.75 for the embedded model). Some draws keep the photo's own colours (a
@@ -28,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import append_results  # noqa: E402
 
 AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0)
+#: pulls to the style's two inks, at the model's palette amount
+PULLS = (0.0, 0.25, 0.5, 0.75)
 
 
 def main() -> None:
@@ -55,12 +58,14 @@ def main() -> None:
     pipe = HyperNSTPipeline.load(weights=args.weights, config="compact", device="cpu",
                                  backend="dlib", palette=1.0, detail=0.0)
     shipped = float(pipe.models.config.palette.amount)
+    shipped_pull = float(pipe.models.config.palette.inks)
     faces = an.load_faces(args.faces, pipe.resolution, pipe.faces.parse_image)
     items = an.plan_items(len(faces), an.resolve_families(args.families.split(",")),
                           draws=args.draws, seed=args.seed, limit=args.limit)
     model = an.PipelineAnalogyModel(pipe)
     # per item: L1 at each amount, and the better of the two baselines
     l1 = np.zeros((len(items), len(AMOUNTS)))
+    l1_pull = np.zeros((len(items), len(PULLS)))
     best_baseline = np.zeros(len(items))
     for n, item in enumerate(items):
         a, b = faces[item.exemplar_face], faces[item.content_face]
@@ -70,9 +75,13 @@ def main() -> None:
         raw = pipe.generate([face], blend(face.own_codes.table, target.table, 1.0)).images
         palette = pipe.palette_for(target)
         for k, amount in enumerate(AMOUNTS):
-            moved = apply_palettes(raw, [dataclasses.replace(palette, amount=amount)],
+            moved = apply_palettes(raw, [dataclasses.replace(palette, amount=amount, pull=0.0)],
                                    face.mask[None].to(raw.device))
             l1[n, k] = an.l1_grey(to_uint8(moved)[0], truth)
+        for k, pull in enumerate(PULLS):
+            moved = apply_palettes(raw, [dataclasses.replace(palette, amount=shipped, pull=pull)],
+                                   face.mask[None].to(raw.device))
+            l1_pull[n, k] = an.l1_grey(to_uint8(moved)[0], truth)
         best_baseline[n] = min(an.l1_grey(b.image, truth),
                                an.l1_grey(colour_transfer(b.image, exemplar), truth))
         if (n + 1) % 50 == 0:
@@ -93,12 +102,19 @@ def main() -> None:
         cells.append(f"per item: {per_item.mean():.2f}, {100 * np.mean(per_item < base):.0f} %")
         table.append((f"{name} ({len(idx)})", "; ".join(cells)))
         print(table[-1][0], table[-1][1])
+        pulled = l1_pull[idx]
+        cells = [f"pull {p:g}{' (shipped)' if p == shipped_pull else ''}: "
+                 f"{pulled[:, k].mean():.2f}, {100 * np.mean(pulled[:, k] < base):.0f} %"
+                 for k, p in enumerate(PULLS)]
+        table.append((f"{name}, inks at amount {shipped:g}", "; ".join(cells)))
+        print(table[-1][0], table[-1][1])
     append_results(
         "Palette ceiling: analogy L1 with the palette amount fixed and chosen per item",
         table,
-        f"Per palette amount: mean L1 to the truth (grey levels); share of items beating both the "
-        f"unstyled face and the colour transfer. 'per item': the best amount for each item in "
-        f"hindsight (the ceiling of a per-exemplar amount). Model {args.weights or 'compact (embedded)'} "
+        f"Per palette amount (no pull to the inks): mean L1 to the truth (grey levels); share of "
+        f"items beating both the unstyled face and the colour transfer. 'per item': the best "
+        f"amount for each item in hindsight (the ceiling of a per-exemplar amount). 'inks': at the "
+        f"model's amount, each pixel pulled that far to the nearer of the style's two inks. Model {args.weights or 'compact (embedded)'} "
         f"at {pipe.resolution} px, no detail; faces {', '.join(f.name for f in faces)}; "
         f"{args.draws} draws x a seeded {args.limit} items per family, seed {args.seed}.")
 

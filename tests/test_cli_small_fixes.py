@@ -74,6 +74,19 @@ def test_an_unknown_direction_name_is_a_usage_error(run_cli, photo, tiny_model_d
     _one_line_error(r, 3, "no 'age' edit direction")
 
 
+def test_edit_says_a_palette_without_a_style_does_nothing(run_cli, photo, tiny_model_dir,
+                                                           tmp_path):
+    """``edit --palette 1`` (or ``--style-strength``) without ``--style`` changed nothing,
+    without a word: the palette is the style's."""
+    for option in (("--palette", "1"), ("--style-strength", "0.5")):
+        r = run_cli("--device", "cpu", "edit", photo, "-d", "age", "-o", tmp_path / "e",
+                    "-w", tiny_model_dir, *option)
+        assert f"{option[0]} applies only with --style; ignored" in r.stderr, r.stderr
+    r = run_cli("--device", "cpu", "edit", photo, "-d", "age", "-o", tmp_path / "e",
+                "-w", tiny_model_dir)
+    assert "applies only with --style" not in r.stderr
+
+
 # --- HYPERNST_COMPILE / HYPERNST_PRECISION: garbage is refused, naming the variable ------------
 
 

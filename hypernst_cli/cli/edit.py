@@ -54,6 +54,10 @@ def edit(
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
     given_latent = _read_latent(latent, content) if latent else None  # before the models load
+    if style is None and (palette is not None or style_strength != 1.0):
+        # a palette is the style's: with no style there is nothing to take it from
+        STATE.warn(f"{'--palette' if palette is not None else '--style-strength'} applies only "
+                   "with --style; ignored")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, palette=palette,

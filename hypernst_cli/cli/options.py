@@ -56,7 +56,8 @@ DETAIL = typer.Option(
 PALETTE = typer.Option(
     None, "--palette", min=0.0, max=1.0,
     help="Match the output's Lab histograms to the style's: 0 = the model's colours "
-         "as they are, 1 = the style's (x the style strength; default: the model's setting).")
+         "as they are (and no pull to the style's inks), 1 = the style's (x the style strength; "
+         "default: the model's setting).")
 SHARD = typer.Option(
     None, "--shard", help="K/N: this job's share of the work (also read from SLURM/torchrun).")
 
@@ -100,7 +101,9 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
                + (f"; precision {pipe.precision}" if pipe.precision != "fp32" else "")
                + ("; compiled" if pipe.compile and pipe.device.type == "cuda" else "")
                + (f"; detail {pipe.detail:g}" if pipe.detail else "")
-               + (f"; palette {pipe.palette:g}" if pipe.palette and styled else ""))
+               + (f"; palette {pipe.palette:g}" if pipe.palette and styled else "")
+               + (f", inks {pipe.palette_inks:g}" if pipe.palette and styled and pipe.palette_inks
+                  else ""))
     return pipe
 
 

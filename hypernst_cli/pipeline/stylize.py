@@ -502,7 +502,8 @@ class HyperNSTPipeline:
         """How this pipeline renders, for reports: the model and its inference settings."""
         info = self.models
         return {"model": f"{info.config.name} from {info.origin} {info.source}",
-                "detail": self.detail, "palette": self.palette, "iterations": self.iterations,
+                "detail": self.detail, "palette": self.palette,
+                "inks": self.palette_inks if self.palette else 0.0, "iterations": self.iterations,
                 "faces_backend": self.faces.backend}
 
     def as_method(self, strength: float = 1.0) -> Any:
