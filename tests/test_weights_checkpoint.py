@@ -57,6 +57,20 @@ def test_invalid_or_truncated_file_is_an_integrity_error_naming_it(tmp_path, con
     assert "\n" not in exc.value.one_line()
 
 
+@pytest.mark.parametrize("zipped", [True, False])
+def test_an_official_pytorch_checkpoint_given_as_weights_says_to_convert_it(tmp_path, zipped):
+    """An official .pt where our safetensors weights were expected (``train.assemble DST MODEL
+    aladin.pt``, ``-w stylegan2.pt``) said "not a valid safetensors file ... download it again":
+    it is a checkpoint to convert, not a broken download."""
+    path = tmp_path / "official.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, path, _use_new_zipfile_serialization=zipped)
+    with pytest.raises(WeightsIntegrityError) as exc:
+        load_tensors(path)
+    line = exc.value.one_line()
+    assert "a PyTorch checkpoint (pickle), not safetensors" in line
+    assert "hypernst convert" in line and "download it again" not in line
+
+
 def test_model_folder_roundtrip(tmp_path):
     config = get_config("tiny").to_dict()
     nets = _networks()

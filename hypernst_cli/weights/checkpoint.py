@@ -98,12 +98,32 @@ def load_tensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, A
             raw_meta = fh.metadata() or {}
             tensors = {name: fh.get_tensor(name) for name in fh.keys()}
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        if _is_torch_checkpoint(file):  # an official .pt/.pkl where our weights were expected
+            raise WeightsIntegrityError(
+                f"{file}: a PyTorch checkpoint (pickle), not safetensors weights",
+                hint="convert it first: hypernst convert stylegan2|e4e|aladin|facexlib FILE -o "
+                     "DIR, then pass DIR (see hypernst convert --help)") from exc
         reason = " ".join(str(exc).split()) or type(exc).__name__
         raise WeightsIntegrityError(
             f"{file}: not a valid safetensors file ({reason})",
             hint="download it again (hypernst download NAME --force) or re-export it",
         ) from exc
     return tensors, _decode_metadata(file, raw_meta)
+
+
+def _is_torch_checkpoint(file: Path) -> bool:
+    """Whether ``file`` looks like ``torch.save``'s output: a zip archive holding a ``data.pkl``,
+    or a bare pickle (protocol 2 or later starts with byte 0x80)."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as archive:
+                return any(name.endswith("data.pkl") for name in archive.namelist())
+        with open(file, "rb") as fh:
+            return fh.read(1) == b"\x80"
+    except OSError:
+        return False
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
