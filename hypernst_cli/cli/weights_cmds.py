@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -90,21 +89,16 @@ def download(
             STATE.out.print(f"{state:<10} {result.name}  {result.path}", markup=False)
     from rich.markup import escape
 
+    from hypernst_cli.weights.registry import manual_download_steps
+
     for entry in manual:
-        how = _manual_download_hint(entry)
+        how = manual_download_steps(entry)
         if as_json:
             STATE.out.print(json.dumps({"name": entry.name, "ok": False, "skipped": True,
                                         "reason": f"manual download: {how}"}), markup=False)
         STATE.warn(escape(f"skipped {entry.name}: no direct download exists; {how}"))
     if failures:
         raise typer.Exit(EXIT_WEIGHTS)
-
-
-def _manual_download_hint(entry: Any) -> str:
-    """How to get a registry entry that has no automatic source (``source_type == 'manual'``)."""
-    from hypernst_cli.weights.registry import manual_download_steps
-
-    return manual_download_steps(entry)
 
 
 @weights_app.command("list")

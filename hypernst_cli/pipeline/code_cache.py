@@ -92,12 +92,15 @@ def palette_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
     return region_quantiles(*_palette_input(image, mask))[0]
 
 
-def ink_table(image: np.ndarray, mask: np.ndarray | None) -> torch.Tensor:
-    """The ink table [N_REGIONS + 1, INKS, 3] of an RGB uint8 image with its region labels
-    (``pipeline/palette.region_inks``: each region's two main colours, then the whole image's)."""
-    from hypernst_cli.pipeline.palette import region_inks
+def palette_and_inks(image: np.ndarray,
+                     mask: np.ndarray | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`palette_table` and the ink table [N_REGIONS + 1, INKS, 3] of the same image
+    (``pipeline/palette.region_inks``: each region's two main colours, then the whole image's),
+    read and converted once."""
+    from hypernst_cli.pipeline.palette import palette_tables
 
-    return region_inks(*_palette_input(image, mask))[0]
+    table, inks = palette_tables(*_palette_input(image, mask))
+    return table[0], inks[0]
 
 
 def _palette_input(image: np.ndarray,
@@ -210,8 +213,7 @@ class StyleCodeProvider:
         codes = compute_style_codes(
             image, mask, self.encoder, self.cfg, encode_size=self.encode_size, device=self.device
         )
-        codes.palette = palette_table(image, mask)
-        codes.inks = ink_table(image, mask)
+        codes.palette, codes.inks = palette_and_inks(image, mask)
         self.computed += 1
         codes.meta.update(self.settings())
         if sha is not None:

@@ -36,6 +36,7 @@ Lab here is divided by 100 (L in [0, 1]), as in the training's colour terms.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Callable
 
 import numpy as np
 import torch
@@ -103,13 +104,21 @@ def region_quantiles(images: torch.Tensor, masks: torch.Tensor | None) -> torch.
 
 def _lab_region_quantiles(lab: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
     """:func:`region_quantiles` of images already in Lab [B, 3, H, W]."""
+    levels = torch.linspace(0, 1, QUANTILES, dtype=lab.dtype, device=lab.device)
+    return _region_table(lab, masks, lambda pixels: torch.quantile(pixels.T, levels, dim=1))
+
+
+def _region_table(lab: torch.Tensor, masks: torch.Tensor | None,
+                  statistic: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``statistic`` of Lab pixels [N, 3] per image [B, 3, H, W]: per region, then the whole
+    image's -> [B, N_REGIONS + 1, ...]. A region with less than ``MIN_REGION_SHARE`` of the
+    pixels (or any region, without ``masks``) gets the whole image's."""
     from hypernst_cli.faces.regions import REGION_NAMES
 
-    levels = torch.linspace(0, 1, QUANTILES, dtype=lab.dtype, device=lab.device)
-    lab = lab.flatten(2)
+    pixels = lab.flatten(2).transpose(1, 2)  # [B, HW, 3]
     tables = []
-    for i in range(lab.shape[0]):
-        whole = torch.quantile(lab[i], levels, dim=1)  # [Q, 3]
+    for i in range(pixels.shape[0]):
+        whole = statistic(pixels[i])
         labels = None if masks is None else masks[i].to(lab.device).flatten()
         rows = []
         for region in range(len(REGION_NAMES)):
@@ -117,7 +126,7 @@ def _lab_region_quantiles(lab: torch.Tensor, masks: torch.Tensor | None) -> torc
             if inside is None or int(inside.sum()) < MIN_REGION_SHARE * inside.numel():
                 rows.append(whole)
             else:
-                rows.append(torch.quantile(lab[i][:, inside], levels, dim=1))
+                rows.append(statistic(pixels[i][inside]))
         tables.append(torch.stack(rows + [whole]))
     return torch.stack(tables)
 
@@ -141,22 +150,19 @@ def region_inks(images: torch.Tensor, masks: torch.Tensor | None) -> torch.Tenso
     """[B, 3, H, W] in [-1, 1] and region labels [B, H, W] (None: no regions) -> the ink table
     [B, N_REGIONS + 1, INKS, 3]: each region's two main Lab / 100 colours, then the whole
     image's (a region under ``MIN_REGION_SHARE`` of the pixels gets the whole image's)."""
-    from hypernst_cli.faces.regions import REGION_NAMES
+    return _lab_region_inks(rgb_to_lab(images), masks)
 
-    lab = rgb_to_lab(images).flatten(2).transpose(1, 2)  # [B, HW, 3]
-    tables = []
-    for i in range(lab.shape[0]):
-        whole = ink_colours(lab[i])
-        labels = None if masks is None else masks[i].to(lab.device).flatten()
-        rows = []
-        for region in range(len(REGION_NAMES)):
-            inside = None if labels is None else labels == region
-            if inside is None or int(inside.sum()) < MIN_REGION_SHARE * inside.numel():
-                rows.append(whole)
-            else:
-                rows.append(ink_colours(lab[i][inside]))
-        tables.append(torch.stack(rows + [whole]))
-    return torch.stack(tables)
+
+def _lab_region_inks(lab: torch.Tensor, masks: torch.Tensor | None) -> torch.Tensor:
+    """:func:`region_inks` of images already in Lab [B, 3, H, W]."""
+    return _region_table(lab, masks, ink_colours)
+
+
+def palette_tables(images: torch.Tensor,
+                   masks: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(:func:`region_quantiles`, :func:`region_inks`) of the same images, converted to Lab once."""
+    lab = rgb_to_lab(images)
+    return _lab_region_quantiles(lab, masks), _lab_region_inks(lab, masks)
 
 
 @dataclass(frozen=True)
@@ -233,19 +239,24 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
         weights = gaussian_blur(onehot.permute(0, 3, 1, 2).to(lab),
                                 max(0.5, BORDER_SIGMA * max(h, w)))
         weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)
-        by_region = sum(weights[:, r:r + 1] * mix[:, r, None, None, None]
-                        * (_mapped(lab, own[:, r], tables[:, r]) - matched) for r in range(n))
-        matched = matched + by_region
+
+    def by_region(whole: torch.Tensor, region: Callable[[int], torch.Tensor]) -> torch.Tensor:
+        """``whole`` moved, in each region by its weight, to ``region(r)``: region borders
+        blended by the smoothed masks."""
+        if weights is None:
+            return whole
+        return whole + sum(weights[:, r:r + 1] * mix[:, r, None, None, None]
+                           * (region(r) - whole) for r in range(n))
+
+    matched = by_region(matched, lambda r: _mapped(lab, own[:, r], tables[:, r]))
     moved = lab + amount * (matched - lab)
     pulls = [palettes[i].pull if palettes[i].inks is not None else 0.0 for i in chosen]
     if any(p > 0 for p in pulls):
         inks = torch.stack([palettes[i].inks if palettes[i].inks is not None
                             else torch.zeros(n + 1, INKS, 3) for i in chosen]).to(lab)
-        snapped = _nearest_ink(moved, inks[:, n])
-        if weights is not None:  # by region, as the map: the region's own inks by its weight
-            snapped = snapped + sum(
-                weights[:, r:r + 1] * mix[:, r, None, None, None]
-                * (_nearest_ink(moved, inks[:, r]) - snapped) for r in range(n))
+        # by region, as the map: the region's own inks by its weight
+        snapped = by_region(_nearest_ink(moved, inks[:, n]),
+                            lambda r: _nearest_ink(moved, inks[:, r]))
         pull = torch.tensor(pulls, dtype=lab.dtype, device=lab.device).view(-1, 1, 1, 1)
         moved = moved + pull * (snapped - moved)
     out[chosen] = lab_to_rgb(moved).to(images.dtype)
