@@ -153,15 +153,18 @@ class PaletteConfig:
     strength; ``regions``: how far each region (background, face, hair) takes the style's same
     region's palette rather than the whole image's (0: the output moves as one); ``inks``: how
     far each pixel is then pulled to the nearer of the style's two main colours, x the strength
-    (0: not at all)."""
+    (0: not at all); ``ink_regions``: as ``regions``, for those colours (None: ``regions``)."""
 
     amount: float = 0.0
     regions: float = 0.0
     inks: float = 0.0
+    ink_regions: float | None = None
 
     def __post_init__(self) -> None:
-        for name in ("amount", "regions", "inks"):
+        for name in ("amount", "regions", "inks", "ink_regions"):
             value = getattr(self, name)
+            if value is None and name == "ink_regions":
+                continue
             if not 0.0 <= value <= 1.0:  # also refuses NaN
                 raise UsageError(f"palette: {name} must be between 0 and 1, got {value}",
                                  hint="fix the model's config.json (palette section)")

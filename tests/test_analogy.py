@@ -343,7 +343,7 @@ def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_
     import dataclasses
 
     from hypernst_cli.configs import PaletteConfig
-    from hypernst_cli.pipeline.code_cache import palette_table
+    from hypernst_cli.pipeline.code_cache import palette_and_inks
     from hypernst_cli.pipeline.palette import Palette, apply_palettes, region_quantiles
 
     options = {"analogy.share": 1.0, "analogy.laplacian": 0.0}
@@ -351,21 +351,26 @@ def test_through_palette_scores_the_output_after_the_models_palette(faces, tiny_
     stage = stylize_stage(faces, tiny_model_dir, batch_size=2, **options,
                           **{"analogy.through_palette": True})
     stage.model_cfg = dataclasses.replace(stage.model_cfg,
-                                          palette=PaletteConfig(amount=1.0, regions=0.5))
+                                          palette=PaletteConfig(amount=1.0, regions=0.5,
+                                                                inks=0.5, ink_regions=1.0))
     indices = [0, 2]
     content, masks = content_items(stage, indices)
     items = stage.analogy.draw(3, 0, content, masks, indices)
     assert plain.analogy.draw(3, 0, content, masks, indices).palette is None
-    # the exemplar's palette is the one the tool computes for it as a style image file
-    for table, exemplar, mask in zip(items.palette, items.exemplar, items.exemplar_mask):
-        expected = palette_table(to_uint8(exemplar[None])[0], mask.numpy().astype(np.uint8))
-        torch.testing.assert_close(table, expected.float())
+    # the exemplar's palette and inks are the ones the tool computes for it as a style image file
+    for table, inks, exemplar, mask in zip(items.palette, items.inks, items.exemplar,
+                                           items.exemplar_mask):
+        expected = palette_and_inks(to_uint8(exemplar[None])[0], mask.numpy().astype(np.uint8))
+        torch.testing.assert_close(table, expected[0].float())
+        torch.testing.assert_close(inks, expected[1].float())
     torch.testing.assert_close(items.palette, region_quantiles(items.exemplar, items.exemplar_mask),
                                atol=0.01, rtol=0)
     y = stage.preview(content, masks, items.exemplar_codes).detach().requires_grad_()
-    loss, _ = stage.analogy_term(y, items.target, palette=items.palette, masks=masks)
-    moved = apply_palettes(y, [Palette(t, 1.0, torch.full((3,), 0.5)) for t in items.palette],
-                           masks)
+    loss, _ = stage.analogy_term(y, items.target, palette=items.palette, inks=items.inks,
+                                 masks=masks)
+    # the map by the config's region weight, then the pull to the inks by theirs
+    moved = apply_palettes(y, [Palette(t, 1.0, torch.full((3,), 0.5), k, 0.5, torch.ones(3))
+                               for t, k in zip(items.palette, items.inks)], masks)
     value = float(loss.detach())
     assert value == pytest.approx(float((moved - items.target).abs().mean().detach()), rel=1e-5)
     assert value != pytest.approx(float((y - items.target).abs().mean().detach()), rel=1e-3)

@@ -183,6 +183,10 @@ def test_palettes_between_two_ends():
     assert between(None, d, 0.5).pull == pytest.approx(0.1)
     assert between(c, None, 0.5).pull == pytest.approx(0.2)
     assert between(a, d, 0.5).pull == pytest.approx(0.1)  # a palette without inks pulls nowhere
+    # the pull's own region weights move too (a side without them takes its map's)
+    e = replace(d, regions=torch.full((3,), 0.5), ink_regions=torch.ones(3))
+    torch.testing.assert_close(between(c, e, 0.25).ink_region_weights(), torch.full((3,), 0.25))
+    torch.testing.assert_close(between(e, c, 0.0).ink_region_weights(), torch.ones(3))
 
 
 def _two_ink_style(size: int = 32) -> torch.Tensor:
@@ -244,6 +248,16 @@ def test_a_regions_own_inks_by_its_weight():
     dist = lambda px, ink: torch.cdist(px, ink).amin(1).mean()  # noqa: E731
     assert dist(hair, inks[2]) < 0.01 < dist(hair, inks[3])
     torch.testing.assert_close(own[..., :20], as_one[..., :20], atol=1e-5, rtol=0)
+    # the pull's region weights apart from the map's (palette.ink_regions): the map as one,
+    # the hair pulled to its own inks
+    ink_only = apply_palettes(x, [Palette(table, 1.0, torch.zeros(3), inks, 1.0,
+                                          torch.tensor([0.0, 0.0, 1.0]))], mask)
+    hair = rgb_to_lab(ink_only)[0][:, :, 40:].flatten(1).T
+    assert dist(hair, inks[2]) < 0.01 < dist(hair, inks[3])
+    torch.testing.assert_close(ink_only[..., :20], as_one[..., :20], atol=1e-5, rtol=0)
+    unpulled = apply_palettes(x, [Palette(table, 1.0, torch.zeros(3), inks, 0.0,
+                                          torch.tensor([0.0, 0.0, 1.0]))], mask)
+    torch.testing.assert_close(unpulled, apply_palettes(x, [Palette(table, 1.0)], mask))
 
 
 @pytest.fixture
@@ -327,6 +341,8 @@ def test_a_config_with_an_invalid_palette_is_refused():
             PaletteConfig(amount=0.5, regions=bad)
         with pytest.raises(UsageError, match="palette: inks must be between 0 and 1"):
             PaletteConfig(amount=0.5, inks=bad)
+        with pytest.raises(UsageError, match="palette: ink_regions must be between 0 and 1"):
+            PaletteConfig(amount=0.5, ink_regions=bad)
 
 
 def test_the_pipeline_pulls_to_the_styles_inks_by_the_models_setting_x_the_strength(
@@ -341,6 +357,8 @@ def test_the_pipeline_pulls_to_the_styles_inks_by_the_models_setting_x_the_stren
     style, other = (portraits / "styles" / n for n in ("poster-portrait.png", "halftone.png"))
     palette = pipe.palette_for(style, strength=0.5)
     assert palette.pull == pytest.approx(0.25) and palette.inks.shape == (4, INKS, 3)
+    # without palette.ink_regions the pull takes the map's region weights
+    torch.testing.assert_close(palette.ink_region_weights(), palette.region_weights())
     torch.testing.assert_close(palette.inks, pipe.style_codes(style).inks)
     mixed = pipe.palette_for(style, regions={"hair": other})
     torch.testing.assert_close(mixed.inks[2], pipe.palette_for(other).inks[2])
@@ -353,6 +371,13 @@ def test_the_pipeline_pulls_to_the_styles_inks_by_the_models_setting_x_the_stren
     lab = [rgb_to_lab(im)[0].flatten(1).T for im in (pulled, unpulled)]
     whole = palette.inks[3]
     assert torch.cdist(lab[0], whole).amin(1).mean() < 0.8 * torch.cdist(lab[1], whole).amin(1).mean()
+    cfg["palette"] = {"amount": 1.0, "inks": 0.5, "regions": 0.25, "ink_regions": 0.75}
+    (palette_model_dir / "config.json").write_text(json.dumps(cfg))
+    pipe = HyperNSTPipeline.load(weights=str(palette_model_dir), config="tiny", device="cpu",
+                                 backend="dlib", seed=0)
+    own = pipe.palette_for(style, regions={"hair": other})
+    torch.testing.assert_close(own.region_weights(), torch.tensor([0.25, 0.25, 1.0]))
+    torch.testing.assert_close(own.ink_region_weights(), torch.tensor([0.75, 0.75, 1.0]))
 
 
 def test_the_status_line_names_the_palette_only_where_one_is_applied(

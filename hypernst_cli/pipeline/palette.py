@@ -25,7 +25,9 @@ photo's (a blond model's hair), not its style's.
 
 The inks (``palette.inks``): after the histogram map, each pixel is pulled part of the way to
 the nearer of the style's two main colours (2-means in Lab: a drawing's graphite and paper, a
-print's ink and ground, a painting's dark and light), by region as the map is. A histogram map
+print's ink and ground, a painting's dark and light), by region as the map is but with its own
+weights (``palette.ink_regions``: a region's own inks say more about its style than its
+histogram does; docs/compact-model.md, "Each region's own inks"). A histogram map
 keeps the output's every tone and only renames it; the pull makes the tones bunch where the
 style's do, which the analogy benchmark's truths reward on most families (docs/compact-model.md,
 "The style's inks"). Half-way or more it bands a painting's smooth skin, so models set it low.
@@ -36,12 +38,15 @@ Lab here is divided by 100 (L in [0, 1]), as in the training's colour terms.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from hypernst_cli.eval.colour import D65_WHITE, LAB_DELTA, SRGB_TO_XYZ
+
+if TYPE_CHECKING:
+    from hypernst_cli.configs import PaletteConfig
 
 #: the palette table holds each channel's distribution as this many evenly spaced quantiles
 #: (0, 1/(Q-1), ..., 1): enough to carry a poster's few inks or a drawing's paper and lines
@@ -172,13 +177,16 @@ class Palette:
     1 = the style's distribution exactly) and, per region, how much of its own region's
     match against the whole-image match (``regions`` [N_REGIONS] in [0, 1]; None: all 0, the
     output moves as one). ``inks`` [N_REGIONS + 1, INKS, 3] (:func:`region_inks`) and ``pull``:
-    how far each pixel then moves to the nearer of its region's inks (0: not at all)."""
+    how far each pixel then moves to the nearer of its inks (0: not at all); ``ink_regions``
+    [N_REGIONS]: per region, how much its own region's inks count against the whole image's
+    (None: as ``regions``)."""
 
     stats: torch.Tensor
     amount: float
     regions: torch.Tensor | None = None
     inks: torch.Tensor | None = None
     pull: float = 0.0
+    ink_regions: torch.Tensor | None = None
 
     def region_weights(self) -> torch.Tensor:
         from hypernst_cli.faces.regions import REGION_NAMES
@@ -186,6 +194,22 @@ class Palette:
         if self.regions is None:
             return torch.zeros(len(REGION_NAMES))
         return self.regions.float()
+
+    def ink_region_weights(self) -> torch.Tensor:
+        return self.region_weights() if self.ink_regions is None else self.ink_regions.float()
+
+
+def configured(settings: PaletteConfig, table: torch.Tensor, inks: torch.Tensor | None,
+               strength: float = 1.0) -> Palette:
+    """The palette a model's ``palette`` settings give a style with palette ``table`` and ink
+    table ``inks`` (None: no pull) at ``strength``: the one place the tool and the training
+    through the palette turn the settings into a :class:`Palette`."""
+    n = table.shape[0] - 1
+    ink_regions = settings.regions if settings.ink_regions is None else settings.ink_regions
+    return Palette(table, float(settings.amount) * strength,
+                   torch.full((n,), float(settings.regions)), inks,
+                   0.0 if inks is None else float(settings.inks) * strength,
+                   torch.full((n,), float(ink_regions)))
 
 
 def between(start: Palette | None, end: Palette | None, t: float) -> Palette | None:
@@ -200,7 +224,8 @@ def between(start: Palette | None, end: Palette | None, t: float) -> Palette | N
                    start.amount + (end.amount - start.amount) * t,
                    torch.lerp(start.region_weights(), end.region_weights(), t),
                    inks, (start.pull if start.inks is not None else 0.0) * (1.0 - t)
-                   + (end.pull if end.inks is not None else 0.0) * t)
+                   + (end.pull if end.inks is not None else 0.0) * t,
+                   torch.lerp(start.ink_region_weights(), end.ink_region_weights(), t))
 
 
 def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
@@ -226,13 +251,16 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
     if tables.shape[2] != QUANTILES:
         raise ValueError(f"a palette table of {tables.shape[2]} quantiles, expected {QUANTILES}")
     mix = torch.stack([palettes[i].region_weights() for i in chosen]).to(lab)  # [b, n]
+    pulls = [palettes[i].pull if palettes[i].inks is not None else 0.0 for i in chosen]
+    ink_mix = torch.stack([palettes[i].ink_region_weights() for i in chosen]).to(lab)
     amount = torch.tensor([palettes[i].amount for i in chosen], dtype=lab.dtype,
                           device=lab.device).view(-1, 1, 1, 1)
     chosen_masks = None if masks is None else masks[chosen].to(lab.device)
     own = _lab_region_quantiles(lab, chosen_masks)  # [b, n + 1, Q, 3]
     matched = _mapped(lab, own[:, n], tables[:, n])  # the whole-image map
     weights = None
-    if chosen_masks is not None and bool((mix > 0).any()):
+    by_regions = bool((mix > 0).any()) or (any(p > 0 for p in pulls) and bool((ink_mix > 0).any()))
+    if chosen_masks is not None and by_regions:
         from hypernst_cli.models.filters import gaussian_blur
 
         onehot = torch.nn.functional.one_hot(chosen_masks.long().clamp(0, n - 1), n)
@@ -240,23 +268,23 @@ def apply_palettes(images: torch.Tensor, palettes: list[Palette | None],
                                 max(0.5, BORDER_SIGMA * max(h, w)))
         weights = weights / weights.sum(1, keepdim=True).clamp_min(1e-6)
 
-    def by_region(whole: torch.Tensor, region: Callable[[int], torch.Tensor]) -> torch.Tensor:
-        """``whole`` moved, in each region by its weight, to ``region(r)``: region borders
-        blended by the smoothed masks."""
-        if weights is None:
+    def by_region(whole: torch.Tensor, region: Callable[[int], torch.Tensor],
+                  mix: torch.Tensor) -> torch.Tensor:
+        """``whole`` moved, in each region by its weight in ``mix`` [b, n], to ``region(r)``:
+        region borders blended by the smoothed masks."""
+        if weights is None or not bool((mix > 0).any()):
             return whole
         return whole + sum(weights[:, r:r + 1] * mix[:, r, None, None, None]
                            * (region(r) - whole) for r in range(n))
 
-    matched = by_region(matched, lambda r: _mapped(lab, own[:, r], tables[:, r]))
+    matched = by_region(matched, lambda r: _mapped(lab, own[:, r], tables[:, r]), mix)
     moved = lab + amount * (matched - lab)
-    pulls = [palettes[i].pull if palettes[i].inks is not None else 0.0 for i in chosen]
     if any(p > 0 for p in pulls):
         inks = torch.stack([palettes[i].inks if palettes[i].inks is not None
                             else torch.zeros(n + 1, INKS, 3) for i in chosen]).to(lab)
-        # by region, as the map: the region's own inks by its weight
+        # by region, as the map: the region's own inks by its ink weight
         snapped = by_region(_nearest_ink(moved, inks[:, n]),
-                            lambda r: _nearest_ink(moved, inks[:, r]))
+                            lambda r: _nearest_ink(moved, inks[:, r]), ink_mix)
         pull = torch.tensor(pulls, dtype=lab.dtype, device=lab.device).view(-1, 1, 1, 1)
         moved = moved + pull * (snapped - moved)
     out[chosen] = lab_to_rgb(moved).to(images.dtype)

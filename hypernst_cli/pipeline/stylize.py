@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from hypernst_cli.pipeline.core import (
     stylize_tensors,
     warp,
 )
-from hypernst_cli.pipeline.palette import Palette, apply_palettes
+from hypernst_cli.pipeline.palette import Palette, apply_palettes, configured
 from hypernst_cli.pipeline.style_codes import StyleCodes, blend, mix_regions
 
 
@@ -158,7 +159,8 @@ class HyperNSTPipeline:
                              hint="0 = the model's colours as they are; 1 = the style's mean "
                                   "and spread")
         self.palette = float(models.config.palette.amount if palette is None else palette)
-        self.palette_regions = float(models.config.palette.regions)
+        #: the model's palette settings with --palette's amount
+        self.palette_settings = dataclasses.replace(models.config.palette, amount=self.palette)
         self.palette_inks = float(models.config.palette.inks)
         self.device = models.device
         self.resolution = models.config.resolution
@@ -406,17 +408,16 @@ class HyperNSTPipeline:
         if style is None or amount <= 0:
             return None
         codes = self._palette_codes(style)
-        table, inks = codes.palette.clone(), codes.inks
-        inks = None if inks is None else inks.clone()
-        weights = torch.full((len(REGION_IDS),), self.palette_regions)
+        palette = configured(self.palette_settings, codes.palette.clone(),
+                             None if codes.inks is None else codes.inks.clone(), strength)
         for name, image in (regions or {}).items():
             # a region given its own style image takes that image's region palette in full
-            own = self._palette_codes(image)
-            table[REGION_IDS[name]] = own.palette[REGION_IDS[name]]
-            if inks is not None and own.inks is not None:
-                inks[REGION_IDS[name]] = own.inks[REGION_IDS[name]]
-            weights[REGION_IDS[name]] = 1.0
-        return Palette(table, amount, weights, inks, self.palette_inks * strength)
+            own, r = self._palette_codes(image), REGION_IDS[name]
+            palette.stats[r] = own.palette[r]
+            if palette.inks is not None and own.inks is not None:
+                palette.inks[r] = own.inks[r]
+            palette.regions[r] = palette.ink_regions[r] = 1.0
+        return palette
 
     def _palette_codes(self, style: Path | np.ndarray | StyleCodes) -> StyleCodes:
         if isinstance(style, StyleCodes):
@@ -503,7 +504,8 @@ class HyperNSTPipeline:
         info = self.models
         return {"model": f"{info.config.name} from {info.origin} {info.source}",
                 "detail": self.detail, "palette": self.palette,
-                "inks": self.palette_inks if self.palette else 0.0, "iterations": self.iterations,
+                "inks": self.palette_inks if self.palette else 0.0,
+                "iterations": self.iterations,
                 "faces_backend": self.faces.backend}
 
     def as_method(self, strength: float = 1.0) -> Any:

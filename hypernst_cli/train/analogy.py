@@ -150,30 +150,34 @@ class AnalogyBatch:
     target: torch.Tensor  # T(B) [n, 3, H, W] in [-1, 1]
     exemplar_index: list[int]  # A's index in the content set
     draws: list[RegionDraws]
-    #: T(A)'s palette tables [n, N_REGIONS + 1, QUANTILES, 3] (on A's mask), as the tool
-    #: computes them for a style image
+    #: T(A)'s palette tables [n, N_REGIONS + 1, QUANTILES, 3] and ink tables
+    #: [n, N_REGIONS + 1, INKS, 3] (on A's mask), as the tool computes them for a style image
     palette: torch.Tensor | None = None
+    inks: torch.Tensor | None = None
 
     def to(self, device: torch.device) -> AnalogyBatch:
         """The same items with their tensors on ``device``."""
         return dataclasses.replace(
             self, exemplar=self.exemplar.to(device), exemplar_mask=self.exemplar_mask.to(device),
             exemplar_codes=self.exemplar_codes.to(device), target=self.target.to(device),
-            palette=None if self.palette is None else self.palette.to(device))
+            palette=None if self.palette is None else self.palette.to(device),
+            inks=None if self.inks is None else self.inks.to(device))
 
 
 def exemplar_codes(provider: StyleCodeProvider, exemplars: torch.Tensor,
-                   masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Code tables [n, N_REGIONS + 1, D] (region codes, global code) and palette tables
-    [n, N_REGIONS + 1, QUANTILES, 3] of rendered exemplars [n, 3, H, W] in [-1, 1] on their
-    known masks [n, H, W]: the provider's own path for an image file (so the palette is the one
-    the tool would use), not cached (every rendered draw is new)."""
+                   masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Code tables [n, N_REGIONS + 1, D] (region codes, global code), palette tables
+    [n, N_REGIONS + 1, QUANTILES, 3] and ink tables [n, N_REGIONS + 1, INKS, 3] of rendered
+    exemplars [n, 3, H, W] in [-1, 1] on their known masks [n, H, W]: the provider's own path
+    for an image file (so the palette is the one the tool would use), not cached (every
+    rendered draw is new)."""
     images = to_uint8(exemplars)
     labels = masks.cpu().numpy().astype(np.uint8)
     codes = threaded_map(lambda job: provider.for_image(job[0], mask=job[1]),
                          list(zip(images, labels)))
     return (torch.stack([c.table.float() for c in codes]),
-            torch.stack([c.palette.float() for c in codes]))
+            torch.stack([c.palette.float() for c in codes]),
+            torch.stack([c.inks.float() for c in codes]))
 
 
 class AnalogySource:
@@ -237,6 +241,8 @@ class AnalogySource:
         # exemplars T(A) then targets T(B), rendered together
         renders = render_items([*zip(a_images, a_masks, draws), *zip(content, masks, draws)])
         exemplar, target = torch.stack(renders[:len(draws)]), torch.stack(renders[len(draws):])
-        codes, palettes = exemplar_codes(self.provider, exemplar, a_masks)
+        codes, palettes, inks = exemplar_codes(self.provider, exemplar, a_masks)
+        through = self.through_palette
         return AnalogyBatch(exemplar, a_masks, codes, target, partners, draws,
-                            palettes if self.through_palette else None).to(content.device)
+                            palettes if through else None,
+                            inks if through else None).to(content.device)

@@ -298,18 +298,19 @@ class StylizeStage(HyperStage):
     def analogy_term(self, y: torch.Tensor, target: torch.Tensor,
                      generator: torch.Generator | None = None, *,
                      palette: torch.Tensor | None = None,
+                     inks: torch.Tensor | None = None,
                      masks: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
         """The analogy loss of outputs y(B, T(A)) against their targets T(B); ``generator`` draws
-        the texture term's projections. With ``palette`` (the exemplars' palette tables) the
-        outputs are first put through the model config's palette post-process on the contents'
-        ``masks``, as the tool renders them."""
+        the texture term's projections. With ``palette`` (the exemplars' palette tables; and
+        ``inks``, their ink tables) the outputs are first put through the model config's palette
+        post-process on the contents' ``masks``, as the tool renders them."""
         w = self.analogy.weights
         if palette is not None:
-            from hypernst_cli.pipeline.palette import Palette, apply_palettes
+            from hypernst_cli.pipeline.palette import apply_palettes, configured
 
-            cfg = self.model_cfg.palette
-            regions = torch.full((N_REGIONS,), float(cfg.regions))
-            y = apply_palettes(y, [Palette(t, float(cfg.amount), regions) for t in palette], masks)
+            tables = [configured(self.model_cfg.palette, t, None if inks is None else inks[i])
+                      for i, t in enumerate(palette)]
+            y = apply_palettes(y, tables, masks)
         loss, parts = l1_laplacian_loss(y, target, l1=w["l1"], laplacian=w["laplacian"],
                                         lpips_weight=w["lpips"], lpips=self.lpips_loss)
         if w["lowpass"] > 0:
@@ -436,7 +437,8 @@ class StylizeStage(HyperStage):
             loss, parts = y.new_zeros((), dtype=torch.float32), {}
             if analogy is not None:
                 loss, parts = self.analogy_term(y[:n_a], analogy.target, gen,
-                                                palette=analogy.palette, masks=c_mask[:n_a])
+                                                palette=analogy.palette, inks=analogy.inks,
+                                                masks=c_mask[:n_a])
             y_u = y[n_a:]
             if guidance is not None:
                 guided, guided_parts = guidance(y_u)
