@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -105,11 +106,28 @@ def test_all_faces_gives_indexed_outputs(run_cli, inputs):
     r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32", "--all-faces", "--json")
     assert [(rec["face"], rec["skipped"], rec["json"]) for rec in _lines(r.stdout)] == [
         (0, True, str(out / "pair_0.json")), (1, True, str(out / "pair_1.json"))]
+    # ...and only those: an older run's extra face beside them is not this photo's any more
+    for suffix in (".png", ".json"):
+        shutil.copy(out / f"pair_1{suffix}", out / f"pair_7{suffix}")
+    r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32", "--all-faces", "--json")
+    assert [rec["face"] for rec in _lines(r.stdout)] == [0, 1]
+    # a face file removed by hand makes the photo not done: it is redone, every face
+    (out / "pair_1.png").unlink()
+    r = run_cli("--quiet", "align", inputs / "pair.png", "-o", out, "--size", "32", "--all-faces", "--json")
+    assert [(rec["face"], rec["skipped"]) for rec in _lines(r.stdout)] == [(0, False), (1, False)]
+    assert (out / "pair_1.png").is_file()
     r = run_cli("--quiet", "segment", inputs / "pair.png", "-o", inputs / "s", "--all-faces", "--size", "64")
     assert r.exit_code == 0
     for i in (0, 1):
         assert Image.open(inputs / "s" / f"pair_{i}_mask.png").size == (64, 64)
         assert (inputs / "s" / f"pair_{i}_aligned.png").exists()
+    (inputs / "s" / "pair_1_mask.png").unlink()  # segment's photos too: redone when a face's file is gone
+    r = run_cli("--quiet", "segment", inputs / "pair.png", "-o", inputs / "s", "--all-faces",
+                "--size", "64", "--json")
+    assert [(rec["face"], rec["skipped"]) for rec in _lines(r.stdout)] == [(0, False), (1, False)]
+    r = run_cli("--quiet", "segment", inputs / "pair.png", "-o", inputs / "s", "--all-faces",
+                "--size", "64", "--json")
+    assert [(rec["face"], rec["skipped"]) for rec in _lines(r.stdout)] == [(0, True), (1, True)]
 
 
 def test_segment_writes_masks_overlays_and_a_sheet(run_cli, inputs, portraits):

@@ -43,7 +43,8 @@ def align(
 
     crop_size = fo.resolve_size(size, config, of_weights=True)
     items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name),
-                                      recursive=recursive, all_faces=all_faces, shard=shard)
+                                      recursive=recursive, all_faces=all_faces, shard=shard,
+                                      out_dir=output, command="align")
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)
 
     def work(item: WorkItem) -> Done:
@@ -55,8 +56,7 @@ def align(
         return _done(output, names)
 
     def resume(item: WorkItem) -> Done:
-        _, stem = item.payload
-        return _done(output, fo.written_faces(output, stem, ".json", all_faces=all_faces))
+        return _done(output, fo.written_faces(item, ".json"))
 
     summary = run_batch(items, work, overwrite=overwrite, as_json=as_json, description="aligning",
                         resume=resume, list_outputs=True)

@@ -60,11 +60,15 @@ def face_items(
     recursive: bool,
     all_faces: bool,
     shard: str | None,
+    out_dir: Path,
+    command: str,
 ) -> tuple[list[Any], tuple[int, int] | None]:
     """One batch item per photo found in ``inputs`` (this shard's share), and the shard.
 
-    ``files(name)`` are face 0's files, which mark the photo as done. An item's payload is
-    (photo path, output stem).
+    ``files(name)`` are face 0's files. With ``all_faces`` a photo has as many faces as it has,
+    so it is done only when its hidden manifest in ``out_dir`` (``.STEM.COMMAND.json``, written
+    after the last face) and every face file it lists exist: an interrupted photo or one missing
+    a face file is redone. An item's payload is (photo path, output stem).
     """
     from hypernst_cli.cli.batch import WorkItem, parse_shard, take_shard
     from hypernst_cli.errors import UsageError
@@ -79,7 +83,8 @@ def face_items(
     stems = unique_stems(paths)  # over all photos, so every shard names files the same way
     items = [
         WorkItem(str(p), {"input": str(p)}, files(f"{stems[p]}_0" if all_faces else stems[p]),
-                 payload=(p, stems[p]))
+                 payload=(p, stems[p]),
+                 manifest=out_dir / f".{stems[p]}.{command}.json" if all_faces else None)
         for p in paths
     ]
     return take_shard(items, part), part
@@ -101,16 +106,16 @@ def marker_last(n_faces: int) -> list[int]:
     return list(range(1, n_faces)) + [0]
 
 
-def written_faces(out_dir: Path, stem: str, suffix: str, *, all_faces: bool) -> list[str]:
-    """Names of the faces an earlier run wrote for ``stem`` (files ``NAME + suffix``), in order."""
-    if not all_faces:
-        return [stem]
-    indices = []
-    for p in out_dir.glob(f"{stem}_*{suffix}"):
-        index = p.name[len(stem) + 1 : -len(suffix)]
-        if index.isdigit():
-            indices.append(int(index))
-    return [f"{stem}_{i}" for i in sorted(indices)]
+def written_faces(item: Any, suffix: str) -> list[str]:
+    """Names of the faces an earlier run wrote for a photo skipped as done, in order: the files
+    ``NAME + suffix`` its manifest lists (those of this run, not older files beside them), or
+    the photo's one face without --all-faces."""
+    from hypernst_cli.cli.batch import read_manifest
+
+    listed = read_manifest(item)
+    if listed is None:
+        return [item.payload[1]]
+    return [p.name[: -len(suffix)] for p in listed if p.name.endswith(suffix)]
 
 
 def read_output(path: Path) -> Any:

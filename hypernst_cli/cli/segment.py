@@ -49,7 +49,8 @@ def segment(
     aligning = do_align or all_faces
     crop_size = fo.resolve_size(size, config, of_weights=True)
     items, shard_spec = fo.face_items(inputs, lambda name: _files(output, name, aligning),
-                                      recursive=recursive, all_faces=all_faces, shard=shard)
+                                      recursive=recursive, all_faces=all_faces, shard=shard,
+                                      out_dir=output, command="segment")
     processor = FaceProcessor(backend=backend, detector=detector, device=STATE.device)
 
     def work(item: WorkItem) -> Done:
@@ -71,8 +72,7 @@ def segment(
         return done
 
     def resume(item: WorkItem) -> Done:
-        _, stem = item.payload
-        return _done(output, fo.written_faces(output, stem, "_overlay.png", all_faces=all_faces), aligning)
+        return _done(output, fo.written_faces(item, "_overlay.png"), aligning)
 
     summary = run_batch(items, work, overwrite=overwrite, as_json=as_json, description="segmenting",
                         resume=resume, list_outputs=True)
