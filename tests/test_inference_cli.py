@@ -192,6 +192,13 @@ def test_invert_and_edit(run_cli, photos, style, tiny_model_dir, isolated_cache,
     frames = [tmp_path / "edit" / f"{stem}_smile_{i:02d}.png" for i in range(3)]
     assert (tmp_path / "edit" / f"{stem}_smile_strip.png").exists()
     assert _diff(frames[1], recon) < 0.5  # strength 0 is no edit
+    # by default the range `directions check` measures: -2..2 in 5 frames, strength 0 the middle
+    r = run_cli("--device", "cpu", "edit", photos[2], "-d", direction, "-o", tmp_path / "e5",
+                "-w", tiny_model_dir, "--latent", latent)
+    assert r.exit_code == 0, r.stderr
+    five = [tmp_path / "e5" / f"{stem}_smile_{i:02d}.png" for i in range(5)]
+    assert all(f.exists() for f in five) and not (tmp_path / "e5" / f"{stem}_smile_05.png").exists()
+    assert _diff(five[2], frames[1]) < 0.5 and _diff(five[0], frames[0]) < 0.5
     assert _diff(frames[0], frames[1]) > 1.0  # a real edit changes the image
     r = run_cli("--device", "cpu", "edit", photos[2], "-d", "age", "-o", tmp_path / "e2",
                 "-w", tiny_model_dir)

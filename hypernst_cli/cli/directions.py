@@ -215,7 +215,7 @@ def check(
     direction: str = typer.Option(..., "--direction", "-d", help="age | smile | pose | FILE.safetensors"),
     content: list[str] = typer.Option(..., "--content", "-c",
                                       help="Face photos: files, folders or globs (repeatable)."),
-    strength: str = typer.Option("-2..2", "--strength", help="Range A..B of edit strengths."),
+    strength: str = opt.EDIT_STRENGTH,
     steps: int = typer.Option(5, "--steps", min=2, help="Number of strengths across the range."),
     measure: str = typer.Option("auto", "--measure",
                                 help="auto (smile for smile, yaw for pose) | smile | yaw."),

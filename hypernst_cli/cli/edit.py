@@ -16,8 +16,8 @@ from hypernst_cli.cli.state import STATE
 def edit(
     content: Path = typer.Argument(..., help="Content photo."),
     direction: str = typer.Option(..., "--direction", "-d", help="age | smile | pose | FILE.safetensors"),
-    strength: str = typer.Option("-3..3", "--strength", help="Range A..B of edit strengths."),
-    steps: int = typer.Option(7, "--steps", min=1, help="Number of frames across the range."),
+    strength: str = opt.EDIT_STRENGTH,
+    steps: int = typer.Option(5, "--steps", min=1, help="Number of frames across the range."),
     output: Path = opt.output_option("Output folder: frames and a strip image."),
     style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
     style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,

@@ -25,6 +25,9 @@ FOLLOW = typer.Option(
     True, "--follow/--no-follow",
     help="Models with spatial features: move the photo's detail with the edited face's landmarks "
          "(--no-follow keeps it in place, which holds pose and mouth still).")
+#: the edit strengths `edit` renders and `directions check` measures by default: the range the
+#: shipped directions are checked on (docs/compact-model.md); further out the pose edits double edges
+EDIT_STRENGTH = typer.Option("-2..2", "--strength", help="Range A..B of edit strengths.")
 SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")
 OVERWRITE = typer.Option(
     False, "--overwrite/--skip-existing",

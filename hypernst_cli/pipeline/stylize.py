@@ -586,10 +586,10 @@ def parse_strength_range(spec: str) -> tuple[float, float]:
     try:
         a, b = (float(v) for v in text.split("..", 1)) if ".." in text else (float(text),) * 2
     except ValueError:
-        raise UsageError(f"invalid strength range '{spec}'", hint="use A..B, e.g. -3..3") from None
+        raise UsageError(f"invalid strength range '{spec}'", hint="use A..B, e.g. -2..2") from None
     if not (math.isfinite(a) and math.isfinite(b)):  # nan renders black frames, inf garbage
         raise UsageError(f"invalid strength range '{spec}': strengths must be finite numbers",
-                         hint="use A..B, e.g. -3..3")
+                         hint="use A..B, e.g. -2..2")
     return a, b
 
 
