@@ -198,6 +198,12 @@ def test_one_builder_for_inference_and_training(tmp_path):
     assert loaded.cache_key("a" * 64) == trained.cache_key("a" * 64)
     again = loaded.for_image(image, sha="a" * 64)
     assert loaded.computed == 0 and torch.equal(again.table, codes.table)
+    # the run's report counts style images encoded and read from disk (a face's own codes,
+    # encoded without a content hash, are not a style image)
+    assert (trained.computed_styles, trained.from_disk) == (1, 0)
+    assert (loaded.computed_styles, loaded.from_disk) == (0, 1)
+    trained.for_image(image, mask=mask)
+    assert (trained.computed, trained.computed_styles) == (2, 1)
     reseeded = style_code_provider(aladin, cfg, masks, cache_dir=None, device="cpu", seed=123)
     assert reseeded.cfg.seed == 123 and reseeded.cache_key("a" * 64) != trained.cache_key("a" * 64)
     # no masks: no parser, every region falls back to the global code

@@ -151,7 +151,10 @@ def stylize(
                             overwrite=overwrite, latent=latent_tensor, name=name, fmt=fmt)
     summary = run_batch(items, worker, overwrite=overwrite, as_json=as_json,
                         description="stylizing")
-    STATE.info(f"style codes: {pipe.provider.computed} image(s) encoded; the rest came from the cache")
+    codes = pipe.provider
+    if codes.computed_styles or codes.from_disk:
+        STATE.info(f"style codes: {codes.computed_styles} style image(s) encoded, "
+                   f"{codes.from_disk} read from the cache")
     exit_with(summary)
 
 

@@ -141,8 +141,12 @@ class StyleCodeProvider:
     encode_size: int | None = None
     cache_dir: Path | None = None
     device: torch.device | str = "cpu"
-    #: how many images went through the encoder (for reports and tests)
+    #: how many images went through the encoder (for reports and tests), how many of them were
+    #: style images (files or content-addressed arrays, not a face's own codes), and how many
+    #: style images' codes were read from the disk cache instead
     computed: int = field(default=0, init=False)
+    computed_styles: int = field(default=0, init=False)
+    from_disk: int = field(default=0, init=False)
     _memory: dict[str, StyleCodes] = field(default_factory=dict, init=False, repr=False)
 
     def settings(self) -> dict[str, str]:
@@ -217,6 +221,7 @@ class StyleCodeProvider:
         self.computed += 1
         codes.meta.update(self.settings())
         if sha is not None:
+            self.computed_styles += 1
             codes.meta["image_sha256"] = sha
             self._save(sha, codes)
             self._memory[sha] = codes
@@ -248,6 +253,11 @@ class StyleCodeProvider:
         codes.meta["cache"] = str(path)
 
     def _load(self, sha: str) -> StyleCodes | None:
+        codes = self._read(sha)
+        self.from_disk += codes is not None
+        return codes
+
+    def _read(self, sha: str) -> StyleCodes | None:
         path = self.cache_path(sha)
         if path is None or not path.is_file():
             return None
