@@ -47,6 +47,16 @@ def model_labels(specs: list[str]) -> list[str]:
     return labels
 
 
+def _refuse_input_folder(output: Path, specs: list[str]) -> None:
+    """The report's images (outputs/, contact sheets) must not land among the inputs: the next
+    run over that folder would evaluate them as photos or styles."""
+    out_real = output.resolve()
+    for spec in specs:
+        if Path(spec).is_dir() and Path(spec).resolve() == out_real:
+            raise_usage(f"-o {output} is also an input folder ({spec})",
+                        "write the report to another folder")
+
+
 @app.command()
 def evaluate(
     content: Optional[list[str]] = typer.Option(
@@ -102,6 +112,7 @@ def evaluate(
     T(B) (L1, SSIM), next to the unstyled B and a colour transfer; writes analogies.md,
     analogies.json and analogies_contact.png to -o.
     """
+    _refuse_input_folder(output, [*(content or []), *(style or []), *(faces or [])])
     if analogies:
         from hypernst_cli.cli.evaluate_analogies import run_analogy_benchmark
 

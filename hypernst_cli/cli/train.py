@@ -50,6 +50,7 @@ def prepare(
         raise UsageError(f"{content_dir}: no content images found")
     if not style:
         raise UsageError(f"{style_dir}: no style images found")
+    _refuse_inputs_in_output(output, content + style)
     faces = face_processor(backend, STATE.device)
     rows, codes = [], []
     for split, paths in (("content", content), ("style", style)):
@@ -77,6 +78,20 @@ def prepare(
         raise typer.Exit(EXIT_INPUT)
     if any(code != EXIT_OK for code in codes):
         raise typer.Exit(EXIT_PARTIAL)
+
+
+def _refuse_inputs_in_output(output: Path, inputs: list[Path]) -> None:
+    """DATA/content and DATA/style hold prepared images under their inputs' names: an input
+    that is already in one of them (``prepare data/content data/style -o data``) would count as
+    prepared and be skipped, leaving the photo unaligned and without a mask."""
+    splits = [(output / split).resolve() for split in ("content", "style")]
+    for path in inputs:
+        # the link itself counts too (train.select writes folders of links)
+        if path.resolve().parent in splits or path.absolute().parent.resolve() in splits:
+            from hypernst_cli.errors import UsageError
+
+            raise UsageError(f"-o {output}: the input {path} is inside it, where the prepared "
+                             f"images go", hint="write the prepared data to a new folder with -o")
 
 
 @app.command()
@@ -112,8 +127,15 @@ def train(
     if output.exists() and not output.is_dir():
         raise UsageError(f"-o {output} is a file; give a folder")
     from hypernst_cli.train.run import run_training
+    from hypernst_cli.train.trainer import TrainingInterrupted
 
-    final = run_training(cfg, output, resume=resume, log=STATE.info, warn=STATE.warn,
-                         progress=not STATE.quiet)
+    try:
+        final = run_training(cfg, output, resume=resume, log=STATE.info, warn=STATE.warn,
+                             progress=not STATE.quiet)
+    except TrainingInterrupted as stop:
+        if stop.checkpoint is not None:
+            STATE.warn(f"stopped at step {stop.step}, checkpointed in {stop.checkpoint}: run the "
+                       f"same command with --resume to continue")
+        raise
     if final is not None:
         STATE.out.print(f"wrote {final}", markup=False, highlight=False)

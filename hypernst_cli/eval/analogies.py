@@ -285,12 +285,18 @@ def plan_items(n_faces: int, families: Sequence[str], *, draws: int = 2, seed: i
     pairs = [(a, b) for a in range(n_faces) for b in range(n_faces) if a != b]
     items: list[AnalogyItem] = []
     for family in families:
-        per_family = [AnalogyItem(a, b, draw=draw_style(family, eval_seed(seed, family, d)))
-                      for d in range(draws) for a, b in pairs]
-        if limit is not None and limit < len(per_family):
-            keep = sorted(random.Random(f"{seed}-{family}").sample(range(len(per_family)), limit))
-            per_family = [per_family[i] for i in keep]
-        items += per_family
+        # item i is draw i // len(pairs) on pair i % len(pairs); only the kept ones are drawn,
+        # so a large --draws with a small --limit costs the limit, not draws x pairs
+        n_items = draws * len(pairs)
+        keep: Sequence[int] = range(n_items)
+        if limit is not None and limit < n_items:
+            keep = sorted(random.Random(f"{seed}-{family}").sample(range(n_items), limit))
+        drawn: dict[int, Any] = {}
+        for i in keep:
+            d, (a, b) = divmod(i, len(pairs))[0], pairs[i % len(pairs)]
+            if d not in drawn:
+                drawn[d] = draw_style(family, eval_seed(seed, family, d))
+            items.append(AnalogyItem(a, b, draw=drawn[d]))
     rng = random.Random(f"{seed}-{REGION_MIXED}")
     for k in range(region_mixed):
         a, b = pairs[rng.randrange(len(pairs))]
@@ -846,7 +852,12 @@ def evaluate_analogies(
     if not 0.0 <= strength <= 1.0:
         raise UsageError(f"--strength must be between 0 and 1, got {strength}")
     chosen = resolve_families(families)
-    plan_items(2, chosen, draws=draws, seed=seed, region_mixed=region_mixed, limit=limit)  # options
+    # the options, checked before the faces load (one draw: the checks do not depend on it)
+    plan_items(2, chosen, draws=1, seed=seed, region_mixed=0, limit=limit)
+    if draws < 1:
+        raise UsageError(f"--draws must be at least 1, got {draws}")
+    if region_mixed < 0:
+        raise UsageError(f"--region-mixed must be 0 or more, got {region_mixed}")
     faces = load_faces(face_paths, resolution, parse)
     items = plan_items(len(faces), chosen, draws=draws, seed=seed, region_mixed=region_mixed,
                        limit=limit)

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypernst_cli.errors import WeightsIntegrityError, WeightsNotFoundError
+from hypernst_cli.errors import UsageError, WeightsIntegrityError, WeightsNotFoundError
 from hypernst_cli.io.atomic import atomic_path
 
 CKPT_PATTERN = re.compile(r"^step-(\d{8})\.safetensors$")
@@ -151,8 +151,13 @@ def load_training_state(
     optimizers: Mapping[str, torch.optim.Optimizer],
     scaler: torch.amp.GradScaler | None,
     restore_random: bool = True,
+    stage: str | None = None,
 ) -> tuple[int, dict[str, Any]]:
-    """Restore a checkpoint written by ``save_training_state``; returns (step, extra)."""
+    """Restore a checkpoint written by ``save_training_state``; returns (step, extra).
+
+    ``stage``: the stage resuming it; a checkpoint of another stage, or one whose networks or
+    optimizers do not fit the ones given (another model config or init), is a UsageError naming
+    the file, before anything is changed."""
     from safetensors import safe_open
 
     if not path.is_file():
@@ -165,12 +170,35 @@ def load_training_state(
         raise WeightsIntegrityError(
             f"{path}: not a hypernst training checkpoint ({type(exc).__name__})"
         ) from exc
-    for name, module in modules.items():
+    written_by = (meta.get("extra") or {}).get("stage")
+    resume_hint = ("resume with the stage and options the run was started with "
+                   "(RUN_DIR/config.toml), or choose a new -o RUN_DIR")
+    if stage is not None and written_by is not None and written_by != stage:
+        raise UsageError(f"{path}: a checkpoint of the '{written_by}' stage, not '{stage}'",
+                         hint=resume_hint)
+    states = {}
+    for name in modules:
         head = f"module.{name}."
-        sd = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
-        module.load_state_dict(sd, strict=True)
+        states[name] = {k[len(head):]: v for k, v in tensors.items() if k.startswith(head)}
+    missing = [f"'{n}'" for n, m in modules.items() if not states[n] and m.state_dict()] + \
+        [f"the '{o}' optimizer" for o in optimizers if f"optim.{o}" not in meta]
+    if missing:
+        raise UsageError(f"{path}: the checkpoint has no state for {', '.join(missing)}: it was "
+                         f"written for other networks", hint=resume_hint)
+    for name, module in modules.items():
+        try:
+            module.load_state_dict(states[name], strict=True)
+        except RuntimeError as exc:
+            why = " ".join(str(exc).split())[:160]
+            raise UsageError(f"{path}: the '{name}' network in the checkpoint does not fit this "
+                             f"run's ({why}...): it was written for another model config or "
+                             f"init", hint=resume_hint) from exc
     for name, opt in optimizers.items():
-        opt.load_state_dict(_unflatten_optimizer(f"optim.{name}", tensors, meta))
+        try:
+            opt.load_state_dict(_unflatten_optimizer(f"optim.{name}", tensors, meta))
+        except (KeyError, ValueError) as exc:
+            raise UsageError(f"{path}: the '{name}' optimizer in the checkpoint does not fit this "
+                             f"run's ({type(exc).__name__}: {exc})", hint=resume_hint) from exc
     if scaler is not None and "scaler" in meta:
         scaler.load_state_dict(meta["scaler"])
     if restore_random:

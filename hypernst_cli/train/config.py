@@ -121,13 +121,52 @@ def _is_lr(key: str) -> bool:
     return key == "lr" or key.startswith("lr_") or key.endswith("_lr")
 
 
+#: the largest ``seed``: the stages seed numpy with seed x 1000 + 1 + rank, which must stay
+#: below 2**32 (a larger seed ended the run with an internal error at its start)
+MAX_SEED = 4_000_000
+AMP_MODES = ("none", "bf16", "fp16")
+#: what 0 means for the counts that may be 0
+ZERO_MEANS = {"keep_last": "keep all", "checkpoint_every": "only at the end",
+              "sample_every": "only at the end"}
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_ranges(cfg: dict[str, Any], where: str = "") -> None:
     """Refuse values no run can use (before anything is written): learning rates must be
-    finite and >= 0 (0 freezes that part); batch_size and steps integers >= 1."""
+    finite and >= 0 (0 freezes that part); batch_size and steps integers >= 1; iterations an
+    integer >= 1; every ``*_every`` and keep_last an integer >= 0 (ZERO_MEANS); seed
+    an integer from 0 to MAX_SEED; max_minutes finite and >= 0 (0: no limit; a negative one
+    stopped after the first step, NaN never); amp one of AMP_MODES."""
     for key, value in cfg.items():
         path = f"{where}{key}"
         if isinstance(value, dict):
             _check_ranges(value, f"{path}.")
+        elif key.endswith("_every") or (not where and key == "keep_last"):
+            if not _is_int(value) or value < 0:
+                zero = f" (0: {ZERO_MEANS[path]})" if path in ZERO_MEANS else ""
+                raise UsageError(f"training option '{path}' must be an integer >= 0{zero}, "
+                                 f"got {value!r}", hint=f"e.g. {path}=10")
+        elif not where and key == "iterations":
+            if not _is_int(value) or value < 1:
+                raise UsageError(f"training option 'iterations' must be an integer >= 1, "
+                                 f"got {value!r}", hint="e.g. iterations=3, the paper's")
+        elif not where and key == "seed":
+            if not _is_int(value) or not 0 <= value <= MAX_SEED:
+                raise UsageError(f"training option 'seed' must be an integer from 0 to "
+                                 f"{MAX_SEED}, got {value!r}", hint="e.g. seed=0")
+        elif not where and key == "max_minutes":
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
+                raise UsageError(f"training option 'max_minutes' must be a number of minutes "
+                                 f"> 0, or 0 for no limit, got {value!r}",
+                                 hint="e.g. max_minutes=30")
+        elif not where and key == "amp":
+            if value not in AMP_MODES:
+                raise UsageError(f"training option 'amp' must be one of {', '.join(AMP_MODES)}, "
+                                 f"got {value!r}", hint="e.g. amp=bf16 on CUDA")
         elif _is_lr(key) and value is not None:
             # 0 is allowed: a recipe freezes a part with it (lr_encoder = 0)
             if (isinstance(value, bool) or not isinstance(value, (int, float))

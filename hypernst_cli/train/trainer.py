@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -21,10 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from hypernst_cli.io.atomic import atomic_write_text
+from hypernst_cli.errors import WeightsIntegrityError
+from hypernst_cli.io.atomic import atomic_path, atomic_write_text
 from hypernst_cli.train.checkpoint import (
     checkpoint_name,
     latest_checkpoint,
+    list_checkpoints,
     load_training_state,
     prune_checkpoints,
     save_training_state,
@@ -141,6 +145,16 @@ def make_context(cfg: dict[str, Any]) -> TrainContext:
                         scaler=scaler, grad_checkpointing=bool(cfg.get("grad_checkpointing")))
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a run after a finished step, checkpointed at ``step`` in ``checkpoint``
+    (None on ranks that write nothing)."""
+
+    def __init__(self, step: int, checkpoint: Path | None) -> None:
+        super().__init__(f"interrupted at step {step}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
 class Trainer:
     def __init__(self, stage: Stage, run_dir: Path, *, log: Callable[[str], None] | None = None,
                  progress: bool = True) -> None:
@@ -172,13 +186,41 @@ class Trainer:
         path = path or latest_checkpoint(self.ckpt_dir)
         if path is None:
             return False
-        self.step, extra = load_training_state(
-            path, modules=self.stage.modules, optimizers=self.stage.optimizers,
-            scaler=self.ctx.scaler,
-        )
+        try:
+            self.step, extra = load_training_state(
+                path, modules=self.stage.modules, optimizers=self.stage.optimizers,
+                scaler=self.ctx.scaler, stage=self.cfg["stage"],
+            )
+        except WeightsIntegrityError as exc:
+            older = [p for p in list_checkpoints(self.ckpt_dir) if p != path]
+            if not older:
+                raise
+            raise WeightsIntegrityError(
+                exc.message, hint=f"move it out of {self.ckpt_dir} to resume from "
+                                  f"{older[-1].name}, the checkpoint before it") from exc
         self.stage.load_data_state(extra.get("data", {}))
+        if self.ctx.is_main:
+            self._drop_metrics_after(self.step)
         self.log(f"resumed from {path} at step {self.step}")
         return True
+
+    def _drop_metrics_after(self, step: int) -> None:
+        """Forget the logged rows of steps after the checkpoint: the resumed run logs those
+        steps again (with the same losses), so the file keeps one row per step."""
+        path = self.run_dir / "metrics.jsonl"
+        if not path.is_file():
+            return
+        lines = path.read_text().splitlines()
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a torn last line
+            if int(row.get("step", 0)) <= step:
+                kept.append(line)
+        if len(kept) != len(lines):
+            atomic_write_text(path, "".join(f"{line}\n" for line in kept))
 
     # --- the loop ----------------------------------------------------------------------------
     def run(self, *, steps: int | None = None) -> dict[str, float]:
@@ -186,6 +228,7 @@ class Trainer:
         if self.ctx.is_main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             atomic_write_text(self.run_dir / "config.toml", dump_toml(self.cfg))
+            self._check_writable(self.ckpt_dir)
         log_every = max(1, int(self.cfg.get("log_every", 10)))
         ckpt_every = int(self.cfg.get("checkpoint_every", 0))
         sample_every = int(self.cfg.get("sample_every", 0))
@@ -201,7 +244,7 @@ class Trainer:
         # a logged row is the mean over the steps since the last one: one step's losses, on a
         # batch of a few items, are too noisy to read a trend from
         window: dict[str, list[float]] = {}
-        with self._progress(total) as advance:
+        with self._progress(total) as advance, self._deferred_interrupt() as interrupted:
             while self.step < total:
                 t0 = time.perf_counter()
                 logs = self.stage.train_step(self.step)
@@ -226,6 +269,10 @@ class Trainer:
                 if ckpt_every and self.step % ckpt_every == 0 and self.step < total:
                     self.save()
                 advance(last)
+                if interrupted() and self.step < total:
+                    # the finished steps are kept: checkpoint them, then stop as Ctrl-C does
+                    path = self.save()
+                    raise TrainingInterrupted(self.step, path)
                 if out_of_time and self.step < total:
                     self.log(f"stopped at step {self.step} of {total}: max_minutes "
                              f"({budget_s / 60:g}) reached")
@@ -234,6 +281,37 @@ class Trainer:
         if self.ctx.is_main:
             self._write_samples()
         return last
+
+    def _check_writable(self, folder: Path) -> None:
+        """A WriteError (exit 74) now, not after the first checkpoint_every steps of work."""
+        probe = folder / ".write-probe"
+        with atomic_path(probe) as tmp:
+            tmp.write_bytes(b"")
+        probe.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _deferred_interrupt(self) -> Iterator[Callable[[], bool]]:
+        """Ctrl-C (SIGINT) during a step lets the step finish; the loop then checkpoints and
+        stops (``TrainingInterrupted``), so a resumed run loses no finished step. A second
+        Ctrl-C stops at once. Under DDP (the ranks could stop at different steps) and off the
+        main thread, Ctrl-C interrupts at once as before."""
+        requested = [False]
+        if self.ctx.distributed or threading.current_thread() is not threading.main_thread():
+            yield lambda: False
+            return
+
+        def on_sigint(signum: int, frame: Any) -> None:
+            if requested[0]:
+                raise KeyboardInterrupt
+            requested[0] = True
+            self.log(f"interrupted: finishing step {self.step + 1} and writing a checkpoint "
+                     "(Ctrl-C again to stop at once, losing the steps since the last one)")
+
+        previous = signal.signal(signal.SIGINT, on_sigint)
+        try:
+            yield lambda: requested[0]
+        finally:
+            signal.signal(signal.SIGINT, previous)
 
     def _write_metrics(self, logs: dict[str, float], elapsed: float) -> None:
         row = {"step": self.step, "time": round(elapsed, 3), **{k: round(v, 6) for k, v in logs.items()}}

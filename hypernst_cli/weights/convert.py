@@ -175,8 +175,16 @@ def convert_directions(src: Path, name: str | None = None) -> Converted:
     for key, tensor in directions.items():
         if not tensor.is_floating_point() or tensor.ndim < 1:
             raise WeightsIntegrityError(f"{src}: direction '{key}' is not a float vector")
+        shape = list(tensor.shape)
+        # what `edit` can apply: [D], [1, D] (W), [L, D] or [1, L, D] (W+, one row per layer)
+        if tensor.ndim > 3 or (tensor.ndim == 3 and shape[0] != 1):
+            raise WeightsIntegrityError(
+                f"{src}: direction '{key}' has shape {shape}; expected [D], [1, D], [L, D] or "
+                f"[1, L, D] (InterFaceGAN's are [1, 512])",
+                hint="save one direction per tensor, or a dict of them")
         check_values(key, tensor, src)
-        spaces[key] = {"shape": list(tensor.shape), "space": "w+" if tensor.ndim == 3 else "w"}
+        per_layer = tensor.ndim == 3 or (tensor.ndim == 2 and shape[0] > 1)
+        spaces[key] = {"shape": shape, "space": "w+" if per_layer else "w"}
     return {"directions": directions}, {}, {"directions": spaces}
 
 

@@ -60,7 +60,8 @@ def load_torch_pickle(path: str | Path) -> Any:
 
     file = Path(path)
     if not file.is_file():
-        raise InputError(file, "no such file")
+        raise InputError(file, "a folder, not a file" if file.is_dir() else "no such file",
+                         hint="give the checkpoint file itself" if file.is_dir() else None)
     allowed = allowed_globals()
     allowed_names = _allowed_names(allowed)
 
@@ -111,7 +112,8 @@ def load_npy(path: str | Path) -> Any:
 
     file = Path(path)
     if not file.is_file():
-        raise InputError(file, "no such file")
+        raise InputError(file, "a folder, not a file" if file.is_dir() else "no such file",
+                         hint="give the checkpoint file itself" if file.is_dir() else None)
     try:
         return np.load(file, allow_pickle=False)
     except ValueError as exc:
