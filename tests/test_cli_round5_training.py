@@ -212,6 +212,14 @@ def test_prepare_refuses_an_output_that_holds_the_inputs(run_cli, portraits, tmp
     assert not (data / "prepare.json").exists()
 
 
+def test_prepare_checks_its_weights_before_preparing_anything(run_cli, portraits, tmp_path):
+    """`prepare -w nosuch` aligned and parsed every image, then failed on the weights."""
+    r = run_cli("-q", "prepare", portraits / "faces", portraits / "styles", "-o", tmp_path / "d",
+                "--config", "tiny", "--backend", "dlib", "-w", tmp_path / "nosuch")
+    assert r.exit_code != 0 and "nosuch" in one_line_error(r.stderr)
+    assert not (tmp_path / "d" / "content").exists()
+
+
 # --- evaluate -----------------------------------------------------------------------------------
 
 

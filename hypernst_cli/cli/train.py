@@ -51,6 +51,10 @@ def prepare(
     if not style:
         raise UsageError(f"{style_dir}: no style images found")
     _refuse_inputs_in_output(output, content + style)
+    if weights:
+        from hypernst_cli.weights.checkpoint import resolve_weights
+
+        resolve_weights(weights, config)  # a wrong -w fails now, not after every image is prepared
     faces = face_processor(backend, STATE.device)
     rows, codes = [], []
     for split, paths in (("content", content), ("style", style)):
