@@ -232,12 +232,23 @@ def take_shard(items: Sequence[WorkItem], shard: tuple[int, int] | None) -> list
     return [it for i, it in enumerate(items) if i % n == k - 1]
 
 
-def check_distinct_outputs(items: Sequence[WorkItem]) -> None:
+def check_distinct_outputs(items: Sequence[WorkItem], also_inputs: Iterable[Path] = ()) -> None:
     """Refuse a batch in which two items promise the same output file: the second would be
-    skipped as done, or overwrite the first, and its result would be lost without a word."""
+    skipped as done, or overwrite the first, and its result would be lost without a word. Refuse
+    one whose output is an input file too (an item's, or one of ``also_inputs``): an earlier item
+    overwrote it before its own item read it (``invert x.png x_e4e.png``)."""
+    inputs: dict[str, str] = {}
+    for value in [*(v for item in items for v in item.inputs.values()), *also_inputs]:
+        if os.path.isfile(value):
+            inputs.setdefault(os.path.normcase(os.path.realpath(value)), str(value))
     owner: dict[str, WorkItem] = {}
     for item in items:
         for path in [*item.outputs, *([item.manifest] if item.manifest else [])]:
+            source = inputs.get(os.path.normcase(os.path.realpath(path)))
+            if source is not None:
+                via = "" if str(source) == str(path) else f" (as {path})"
+                raise UsageError(f"{item.label} would be written over the input {source}{via}",
+                                 hint="write the results to another folder with -o")
             key = os.path.normcase(os.path.abspath(path))
             first = owner.setdefault(key, item)
             if first is not item:

@@ -22,7 +22,8 @@ def codes(
     weights: Optional[str] = opt.WEIGHTS,  # -w/--weights, as in every command that loads a model
     config: str = opt.CONFIG,
     backend: str = typer.Option("auto", "--backend", help="Face backend: auto | dlib | facexlib."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Patch sampling seed (config default)."),
+    seed: Optional[int] = typer.Option(None, "--seed", callback=opt.seed_in_range,
+                                       help="Patch sampling seed (config default)."),
     no_cache: bool = typer.Option(False, "--no-cache", help="Neither read nor write the cache."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line per style image."),
 ) -> None:
@@ -46,6 +47,8 @@ def codes(
         raise UsageError("no style images found in the given inputs")
     if output is not None and output.suffix != ".safetensors":
         raise UsageError(f"{output}: codes are written as .safetensors")
+    if output is not None:
+        opt.check_output_folder(output.parent)  # before every style is encoded for nothing
     dev = resolve_device(STATE.device)
     models = load_models(weights, config, dev, parts=("aladin",))  # ALADIN only: no generator
     provider = style_code_provider(models.aladin, models.config, face_processor(backend, dev),
@@ -62,7 +65,12 @@ def codes(
             if len(paths) == 1:
                 raise
             failures += 1  # reported and skipped, as in every batch
-            STATE.err.print(f"failed {exc.one_line()}", highlight=False, markup=False)
+            if as_json:  # one line per style image, this one's too: a script sees every input
+                STATE.out.print(json.dumps({"style": str(path), "status": "failed", "ok": False,
+                                            "error": exc.one_line()}),
+                                markup=False, highlight=False)
+            else:
+                STATE.err.print(f"failed {exc.one_line()}", highlight=False, markup=False)
             continue
         results[path] = c
         _report(path, c, as_json)
@@ -89,6 +97,9 @@ def _report(path: Path, c, as_json: bool) -> None:
         },
         "dim": c.dim,
         "cache": c.meta.get("cache") or c.meta.get("cache_written"),
+        "status": "ok",
+        "ok": True,
+        "error": None,
     }
     if as_json:
         STATE.out.print(json.dumps(row), markup=False, highlight=False)

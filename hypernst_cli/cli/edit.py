@@ -17,7 +17,8 @@ def edit(
     content: Path = typer.Argument(..., help="Content photo."),
     direction: str = typer.Option(..., "--direction", "-d", help="age | smile | pose | FILE.safetensors"),
     strength: str = opt.EDIT_STRENGTH,
-    steps: int = typer.Option(5, "--steps", min=1, help="Number of frames across the range."),
+    steps: int = typer.Option(5, "--steps", min=1, max=opt.MAX_FRAMES,
+                              help="Number of frames across the range."),
     output: Path = opt.output_option("Output folder: frames and a strip image."),
     style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
     style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,
@@ -53,6 +54,10 @@ def edit(
         raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
+    if style is not None and not style.is_file():  # before the models load
+        raise UsageError(f"--style {style}: {'a folder' if style.is_dir() else 'no such file'}",
+                         hint="give a style image file")
+    opt.check_output_folder(output)
     given_latent = _read_latent(latent, content) if latent else None  # before the models load
     if style is None and (palette is not None or style_strength != 1.0):
         # a palette is the style's: with no style there is nothing to take it from
@@ -63,6 +68,8 @@ def edit(
                              precision=precision, compile=compile_models, palette=palette,
                              styled=style is not None)
     name, vector = resolve_direction(direction, pipe.models)
+    stem = f"{content.stem}_{name}"
+    _check_outputs_are_not_inputs(output, stem, steps, [content, *([style] if style else [])])
     face = pipe.prepare(content, latent=given_latent)[0]
     codes = pipe.code_table(face, style, strength=style_strength)
     base = pipe.generate([face], codes,
@@ -71,10 +78,24 @@ def edit(
     for alpha in alphas:
         img = pipe.render_edit(face, vector, alpha, base, follow=follow)
         frames.append(resize_uint8(to_uint8(img)[0], size))
-    stem = f"{content.stem}_{name}"
     for i, (alpha, frame) in enumerate(zip(alphas, frames)):
         save_image(frame, output / f"{stem}_{i:02d}.png")
     strip = contact_sheet([frames], cell=frames[0].shape[0],
                           col_labels=[f"{name} {a:+.2f}" for a in alphas])
     save_image(strip, output / f"{stem}_strip.png")
     STATE.info(f"wrote {len(frames)} frames and {output / (stem + '_strip.png')}")
+
+
+def _check_outputs_are_not_inputs(output: Path, stem: str, steps: int, inputs: list[Path]) -> None:
+    """Refuse, before any frame is rendered, frames that would be written over an input (a photo
+    named like an earlier edit's frame, in the output folder)."""
+    import os
+
+    from hypernst_cli.errors import UsageError
+
+    names = [f"{stem}_{i:02d}.png" for i in range(steps)] + [f"{stem}_strip.png"]
+    planned = {os.path.realpath(output / name) for name in names}
+    for image in inputs:
+        if os.path.realpath(image) in planned:
+            raise UsageError(f"-o {output}: an edit frame would replace the input {image}",
+                             hint="write the frames to another folder")

@@ -70,13 +70,16 @@ def face_items(
     after the last face) and every face file it lists exist: an interrupted photo or one missing
     a face file is redone. An item's payload is (photo path, output stem).
     """
-    from hypernst_cli.cli.batch import WorkItem, parse_shard, take_shard
+    from hypernst_cli.cli.batch import WorkItem, check_distinct_outputs, parse_shard, take_shard
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
 
     paths = collect_images(inputs, recursive=recursive)
     if not paths:
         raise UsageError("no image files found in the given inputs")
+    # a rerun would take the last run's crops, masks and overlays for photos
+    opt.check_not_an_input_folder(out_dir, list(inputs), recursive=recursive)
+    opt.check_output_folder(out_dir)
     part = parse_shard(shard)
     from hypernst_cli.io.inputs import unique_stems
 
@@ -87,6 +90,7 @@ def face_items(
                  manifest=out_dir / f".{stems[p]}.{command}.json" if all_faces else None)
         for p in paths
     ]
+    check_distinct_outputs(items)  # before the face models load: no output may replace an input
     return take_shard(items, part), part
 
 

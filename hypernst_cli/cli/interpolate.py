@@ -17,7 +17,8 @@ def interpolate(
     content: Path = typer.Argument(..., help="Content photo."),
     style: Path = typer.Argument(..., help="Target style image (or the start, with --to)."),
     to: Optional[Path] = typer.Option(None, "--to", help="Walk from STYLE to this style instead."),
-    steps: int = typer.Option(8, "--steps", min=2, help="Number of frames, ends included."),
+    steps: int = typer.Option(8, "--steps", min=2, max=opt.MAX_FRAMES,
+                              help="Number of frames, ends included."),
     output: Path = opt.output_option("Output folder: frames, a contact sheet, and the GIF."),
     gif: bool = typer.Option(False, "--gif", help="Also write an animated GIF."),
     frame_ms: int = typer.Option(150, "--frame-ms", min=10, help="GIF frame duration in milliseconds."),
@@ -42,6 +43,7 @@ def interpolate(
 
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import save_gif, save_image
+    from hypernst_cli.io.atomic import is_input
     from hypernst_cli.io.contact_sheet import contact_sheet
     from hypernst_cli.pipeline.palette import between
     from hypernst_cli.io.tensors import to_uint8
@@ -53,6 +55,10 @@ def interpolate(
         if image is not None and not Path(image).is_file():
             raise UsageError(f"{image}: {'a folder' if Path(image).is_dir() else 'no such file'}",
                              hint="give a style image file")
+    opt.check_output_folder(output)
+    _check_outputs_are_not_inputs(output, steps, [content, style, *([to] if to else [])])
+    if to is not None and to.resolve() == style.resolve():
+        STATE.warn(f"--to {to} is STYLE itself: every frame is the same")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, detail=detail,
@@ -77,7 +83,7 @@ def interpolate(
     # would be taken for this walk's (frame_*.png), so they go
     for stale in output.glob("frame_*.png"):
         number = stale.name[len("frame_"):-len(".png")]
-        if number.isdigit() and int(number) >= len(frames):
+        if number.isdigit() and int(number) >= len(frames) and not is_input(stale):
             stale.unlink()
     labels = [f"t={t:.2f}" for t in ts]
     save_image(contact_sheet([frames], cell=frames[0].shape[0], col_labels=labels),
@@ -87,3 +93,21 @@ def interpolate(
     else:  # an earlier walk's GIF would pass for this one's
         (output / "interpolation.gif").unlink(missing_ok=True)
     STATE.info(f"wrote {len(frames)} frames to {output}")
+
+
+def _check_outputs_are_not_inputs(output: Path, steps: int, inputs: list[Path]) -> None:
+    """Refuse, before the models load, a walk whose files (or the stale frames it removes) would
+    replace an input: ``interpolate out/frame_001.png STYLE -o out`` overwrote the photo."""
+    import os
+
+    from hypernst_cli.errors import UsageError
+
+    names = {f"frame_{i:03d}.png" for i in range(steps)} | {"contact_sheet.png", "interpolation.gif"}
+    out_real = os.path.realpath(output)
+    for image in inputs:
+        real = os.path.realpath(image)
+        name = os.path.basename(real)
+        stale_frame = name.startswith("frame_") and name.endswith(".png")
+        if os.path.dirname(real) == out_real and (name in names or stale_frame):
+            raise UsageError(f"-o {output}: the walk's {name} would replace the input {image}",
+                             hint="write the frames to another folder")

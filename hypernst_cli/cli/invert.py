@@ -33,7 +33,7 @@ def invert(
     NAME_e4e.png (the plain e4e reconstruction G(w+)) and NAME_reconstruction.png (HyperNST's
     reconstruction: the hyper-network conditioned on the photo's own style codes).
     """
-    from hypernst_cli.cli.batch import WorkItem, exit_with, run_batch
+    from hypernst_cli.cli.batch import WorkItem, check_distinct_outputs, exit_with, run_batch
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import collect_images
     from hypernst_cli.io.inputs import unique_stems
@@ -43,6 +43,9 @@ def invert(
         raise UsageError("no content images found in the given inputs")
     if output.suffix:
         raise UsageError(f"-o {output}: invert writes several files; give a folder")
+    # a rerun would invert the last run's reconstructions
+    opt.check_not_an_input_folder(output, contents, what="the latents")
+    opt.check_output_folder(output)
     # file stems, prefixed by their folder where two inputs share a name (no output collisions)
     stems = unique_stems(paths)
     items = [
@@ -51,6 +54,7 @@ def invert(
                   output / f"{stems[p]}_reconstruction.png"], payload=p)
         for p in paths
     ]
+    check_distinct_outputs(items)  # before the models load: no output may replace an input
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
                              iterations=iterations,
                              precision=precision, compile=compile_models, styled=False)

@@ -16,7 +16,20 @@ CONFIG = typer.Option("compact", "--config", help="Model config whose weights to
 BACKEND = typer.Option(
     "auto", "--backend",
     help="Face backend: auto (facexlib when its weights are downloaded, else dlib) | dlib | facexlib.")
-SEED = typer.Option(None, "--seed", help="Seed of the style-code patch sampling (config default).")
+#: the seeds torch's generators take (from -2^63 to 2^64 - 1); past them seeding failed inside torch
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def seed_in_range(value: Optional[int]) -> Optional[int]:
+    """Refuse a seed torch cannot take (an internal error deep in the style codes otherwise)."""
+    if value is not None and not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise typer.BadParameter(f"{value} is out of range for a seed (use a whole number from 0 to "
+                                 f"{SEED_RANGE[1]})")
+    return value
+
+
+SEED = typer.Option(None, "--seed", callback=seed_in_range,
+                    help="Seed of the style-code patch sampling (config default).")
 ITERATIONS = typer.Option(
     None, "--iterations", min=1,
     help="Hyper-network refinement iterations (default: the model's, hypernet.iterations in its "
@@ -28,7 +41,13 @@ FOLLOW = typer.Option(
 #: the edit strengths `edit` renders and `directions check` measures by default: the range the
 #: shipped directions are checked on (docs/compact-model.md); further out the pose edits double edges
 EDIT_STRENGTH = typer.Option("-2..2", "--strength", help="Range A..B of edit strengths.")
-SIZE = typer.Option(None, "--size", min=16, help="Output size of aligned results (default: the model's).")
+#: the largest --size: as align and segment take; a size far past it ran the machine out of memory
+MAX_SIZE = 4096
+SIZE = typer.Option(None, "--size", min=16, max=MAX_SIZE,
+                    help="Output size of aligned results (default: the model's).")
+#: the most frames interpolate and edit render: they hold every frame and a contact sheet of
+#: them all in memory, which a typo of a few more zeros ran out of
+MAX_FRAMES = 256
 OVERWRITE = typer.Option(
     False, "--overwrite/--skip-existing",
     help="Redo outputs that already exist (default: skip them, so an interrupted batch resumes).",
@@ -110,14 +129,17 @@ def load_pipeline(*, weights: Optional[str], config: str, backend: str, seed: Op
     return pipe
 
 
-def parse_region_spec(spec: str) -> dict[str, str]:
+def parse_region_spec(spec: str | list[str]) -> dict[str, str]:
     """Parse ``--region hair=a.png,face=b.png,background=c.png`` into a dict (paths not checked
-    here); a malformed part or an unknown region is a one-line usage error naming the regions."""
+    here); a malformed part or an unknown region is a one-line usage error naming the regions.
+    A list is the specs of a repeated ``--region``, taken together (each region once)."""
     from hypernst_cli.errors import UsageError
     from hypernst_cli.faces.regions import REGION_IDS, REGION_NAMES
 
+    specs = [spec] if isinstance(spec, str) else list(spec)
     out: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
+    parts = (p.strip() for one in specs for p in one.split(","))
+    for part in filter(None, parts):
         name, sep, value = part.partition("=")
         name = name.strip().lower()
         if not sep or not value.strip():
@@ -130,6 +152,37 @@ def parse_region_spec(spec: str) -> dict[str, str]:
     if not out:
         raise UsageError("empty region spec", hint="e.g. hair=a.png,face=b.png")
     return out
+
+
+def check_output_folder(folder: Path) -> None:
+    """Refuse, before any model loads, an output folder that a file stands in for (the folder
+    itself, or a folder on the way to it): every write would fail, but only after the work."""
+    from hypernst_cli.errors import WriteError
+
+    for place in (folder, *folder.parents):
+        if place.exists():  # the nearest part of the path that is there decides
+            if not place.is_dir():
+                raise WriteError(place, "a file is where a folder should be",
+                                 hint="move it, or choose another path with -o")
+            return
+
+
+def check_not_an_input_folder(output: Path, specs: list, what: str = "the results",
+                              recursive: bool = False) -> None:
+    """Refuse ``-o`` an input folder (with ``recursive``, one inside it too): a rerun would take
+    the last run's outputs for inputs."""
+    from hypernst_cli.errors import UsageError
+
+    out_real = output.resolve()
+    for spec in specs:
+        folder = Path(spec).expanduser()
+        if not folder.is_dir():
+            continue
+        inside = recursive and folder.resolve() in out_real.parents
+        if folder.resolve() == out_real or inside:
+            raise UsageError(f"-o {output} is {'inside' if inside else 'also'} an input folder"
+                             + (" read with --recursive" if inside else ""),
+                             hint=f"write {what} to another folder")
 
 
 def is_image_file(path: Path) -> bool:

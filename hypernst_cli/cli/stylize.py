@@ -29,9 +29,10 @@ def stylize(
     strength: float = typer.Option(
         1.0, "--strength", min=0.0, max=1.0,
         help="0 = the content's own style (reconstruction), 1 = the style image's."),
-    region: Optional[str] = typer.Option(
+    region: Optional[list[str]] = typer.Option(
         None, "--region",
-        help="Per-region styles, e.g. hair=a.png,face=b.png,background=c.png (others: the style)."),
+        help="Per-region styles, e.g. hair=a.png,face=b.png,background=c.png (others: the style); "
+             "repeatable."),
     pairs: bool = typer.Option(False, "--pairs", help="Zip contents with styles instead of all pairs."),
     paste_back: bool = typer.Option(
         False, "--paste-back",
@@ -87,8 +88,10 @@ def stylize(
     else:
         raise UsageError("give content photos and a style image",
                          hint="e.g. hypernst stylize face.jpg style.png -o out.png")
-    contents = collect_images(content_specs)
-    styles = collect_images(style_specs)
+    # --pairs zips the lists as given: the same photo twice, each with its own style, is a pair
+    # each (dropping the repeat would leave the lists of different lengths)
+    contents = collect_images(content_specs, unique=not pairs)
+    styles = collect_images(style_specs, unique=not pairs)
     if not contents or not styles:
         raise UsageError("no content or no style images found in the given inputs")
     regions = {k: Path(v) for k, v in opt.parse_region_spec(region).items()} if region else {}
@@ -107,12 +110,10 @@ def stylize(
         raise UsageError(f"-o {output}: GIF is not an output format",
                          hint="use .png, .jpg or .webp, or give a folder")
     out_real = output.resolve()
-    if out_real in {p.resolve() for p in (*contents, *styles)}:
+    if out_real in {p.resolve() for p in (*contents, *styles, *regions.values())}:
         raise UsageError(f"-o {output} is an input file", hint="choose another output path with -o")
-    if out_real in {Path(spec).resolve() for spec in (*content_specs, *style_specs)
-                    if Path(spec).is_dir()}:  # a second run would stylize the first run's outputs
-        raise UsageError(f"-o {output} is also an input folder",
-                         hint="write the results to another folder")
+    # a second run would stylize the first run's outputs
+    opt.check_not_an_input_folder(output, [*content_specs, *style_specs])
     if all_faces and opt.is_image_file(output):
         raise UsageError(f"-o {output}: --all-faces writes one file per face",
                          hint="give a folder with -o")
@@ -135,7 +136,9 @@ def stylize(
     c_stems, s_stems = unique_stems(contents), unique_stems(styles)
     items = [_item(c, s, (c_stems[c], s_stems[s]), output, name, fmt, strength, all_faces,
                    single_file) for c, s in combos]
-    check_distinct_outputs(items)  # before sharding: shards must not write each other's files
+    # before sharding: shards must not write each other's files; nor any an input
+    check_distinct_outputs(items, also_inputs=regions.values())
+    opt.check_output_folder(output.parent if single_file else output)
     items = take_shard(items, parse_shard(shard))
 
     if paste_back and size is not None:
@@ -172,14 +175,21 @@ def _check_name_template(template: str) -> None:
     from hypernst_cli.errors import UsageError
 
     hint = "fields: " + " ".join(f"{{{f}}}" for f in NAME_FIELDS)
+    if not template.strip():  # it named the file ".png" (hidden) or " .png"
+        raise UsageError("invalid --name template: it is empty",
+                         hint=f"e.g. --name '{DEFAULT_NAME}'")
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [(f, conversion) for _, f, _, conversion in string.Formatter().parse(template)
+                  if f is not None]
     except ValueError as exc:
         raise UsageError(f"invalid --name template '{template}' ({exc})", hint=hint) from None
-    for field in fields:
+    for field, conversion in parsed:
         if field not in NAME_FIELDS:
             raise UsageError(f"invalid --name template '{template}': unknown field '{{{field}}}'",
                              hint=hint)
+        if conversion:  # {content!r} put quotes into the file name
+            raise UsageError(f"invalid --name template '{template}': '!{conversion}' in "
+                             f"'{{{field}}}'", hint=f"write the field alone, {{{field}}}")
     if "/" in template or "\\" in template or template.startswith("."):
         raise UsageError(f"invalid --name template '{template}': a file name, not a path",
                          hint="the folder is -o's")
@@ -227,6 +237,9 @@ def _read_latent(path: Path, content: Path | None = None) -> Any:
     from hypernst_cli.errors import HypernstError, UsageError
 
     hint = "make one with `hypernst invert PHOTO -o FOLDER`"
+    if not path.is_file():  # it was called "not a safetensors file"
+        raise UsageError(f"--latent {path}: {'a folder' if path.is_dir() else 'no such file'}",
+                         hint=hint)
     try:
         tensors, meta = load_tensors(path)
     except HypernstError:  # not safetensors at all (said as a latent's problem, not weights')

@@ -36,9 +36,13 @@ def protect_input(path: str | Path) -> None:
         _PROTECTED.add(os.path.realpath(path))
 
 
+def is_input(path: str | Path) -> bool:
+    """Whether a loader of this process has read ``path`` (it must not be replaced or removed)."""
+    return os.path.realpath(path) in _PROTECTED
+
+
 def check_not_input(path: str | Path) -> None:
-    real = os.path.realpath(path)
-    if real in _PROTECTED:
+    if is_input(path):
         raise OutputError(
             f"{path}: refusing to overwrite an input file",
             hint="choose another output path with -o",

@@ -17,9 +17,11 @@ def is_image_path(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def collect_images(specs: Iterable[str | Path], *, recursive: bool = False) -> list[Path]:
+def collect_images(specs: Iterable[str | Path], *, recursive: bool = False,
+                   unique: bool = True) -> list[Path]:
     """Files are kept as given (a bad one fails later, visibly); folders give their images in
-    sorted order; globs are expanded and sorted. Duplicates are dropped, order is kept."""
+    sorted order; globs are expanded and sorted. Duplicates are dropped, order is kept (with
+    ``unique`` False they stay: lists zipped item by item)."""
     found: list[Path] = []
     for spec in specs:
         s = str(spec)
@@ -37,14 +39,16 @@ def collect_images(specs: Iterable[str | Path], *, recursive: bool = False) -> l
             found.extend(files)
         else:
             raise InputError(s, "no such file or folder")
+    if not unique:
+        return found
     seen: set[Path] = set()
-    unique = []
+    kept = []
     for f in found:
         key = f.resolve()
         if key not in seen:
             seen.add(key)
-            unique.append(f)
-    return unique
+            kept.append(f)
+    return kept
 
 
 def file_sha256(path: str | Path, *, chunk: int = 1 << 20) -> str:
@@ -68,6 +72,7 @@ def unique_stems(paths: list[Path]) -> dict[Path, str]:
         return [p.stem, f"{p.parent.name}_{p.stem}", f"{p.parent.name}_{p.stem}_{ext}",
                 f"{p.parent.parent.name}_{p.parent.name}_{p.stem}_{ext}"]
 
+    paths = list(dict.fromkeys(paths))  # a repeat (stylize --pairs) is the same input: one name
     options = {p: names(p) for p in paths}
     counts = [Counter(o[level] for o in options.values()) for level in range(4)]
     stems: dict[Path, str] = {}
