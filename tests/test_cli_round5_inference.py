@@ -238,3 +238,23 @@ def test_codes_json_has_a_line_for_every_style_image(run_cli, style, tiny_model_
     assert [(row["style"], row["status"], row["ok"]) for row in rows] == [
         (str(empty), "failed", False), (str(style), "ok", True)]
     assert "empty" in rows[0]["error"] and rows[1]["error"] is None
+
+
+def test_edit_strengths_far_past_the_generators_range_are_refused(run_cli, photo, tmp_path):
+    """``edit --strength 1e300..2`` rendered frames of noise without a word."""
+    r = run_cli("--device", "cpu", "edit", photo, "-d", "smile", "-o", tmp_path / "e",
+                "--strength", "1e300..2", "-w", tmp_path / "no-model")  # refused before the model
+    _one_line_error(r, 2, "past +-20")
+    assert not (tmp_path / "e").exists()
+
+
+def test_a_mistyped_output_suffix_is_named_before_it_becomes_a_folder(
+        run_cli, photo, style, tiny_model_dir, isolated_cache, tmp_path):
+    """``stylize -o result.jgp`` quietly wrote a folder called result.jgp."""
+    out = tmp_path / "result.jgp"
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", out, "-w", tiny_model_dir)
+    assert r.exit_code == 0, r.stderr
+    assert "'.jgp' is not an image format" in r.stderr and out.is_dir()
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "plain",
+                "-w", tiny_model_dir)
+    assert r.exit_code == 0 and "not an image format" not in r.stderr

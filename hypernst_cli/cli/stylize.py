@@ -120,6 +120,11 @@ def stylize(
     _check_name_template(name)
     combos = list(zip(contents, styles)) if pairs else [(c, s) for s in styles for c in contents]
     single_file = opt.is_image_file(output)
+    if not single_file and not output.exists() and output.suffix[1:].isalpha() \
+            and len(output.suffix) <= 5:
+        # `-o result.jgp`: a mistyped image name would quietly become a folder
+        STATE.warn(f"-o {output}: '{output.suffix}' is not an image format (png, jpg, webp), so "
+                   "it is taken as a folder")
     if single_file and len(combos) != 1:
         raise UsageError(f"-o {output} is a file but there are {len(combos)} results",
                          hint="give a folder with -o")

@@ -590,7 +590,15 @@ def parse_strength_range(spec: str) -> tuple[float, float]:
     if not (math.isfinite(a) and math.isfinite(b)):  # nan renders black frames, inf garbage
         raise UsageError(f"invalid strength range '{spec}': strengths must be finite numbers",
                          hint="use A..B, e.g. -2..2")
+    if max(abs(a), abs(b)) > MAX_EDIT_STRENGTH:
+        raise UsageError(f"strength range '{spec}' is past +-{MAX_EDIT_STRENGTH:g}: the latent leaves "
+                         "the generator's range there and the frames are noise",
+                         hint="use A..B within it, e.g. -2..2 (the range the directions are checked on)")
     return a, b
+
+
+#: edit strengths past this move W+ far outside anything the generator was trained on
+MAX_EDIT_STRENGTH = 20.0
 
 
 def linspace(a: float, b: float, steps: int) -> list[float]:
