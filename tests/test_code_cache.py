@@ -54,6 +54,17 @@ def test_provider_caches_in_memory_and_on_disk(tmp_path):
     assert enc2.calls == 2
 
 
+def test_a_cache_that_cannot_be_written_only_costs_speed(tmp_path):
+    """HYPERNST_CACHE naming a file stopped every stylize run (exit 74) after the model's work."""
+    image, mask = synthetic_portrait()
+    path = _write(tmp_path, image)
+    (tmp_path / "cache").write_text("not a folder")
+    provider = StyleCodeProvider(CountingEncoder(), lambda img: mask, CFG, model_id="fake-1",
+                                 encode_size=32, cache_dir=tmp_path / "cache")
+    codes = provider.for_file(path)
+    assert codes.table.shape[0] == 4 and "cache" not in codes.meta
+
+
 def test_codes_carry_the_images_palette_by_region_and_an_entry_without_one_is_recomputed(tmp_path):
     """The palette post-process reads each style region's colours from the same mask as the
     codes; they are cached with the codes, and a cache entry written before (no palette) is

@@ -234,6 +234,7 @@ class StyleCodeProvider:
             return
         from safetensors.torch import save_file
 
+        from hypernst_cli.errors import WriteError
         from hypernst_cli.io.atomic import atomic_path
 
         meta = dict(codes.meta)
@@ -248,8 +249,10 @@ class StyleCodeProvider:
         try:
             with atomic_path(path) as tmp:
                 save_file(tensors, str(tmp), metadata=meta)
-        except OSError:
-            return  # a read-only cache only costs speed
+        except (OSError, WriteError):
+            # a cache that cannot be written (read-only, a file where its folder should be)
+            # only costs speed: the run goes on without it
+            return
         codes.meta["cache"] = str(path)
 
     def _load(self, sha: str) -> StyleCodes | None:
