@@ -258,3 +258,22 @@ def test_a_mistyped_output_suffix_is_named_before_it_becomes_a_folder(
     r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "plain",
                 "-w", tiny_model_dir)
     assert r.exit_code == 0 and "not an image format" not in r.stderr
+
+
+def test_an_edit_rerun_with_fewer_frames_removes_the_earlier_runs_extra_ones(
+        run_cli, photo, tiny_model_dir, isolated_cache, tmp_path):
+    """`edit --steps 3` then `--steps 2` into one folder left frame 02 of the first run, which
+    passed for the second run's (interpolate already removed its stale frames)."""
+    import torch
+
+    from hypernst_cli.weights.checkpoint import save_model_file
+
+    direction = tmp_path / "smile.safetensors"
+    save_model_file(direction, {"directions": {"smile": torch.randn(1, 64)}}, {})
+    out = tmp_path / "e"
+    for steps in ("3", "2"):
+        r = run_cli("--device", "cpu", "edit", photo, "-d", direction, "--steps", steps,
+                    "-o", out, "-w", tiny_model_dir)
+        assert r.exit_code == 0, r.stderr
+    assert sorted(p.name for p in out.glob("*.png")) == [
+        "astronaut_smile_00.png", "astronaut_smile_01.png", "astronaut_smile_strip.png"]

@@ -80,6 +80,7 @@ def edit(
         frames.append(resize_uint8(to_uint8(img)[0], size))
     for i, (alpha, frame) in enumerate(zip(alphas, frames)):
         save_image(frame, output / f"{stem}_{i:02d}.png")
+    opt.remove_stale_frames(output, f"{stem}_", len(frames))  # an earlier run's with more --steps
     strip = contact_sheet([frames], cell=frames[0].shape[0],
                           col_labels=[f"{name} {a:+.2f}" for a in alphas])
     save_image(strip, output / f"{stem}_strip.png")

@@ -43,7 +43,6 @@ def interpolate(
 
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import save_gif, save_image
-    from hypernst_cli.io.atomic import is_input
     from hypernst_cli.io.contact_sheet import contact_sheet
     from hypernst_cli.pipeline.palette import between
     from hypernst_cli.io.tensors import to_uint8
@@ -81,10 +80,7 @@ def interpolate(
         save_image(frame, output / f"frame_{i:03d}.png")
     # an earlier run into this folder with more --steps left frames past this run's end: they
     # would be taken for this walk's (frame_*.png), so they go
-    for stale in output.glob("frame_*.png"):
-        number = stale.name[len("frame_"):-len(".png")]
-        if number.isdigit() and int(number) >= len(frames) and not is_input(stale):
-            stale.unlink()
+    opt.remove_stale_frames(output, "frame_", len(frames))
     labels = [f"t={t:.2f}" for t in ts]
     save_image(contact_sheet([frames], cell=frames[0].shape[0], col_labels=labels),
                output / "contact_sheet.png")

@@ -154,6 +154,17 @@ def parse_region_spec(spec: str | list[str]) -> dict[str, str]:
     return out
 
 
+def remove_stale_frames(folder: Path, prefix: str, count: int) -> None:
+    """Remove ``PREFIX<number>.png`` frames numbered ``count`` or more from ``folder``: an earlier
+    run with more frames left them, and they would pass for this run's (never an input file)."""
+    from hypernst_cli.io.atomic import is_input
+
+    for stale in folder.glob(f"{prefix}*.png"):
+        number = stale.name[len(prefix):-len(".png")]
+        if number.isdigit() and int(number) >= count and not is_input(stale):
+            stale.unlink()
+
+
 def check_output_folder(folder: Path) -> None:
     """Refuse, before any model loads, an output folder that a file stands in for (the folder
     itself, or a folder on the way to it): every write would fail, but only after the work."""
