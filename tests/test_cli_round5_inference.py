@@ -277,3 +277,65 @@ def test_an_edit_rerun_with_fewer_frames_removes_the_earlier_runs_extra_ones(
         assert r.exit_code == 0, r.stderr
     assert sorted(p.name for p in out.glob("*.png")) == [
         "astronaut_smile_00.png", "astronaut_smile_01.png", "astronaut_smile_strip.png"]
+
+
+@pytest.mark.parametrize("option,value", [("--strength", "nan"), ("--strength", "2"),
+                                          ("--palette", "nan")])
+def test_a_fraction_that_is_not_a_number_from_0_to_1_says_so(option, value, run_cli, photo, style,
+                                                             tmp_path):
+    """``stylize --strength nan`` said "should be less than or equal to 1"."""
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "o", option, value,
+                "-w", tmp_path / "no-model")  # refused before the model is looked for
+    _one_line_error(r, 2, "must be a number between 0 and 1")
+    r = run_cli("--device", "cpu", "edit", photo, "-d", "smile", "--style", style,
+                "--style-strength", "nan", "-o", tmp_path / "e", "-w", tmp_path / "no-model")
+    _one_line_error(r, 2, "must be a number between 0 and 1")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_bad_max_pixels_variable_is_refused_before_the_models_load(
+        run_cli, photo, style, tmp_path, monkeypatch):
+    """``HYPERNST_MAX_PIXELS=abc stylize`` was reported only after the models had loaded."""
+    monkeypatch.setenv("HYPERNST_MAX_PIXELS", "abc")
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "o",
+                "-w", tmp_path / "no-model")  # missing weights: exit 3 had it been read later
+    line = _one_line_error(r, 2, "HYPERNST_MAX_PIXELS=abc")
+    assert "HYPERNST_MAX_PIXELS=100000000" in line
+    assert "model:" not in r.stderr and not (tmp_path / "o").exists()
+
+
+def test_a_missing_weights_registry_named_by_the_environment_names_the_variable(
+        run_cli, photo, style, tmp_path, monkeypatch):
+    """``HYPERNST_WEIGHTS_TOML=/nonexistent stylize`` said "reinstall hypernst"."""
+    monkeypatch.setenv("HYPERNST_WEIGHTS_TOML", str(tmp_path / "nonexistent.toml"))
+    for args in (("weights", "list"), ("--device", "cpu", "stylize", photo, style,
+                                       "-o", tmp_path / "o")):
+        r = run_cli(*args)
+        line = _one_line_error(r, 3, "HYPERNST_WEIGHTS_TOML=")
+        assert "existing weights TOML" in line and "unset it" in line
+        assert "reinstall" not in line
+
+
+def test_a_latent_given_as_an_edit_direction_is_named_as_a_latent(run_cli, photo, tmp_path):
+    """``edit PHOTO -d x.latent.safetensors`` (invert's output) said "no model config", exit 3."""
+    import torch
+
+    from hypernst_cli.weights.checkpoint import save_tensors
+
+    latent = tmp_path / "astronaut.latent.safetensors"
+    save_tensors(latent, {"wplus": torch.zeros(1, 8, 64)}, {"format": "hypernst-latent"})
+    r = run_cli("--device", "cpu", "edit", photo, "-d", latent, "-o", tmp_path / "e",
+                "-w", tmp_path / "no-model")  # refused before the model is looked for
+    line = _one_line_error(r, 2, "a latent written by `hypernst invert`, not an edit direction")
+    assert "hypernst convert directions" in line and "hypernst directions fit" in line
+    assert not (tmp_path / "e").exists()
+
+
+def test_iterations_far_past_any_trained_count_are_refused(run_cli, photo, style, tmp_path):
+    """``--iterations 100000`` only warned, then ran for hours."""
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "o",
+                "--iterations", "100000", "-w", tmp_path / "no-model")  # refused before the model
+    _one_line_error(r, 2, "use at most 64")
+    r = run_cli("--device", "cpu", "stylize", photo, style, "-o", tmp_path / "o",
+                "--iterations", "64", "-w", tmp_path / "no-model")
+    assert r.exit_code == 3 and "--iterations" not in r.stderr, r.stderr  # past the check

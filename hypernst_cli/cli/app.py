@@ -53,9 +53,16 @@ def _global_options(
         False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ) -> None:
+    import os
+
     from hypernst_cli.device import request_threads, validate_device_spec
 
     STATE.device = validate_device_spec(device)
+    if os.environ.get("HYPERNST_MAX_PIXELS"):
+        # read where images load, which is after the models: a typo must not cost that wait
+        from hypernst_cli.io.images import max_pixels_default
+
+        max_pixels_default()
     request_threads(threads)
     STATE.debug = STATE.debug or debug
     STATE.quiet = quiet

@@ -21,7 +21,8 @@ def edit(
                               help="Number of frames across the range."),
     output: Path = opt.output_option("Output folder: frames and a strip image."),
     style: Optional[Path] = typer.Option(None, "--style", help="Also stylize with this style image."),
-    style_strength: float = typer.Option(1.0, "--style-strength", min=0.0, max=1.0,
+    style_strength: float = typer.Option(1.0, "--style-strength", callback=opt.unit_fraction,
+                                         metavar="[0<=x<=1]",
                                          help="Style strength when --style is given."),
     latent: Optional[Path] = typer.Option(
         None, "--latent", help="Reuse a latent (W+, and F if saved) from `hypernst invert`."),
@@ -46,7 +47,7 @@ def edit(
     from hypernst_cli.errors import UsageError
     from hypernst_cli.io import save_image
     from hypernst_cli.io.contact_sheet import contact_sheet
-    from hypernst_cli.pipeline.directions import resolve_direction
+    from hypernst_cli.pipeline.directions import refuse_latent_file, resolve_direction
     from hypernst_cli.io.tensors import to_uint8
     from hypernst_cli.pipeline.stylize import linspace, parse_strength_range, resize_uint8
 
@@ -59,6 +60,7 @@ def edit(
                          hint="give a style image file")
     opt.check_output_folder(output)
     given_latent = _read_latent(latent, content) if latent else None  # before the models load
+    refuse_latent_file(direction)  # before the models load too
     if style is None and (palette is not None or style_strength != 1.0):
         # a palette is the style's: with no style there is nothing to take it from
         STATE.warn(f"{'--palette' if palette is not None else '--style-strength'} applies only "

@@ -30,10 +30,24 @@ def seed_in_range(value: Optional[int]) -> Optional[int]:
 
 SEED = typer.Option(None, "--seed", callback=seed_in_range,
                     help="Seed of the style-code patch sampling (config default).")
+#: the most --iterations: each pass adds offsets on top of the last, so far past a model's trained
+#: count (3 in the shipped configs) the outputs degrade, and a typo of a few zeros ran for hours
+MAX_ITERATIONS = 64
+
+
+def iterations_in_range(value: Optional[int]) -> Optional[int]:
+    """Refuse an --iterations past MAX_ITERATIONS (before the models load)."""
+    if value is not None and value > MAX_ITERATIONS:
+        raise typer.BadParameter(
+            f"{value} is far past any model's trained count (3 in the shipped configs): use at "
+            f"most {MAX_ITERATIONS}, or leave it out for the model's own")
+    return value
+
+
 ITERATIONS = typer.Option(
-    None, "--iterations", min=1,
+    None, "--iterations", min=1, callback=iterations_in_range,
     help="Hyper-network refinement iterations (default: the model's, hypernet.iterations in its "
-         "config.json: 3 in the shipped configs).")
+         f"config.json: 3 in the shipped configs; at most {MAX_ITERATIONS}).")
 FOLLOW = typer.Option(
     True, "--follow/--no-follow",
     help="Models with spatial features: move the photo's detail with the edited face's landmarks "
@@ -71,12 +85,22 @@ def finite(value: Optional[float]) -> Optional[float]:
     return value
 
 
+def unit_fraction(value: Optional[float]) -> Optional[float]:
+    """Refuse a value outside [0, 1], nan included (a typer range lets nan through to its bounds
+    check, whose message called it too large)."""
+    import math
+
+    if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise typer.BadParameter(f"must be a number between 0 and 1, not {value:g}")
+    return value
+
+
 DETAIL = typer.Option(
     None, "--detail", min=0.0, callback=finite,
     help="Restore the content's fine detail on the output: 0 = the generator's output as is, "
          "1 = all of it (default: the model's setting; 0 for the embedded compact model).")
 PALETTE = typer.Option(
-    None, "--palette", min=0.0, max=1.0,
+    None, "--palette", callback=unit_fraction, metavar="[0<=x<=1]",
     help="Match the output's Lab histograms to the style's: 0 = the model's colours "
          "as they are (and no pull to the style's inks), 1 = the style's (x the style strength; "
          "default: the model's setting).")

@@ -24,10 +24,10 @@ def stylize(
     output: Path = opt.output_option("Output file (one result) or folder."),
     style: Optional[list[str]] = typer.Option(
         None, "--style", "-s", help="Style image(s), file/folder/glob; repeatable."),
-    # the range check of --strength: typer refuses a value outside [0, 1] with its usage message
-    # (blend interpolates between the content's own codes and the style's, never extrapolates)
+    # the range check of --strength: [0, 1], nan refused (blend interpolates between the
+    # content's own codes and the style's, never extrapolates)
     strength: float = typer.Option(
-        1.0, "--strength", min=0.0, max=1.0,
+        1.0, "--strength", callback=opt.unit_fraction, metavar="[0<=x<=1]",
         help="0 = the content's own style (reconstruction), 1 = the style image's."),
     region: Optional[list[str]] = typer.Option(
         None, "--region",

@@ -59,7 +59,8 @@ def max_pixels_default() -> int:
             from hypernst_cli.errors import UsageError
 
             raise UsageError(f"HYPERNST_MAX_PIXELS={env} is not a number of pixels",
-                             hint=f"set a whole number >= 1 (default {DEFAULT_MAX_PIXELS}) or unset it")
+                             hint=f"set a whole number >= 1, e.g. HYPERNST_MAX_PIXELS="
+                                  f"{DEFAULT_MAX_PIXELS}, the default, or unset it")
         return int(value)
     return DEFAULT_MAX_PIXELS
 

@@ -113,11 +113,32 @@ def _from_registry(name: str, models: Any) -> torch.Tensor:
     )
 
 
+def refuse_latent_file(spec: str | Path) -> None:
+    """A UsageError when ``spec`` is a latent written by `hypernst invert` (its metadata says
+    so): given as a direction it was reported as a model folder without a config."""
+    from hypernst_cli.errors import WeightsIntegrityError
+    from hypernst_cli.weights.checkpoint import read_metadata
+
+    path = Path(spec).expanduser()
+    if path.suffix != ".safetensors" or not path.is_file():
+        return
+    try:
+        kind = read_metadata(path).get("format")
+    except WeightsIntegrityError:
+        return  # not readable as safetensors: the direction loader names the problem
+    if kind == "hypernst-latent":
+        raise UsageError(
+            f"{path}: a latent written by `hypernst invert`, not an edit direction",
+            hint="pass it with --latent; for a direction file use age, smile or pose, or make one "
+                 "with `hypernst convert directions` or `hypernst directions fit`")
+
+
 def _from_file(path: Path) -> tuple[str, torch.Tensor]:
     from hypernst_cli.weights.checkpoint import load_model_folder
 
     if not path.exists():
         raise UsageError(f"{path}: no such direction file")
+    refuse_latent_file(path)
     if path.suffix not in (".safetensors", "") and not path.is_dir():
         raise UsageError(f"{path}: directions are read from safetensors",
                          hint=f"convert it first: hypernst convert directions {path} -o {path.stem}.safetensors")

@@ -142,10 +142,22 @@ def registry_path(path: str | Path | None = None) -> Path:
 def load_registry(path: str | Path | None = None) -> dict[str, WeightsEntry]:
     """Parse ``weights.toml`` into entries keyed by name (validated: a typo fails loudly)."""
     file = registry_path(path)
+    # a registry named by the environment is the user's to fix, not the install's
+    from_env = not path and bool(os.environ.get(REGISTRY_ENV))
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise WeightsError(f"{file}: weights registry not found", hint="reinstall hypernst") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        if from_env:
+            reason = "no such file" if isinstance(exc, FileNotFoundError) else (
+                "is a folder" if file.is_dir() else "cannot be read")
+            raise WeightsError(
+                f"{REGISTRY_ENV}={os.environ[REGISTRY_ENV]}: {reason}",
+                hint=f"point {REGISTRY_ENV} at an existing weights TOML file, or unset it to use "
+                     "the shipped one") from exc
+        if isinstance(exc, FileNotFoundError):
+            raise WeightsError(f"{file}: weights registry not found",
+                               hint="reinstall hypernst") from exc
+        raise
     except tomllib.TOMLDecodeError as exc:
         raise WeightsError(f"{file}: invalid TOML ({exc})") from exc
     entries: dict[str, WeightsEntry] = {}
