@@ -294,3 +294,89 @@ def test_convert_a_folder_says_so(run_cli, tmp_path):
     r = run_cli("-q", "convert", "directions", tmp_path, "-o", tmp_path / "x.safetensors")
     assert r.exit_code == 2
     assert "a folder, not a file" in one_line_error(r.stderr)
+
+
+# --- evaluate -o, convert, download, training data size, directions fit ------------------------
+
+
+def test_evaluate_refuses_an_image_name_as_report_folder(run_cli, tmp_path):
+    """`evaluate -o x.png` made a folder named x.png."""
+    r = run_cli("-q", "evaluate", "--content", tmp_path, "--style", tmp_path,
+                "-o", tmp_path / "x.png")
+    assert r.exit_code == 2
+    assert "evaluate writes a report folder" in one_line_error(r.stderr)
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_convert_says_a_text_file_is_not_a_checkpoint(run_cli, tmp_path):
+    """A text file was "not a readable PyTorch checkpoint (101)": torch's opcode number."""
+    text = tmp_path / "notes.pt"
+    text.write_text("these are notes, not weights\n")
+    r = run_cli("convert", "state-dict", text, "-o", tmp_path / "out")
+    assert r.exit_code == 3
+    line = one_line_error(r.stderr)
+    assert "not a PyTorch checkpoint (neither a zip archive nor a pickle)" in line
+    assert "(101)" not in line
+
+
+def test_download_without_a_network_says_so_once(run_cli, tmp_path, monkeypatch):
+    """Offline, `download --config paper` printed one "[Errno -2] Name or service not known"
+    line per file."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def no_dns(*args, **kwargs):  # what urlopen raises when the resolver cannot look up a host
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(urllib.request, "urlopen", no_dns)
+    r = run_cli("download", "lpips-alexnet-backbone", "lpips-vgg16-backbone", "sifid-inception")
+    assert r.exit_code == 3
+    line = one_line_error(r.stderr)
+    assert "no network connection" in line and "3 file(s)" in line
+    assert "machine with a network" in line and "Errno" not in line
+    # one file: its own line, saying the same
+    r = run_cli("download", "lpips-alexnet-backbone")
+    assert r.exit_code == 3
+    line = one_line_error(r.stderr)
+    assert "no network connection" in line and "download.pytorch.org" in line
+    assert "Errno" not in line
+
+
+def test_training_on_data_smaller_than_the_model_warns_once(tmp_path, tiny_model_dir):
+    """Data prepared at 32 px for the 64 px tiny model was upscaled without a word."""
+    from PIL import Image
+
+    from hypernst_cli.train.run import build_stage
+
+    data = tmp_path / "data"
+    for split in ("content", "style"):
+        (data / split).mkdir(parents=True)
+        for i in range(2):
+            Image.new("RGB", (32, 32), (40 * i, 90, 160)).save(data / split / f"im{i}.png")
+    (data / "prepare.json").write_text(json.dumps({"size": 32}))
+    said: list[str] = []
+    cfg = load_train_config("reconstruct", overrides=[
+        f"init={json.dumps(str(tiny_model_dir))}", f"data={json.dumps(str(data))}",
+        "steps=1", "batch_size=1"])
+    build_stage(cfg, CPU, log=lambda _m: None, warn=said.append)
+    sized = [m for m in said if "32 px" in m]
+    assert len(sized) == 1, said
+    assert "64 px" in sized[0] and "hypernst prepare --size 64" in sized[0]
+    assert "\n" not in sized[0]
+
+
+def test_directions_fit_refuses_a_label_with_too_few_photos():
+    """`directions fit` on two faces wrote directions with held-out accuracy 0."""
+    from hypernst_cli.pipeline import directions_fit as df
+
+    torch.manual_seed(0)
+    encoded = df.EncodedSet(samples=[df.Sample(path=Path(f"f{i}.png"), wplus=torch.randn(2, 8),
+                                               labels={"smile": float(i)}) for i in range(4)])
+    fits, failures = df.fit_attributes(encoded, ["smile"], kind="regression")
+    assert fits == {} and "at least 10" in failures["smile"]
+    fits, failures = df.fit_attributes(encoded, ["smile"], kind="regression", min_photos=2)
+    assert set(fits) == {"smile"} and failures == {}

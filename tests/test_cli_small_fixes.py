@@ -148,7 +148,7 @@ def test_a_pickle_the_safe_loader_refuses_gets_our_own_line_not_torchs_advice(ru
     junk = tmp_path / "junk.pt"
     junk.write_bytes(b"\x00junk" * 10)  # not a pickle at all: damaged, not unsafe
     r = run_cli("convert", "stylegan2", junk, "-o", tmp_path / "out")
-    line = _one_line_error(r, 3, "not a readable PyTorch checkpoint")
+    line = _one_line_error(r, 3, "not a PyTorch checkpoint (neither a zip")
     assert "weights_only" not in line and "pickle safely" not in line
 
     import torch

@@ -42,7 +42,8 @@ def fitted(utk_folder, tiny_model_dir, tmp_path_factory):
     with pytest.raises(SystemExit) as exc:
         main(["--device", "cpu", "-q", "directions", "fit", "--data", str(utk_folder),
               "-w", str(tiny_model_dir), "--age-from-filename", "-o", str(out),
-              "--into", str(model), "--test-fraction", "0.25"])
+              "--into", str(model), "--test-fraction", "0.25",
+              "--min-photos", "2"])  # eight photos: the plumbing, not a usable direction
     assert exc.value.code == 0
     return out, model
 
@@ -116,14 +117,15 @@ def test_into_refuses_another_generator(fitted, run_cli, utk_folder, tiny_model_
             t.add_(0.01)
     save_model_folder(tmp_path / "other", other.networks, other.config, other.extra)
     r = run_cli("--device", "cpu", "directions", "fit", "--data", utk_folder, "-w", tiny_model_dir,
-                "-a", "smile", "--max-images", "6", "-o", tmp_path / "o", "--into",
+                "-a", "smile", "--max-images", "6", "--min-photos", "2", "-o", tmp_path / "o", "--into",
                 tmp_path / "other")
     assert r.exit_code == 2 and "generator differs" in r.stderr
 
 
 def test_fit_sample_ridge_flat(run_cli, utk_folder, tiny_model_dir, tmp_path):
     r = run_cli("--device", "cpu", "directions", "fit", "--data", utk_folder, "-w", tiny_model_dir,
-                "--max-images", "6", "--method", "ridge", "--layers", "flat", "-a", "smile,pose",
+                "--max-images", "6", "--min-photos", "2", "--method", "ridge", "--layers", "flat",
+                "-a", "smile,pose",
                 "--condition", "smile:pose", "-o", tmp_path / "o", "--json")
     assert r.exit_code == 0, r.stderr
     report = json.loads(r.stdout)

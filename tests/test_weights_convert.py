@@ -151,7 +151,7 @@ def test_custom_class_is_refused_by_name(run_cli, tmp_path):
 def test_not_a_checkpoint_is_exit_3(run_cli, tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"\x00junk" * 10)
     r = run_cli("convert", "stylegan2", tmp_path / "junk.pt", "-o", tmp_path / "out")
-    assert r.exit_code == 3 and "not a readable PyTorch checkpoint" in _one_line_error(r)
+    assert r.exit_code == 3 and "not a PyTorch checkpoint (neither a zip" in _one_line_error(r)
     r = run_cli("convert", "stylegan2", tmp_path / "nope.pt", "-o", tmp_path / "out")
     assert r.exit_code == 2 and "no such file" in _one_line_error(r)
     r = run_cli("convert", "warp-drive", tmp_path / "junk.pt", "-o", tmp_path / "out")

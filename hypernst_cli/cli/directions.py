@@ -70,6 +70,9 @@ def fit(
     into: Optional[Path] = typer.Option(
         None, "--into", help="Also add the directions to this model folder (the fitted model)."),
     batch_size: int = typer.Option(16, "--batch-size", min=1, help="Photos per encoder batch."),
+    min_photos: int = typer.Option(
+        10, "--min-photos", min=2,
+        help="Labelled photos a direction needs; with fewer it is reported as failed."),
     seed: int = typer.Option(0, "--seed", help="Seed of the sample and the held-out split."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     weights: Optional[str] = opt.WEIGHTS,
@@ -144,11 +147,11 @@ def fit(
     kind = "classification" if method == "svm" else "regression"
     fits, failures = df.fit_attributes(encoded, names, kind=kind, layers=layers, extremes=extremes,
                                        test_fraction=test_fraction, conditions=conditions,
-                                       c=svm_c, seed=seed)
+                                       c=svm_c, seed=seed, min_photos=min_photos)
     if not fits:
         raise UsageError("no direction could be fitted: " +
                          "; ".join(f"{k}: {v}" for k, v in failures.items()),
-                         hint="use more photos (--max-images) with varied labels")
+                         hint=f"use at least {min_photos} photos per direction, with varied labels")
 
     source = {"config": models.config.name, "weights": str(models.source),
               "generator_fingerprint": models.fingerprints["generator"],

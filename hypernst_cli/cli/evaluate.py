@@ -47,6 +47,17 @@ def model_labels(specs: list[str]) -> list[str]:
     return labels
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def _refuse_image_output(output: Path) -> None:
+    """-o names the report folder; an image name there would become a folder called x.png."""
+    if output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
+        raise_usage(f"-o {output} looks like an image file, but evaluate writes a report folder "
+                    "(report.md, pairs.csv, contact sheets)",
+                    "give -o a folder name, e.g. -o eval_report")
+
+
 def _refuse_input_folder(output: Path, specs: list[str]) -> None:
     """The report's images (outputs/, contact sheets) must not land among the inputs: the next
     run over that folder would evaluate them as photos or styles."""
@@ -112,6 +123,7 @@ def evaluate(
     T(B) (L1, SSIM), next to the unstyled B and a colour transfer; writes analogies.md,
     analogies.json and analogies_contact.png to -o.
     """
+    _refuse_image_output(output)
     _refuse_input_folder(output, [*(content or []), *(style or []), *(faces or [])])
     if analogies:
         from hypernst_cli.cli.evaluate_analogies import run_analogy_benchmark

@@ -43,7 +43,7 @@ def download(
     fetched or does not match its recorded hash (the bad file is quarantined, never used).
     """
     from hypernst_cli.errors import EXIT_WEIGHTS, HypernstError, UsageError
-    from hypernst_cli.weights.download import download_entry
+    from hypernst_cli.weights.download import NO_NETWORK_HINT, NoNetworkError, download_entry
     from hypernst_cli.weights.registry import get_entry, load_registry
 
     registry = load_registry()
@@ -62,6 +62,7 @@ def download(
         )
 
     failures = 0
+    offline_names: list[str] = []  # no network: said once for all of them, after the loop
     for entry in entries:
         try:
             result = download_entry(
@@ -74,6 +75,9 @@ def download(
             if len(entries) == 1:
                 raise
             failures += 1
+            if isinstance(exc, NoNetworkError):
+                offline_names.append(entry.name)
+                continue
             STATE.err.print(f"[bold red]error:[/] {exc.one_line()}", markup=True, highlight=False)
             continue
         if as_json:
@@ -97,6 +101,12 @@ def download(
             STATE.out.print(json.dumps({"name": entry.name, "ok": False, "skipped": True,
                                         "reason": f"manual download: {how}"}), markup=False)
         STATE.warn(escape(f"skipped {entry.name}: no direct download exists; {how}"))
+    if offline_names:
+        STATE.err.print(
+            "[bold red]error:[/] " + escape(
+                f"no network connection: {len(offline_names)} file(s) not downloaded "
+                f"({', '.join(offline_names)}); {NO_NETWORK_HINT}"),
+            markup=True, highlight=False)
     if failures:
         raise typer.Exit(EXIT_WEIGHTS)
 

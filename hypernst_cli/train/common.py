@@ -236,7 +236,21 @@ class ModelStage(Stage):
 
     def image_set(self, split: str) -> ImageSet:
         assert self.model_cfg is not None
-        return ImageSet(self.data_dir() / split, self.model_cfg.resolution)
+        images = ImageSet(self.data_dir() / split, self.model_cfg.resolution)
+        self._warn_if_upscaled(images)
+        return images
+
+    def _warn_if_upscaled(self, images: ImageSet) -> None:
+        """Data prepared smaller than the model is upscaled on load: blurrier faces and styles
+        than the model can draw, which a loss never reports."""
+        resolution = self.model_cfg.resolution
+        size = prepared_size(self.data_dir(), images)
+        if size is not None and size < resolution:
+            self.log_once(
+                "data_size",
+                f"the prepared data {self.data_dir()} is {size} px but the model's resolution is "
+                f"{resolution} px, so every image is upscaled; run `hypernst prepare --size "
+                f"{resolution}` to prepare it at the model's size")
 
     def make_sampler(self, n: int, salt: int = 0) -> ResumableSampler:
         return ResumableSampler(n, int(self.cfg["seed"]) + salt, rank=self.ctx.rank, world=self.ctx.world)
@@ -299,6 +313,23 @@ class ModelStage(Stage):
                           dump_toml(_recorded_config(self.cfg, self.model_cfg.name)))
         return save_model_folder(folder, states, self.model_cfg.to_dict(), extra, metrics=metrics,
                                  card=card)
+
+
+def prepared_size(data: Path, images: ImageSet) -> int | None:
+    """The size prepared data was aligned at: prepare.json's ``size``, else its first image's."""
+    try:
+        size = json.loads((Path(data) / "prepare.json").read_text()).get("size")
+        if isinstance(size, int) and size > 0:
+            return size
+    except (OSError, ValueError, AttributeError):
+        pass  # an older or hand-made folder: look at an image instead
+    try:
+        from PIL import Image
+
+        with Image.open(images.samples[0].image) as first:
+            return min(first.size)
+    except (OSError, IndexError):
+        return None
 
 
 def _recorded_config(cfg: dict[str, Any], model_name: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import os
 import shutil
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -53,6 +54,35 @@ class DownloadResult:
 
 
 Warn = Callable[[str], None]
+
+#: what to do without a network, said once for all files (``hypernst download`` on many entries)
+NO_NETWORK_HINT = ("run `hypernst download` on a machine with a network and copy its HF_HOME "
+                   "cache here, or set HF_HOME to a copy of it")
+
+
+class NoNetworkError(DownloadError):
+    """The host could not be resolved or reached: no network, not a problem with this file."""
+
+
+def _is_no_network(exc: BaseException) -> bool:
+    """A failed name lookup or an unreachable network anywhere in the exception's chain."""
+    import socket
+
+    unreachable = {errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN}
+    current: BaseException | None = exc
+    for _ in range(8):
+        if current is None:
+            return False
+        if isinstance(current, socket.gaierror):
+            return True
+        if isinstance(current, OSError) and current.errno in unreachable:
+            return True
+        reason = getattr(current, "reason", None)  # URLError keeps the OSError in .reason
+        if isinstance(reason, BaseException) and reason is not current:
+            current = reason
+        else:
+            current = current.__cause__ or current.__context__
+    return False
 
 
 def download_entry(
@@ -281,6 +311,11 @@ def _hub_error(entry: WeightsEntry, rev: str, exc: Exception, offline: bool) -> 
                 f"{where}: not in the local cache and HF_HUB_OFFLINE is set",
                 hint="unset HF_HUB_OFFLINE to download it, or copy the cache from a machine that has it",
             )
+        if _is_no_network(exc):
+            return NoNetworkError(
+                f"{where}: no network connection (cannot resolve or reach {endpoint})",
+                hint=NO_NETWORK_HINT,
+            )
         return DownloadError(
             f"{where}: cannot reach {endpoint} and the file is not in the local cache",
             hint="check the network and HF_ENDPOINT",
@@ -363,6 +398,12 @@ def _fetch(entry: WeightsEntry, dest: Path, progress: bool) -> None:
             ) from exc
         raise DownloadError(f"{entry.name}: download failed (HTTP {exc.code} at {entry.url})") from exc
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        if _is_no_network(exc):
+            host = urllib.parse.urlsplit(entry.url).hostname or entry.url
+            raise NoNetworkError(
+                f"{entry.name}: no network connection (cannot resolve or reach {host})",
+                hint=NO_NETWORK_HINT,
+            ) from exc
         reason = getattr(exc, "reason", exc)
         raise DownloadError(
             f"{entry.name}: cannot reach {entry.url} ({reason})", hint="check the network"

@@ -90,20 +90,36 @@ def load_torch_pickle(path: str | Path) -> Any:
         reason = _weights_only_reason(exc)
         if reason is not None:
             raise _refused(file, reason) from None
-        raise WeightsIntegrityError(
-            f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
-        ) from None
+        raise _unreadable(file, _short(exc)) from None
     except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError) as exc:
         reason = _weights_only_reason(exc)  # other torch versions wrap the refusal differently
         if reason is not None:
             raise _refused(file, reason) from None
-        raise WeightsIntegrityError(
-            f"{file}: not a readable PyTorch checkpoint ({_short(exc)})"
-        ) from None
+        raise _unreadable(file, _short(exc)) from None
     except Exception as exc:  # noqa: BLE001 - an allowed constructor fed odd state (TypeError, ...)
-        raise WeightsIntegrityError(
-            f"{file}: not a readable PyTorch checkpoint ({type(exc).__name__}: {_short(exc)})"
-        ) from None
+        raise _unreadable(file, f"{type(exc).__name__}: {_short(exc)}") from None
+
+
+def _unreadable(file: Path, detail: str) -> WeightsIntegrityError:
+    """A file torch.load could not read; for one that is no checkpoint at all, say so rather than
+    torch's detail (a text file gives "KeyError: 101" or "pop from empty list": opcode noise)."""
+    if _neither_zip_nor_pickle(file):
+        return WeightsIntegrityError(
+            f"{file}: not a PyTorch checkpoint (neither a zip archive nor a pickle)",
+            hint="give a .pt/.pth/.ckpt file written by torch.save",
+        )
+    return WeightsIntegrityError(f"{file}: not a readable PyTorch checkpoint ({detail})")
+
+
+def _neither_zip_nor_pickle(file: Path) -> bool:
+    """True for a file torch.save cannot have written: not a zip, and not starting with the
+    PROTO opcode (0x80) that opens every pickle torch.save writes (protocol 2 and later)."""
+    try:
+        with open(file, "rb") as handle:
+            head = handle.read(1)
+    except OSError:
+        return False
+    return bool(head) and head != b"\x80" and not zipfile.is_zipfile(file)
 
 
 def load_npy(path: str | Path) -> Any:
@@ -164,6 +180,8 @@ def _refused(file: Path, reason: str) -> UnsafePickleError | WeightsIntegrityErr
         name = _pickle_opcode_name(code)
         if name is None:
             # not a pickle instruction at all: a damaged file or not a checkpoint, nothing unsafe
+            if _neither_zip_nor_pickle(file):
+                return _unreadable(file, "")
             return WeightsIntegrityError(
                 f"{file}: not a readable PyTorch checkpoint: byte {code} is not pickle data",
                 hint="check that the file is the checkpoint, and download it again if it is",
