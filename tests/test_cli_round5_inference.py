@@ -302,6 +302,14 @@ def test_a_bad_max_pixels_variable_is_refused_before_the_models_load(
     line = _one_line_error(r, 2, "HYPERNST_MAX_PIXELS=abc")
     assert "HYPERNST_MAX_PIXELS=100000000" in line
     assert "model:" not in r.stderr and not (tmp_path / "o").exists()
+    # ...but a command's help still prints (the check must not hide how to use the tool); a
+    # process of its own, as the check reads the command line a user typed
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "hypernst_cli", "stylize", "--help"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "Usage:" in done.stdout, done.stderr
 
 
 def test_a_missing_weights_registry_named_by_the_environment_names_the_variable(

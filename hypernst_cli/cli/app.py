@@ -37,6 +37,13 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _asks_for_help() -> bool:
+    """Whether this run only prints a command's help (which a bad setting must not block)."""
+    import sys
+
+    return any(arg in ("--help", "-h") for arg in sys.argv[1:])
+
+
 @app.callback()
 def _global_options(
     device: str = typer.Option(
@@ -58,7 +65,7 @@ def _global_options(
     from hypernst_cli.device import request_threads, validate_device_spec
 
     STATE.device = validate_device_spec(device)
-    if os.environ.get("HYPERNST_MAX_PIXELS"):
+    if os.environ.get("HYPERNST_MAX_PIXELS") and not _asks_for_help():
         # read where images load, which is after the models: a typo must not cost that wait
         from hypernst_cli.io.images import max_pixels_default
 
