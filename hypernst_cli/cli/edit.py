@@ -55,9 +55,8 @@ def edit(
         raise UsageError(f"-o {output}: edit writes frames and a strip; give a folder")
     lo, hi = parse_strength_range(strength)
     alphas = linspace(lo, hi, steps)
-    if style is not None and not style.is_file():  # before the models load
-        raise UsageError(f"--style {style}: {'a folder' if style.is_dir() else 'no such file'}",
-                         hint="give a style image file")
+    if style is not None:  # before the models load
+        opt.require_file(style, f"--style {style}", hint="give a style image file")
     opt.check_output_folder(output)
     given_latent = _read_latent(latent, content) if latent else None  # before the models load
     refuse_latent_file(direction)  # before the models load too
@@ -71,7 +70,9 @@ def edit(
                              styled=style is not None)
     name, vector = resolve_direction(direction, pipe.models)
     stem = f"{content.stem}_{name}"
-    _check_outputs_are_not_inputs(output, stem, steps, [content, *([style] if style else [])])
+    frames_out = {f"{stem}_{i:02d}.png" for i in range(steps)} | {f"{stem}_strip.png"}
+    opt.check_frames_spare_inputs(output, frames_out, [content, *([style] if style else [])],
+                                  "an edit frame")
     face = pipe.prepare(content, latent=given_latent)[0]
     codes = pipe.code_table(face, style, strength=style_strength)
     base = pipe.generate([face], codes,
@@ -88,17 +89,3 @@ def edit(
     save_image(strip, output / f"{stem}_strip.png")
     STATE.info(f"wrote {len(frames)} frames and {output / (stem + '_strip.png')}")
 
-
-def _check_outputs_are_not_inputs(output: Path, stem: str, steps: int, inputs: list[Path]) -> None:
-    """Refuse, before any frame is rendered, frames that would be written over an input (a photo
-    named like an earlier edit's frame, in the output folder)."""
-    import os
-
-    from hypernst_cli.errors import UsageError
-
-    names = [f"{stem}_{i:02d}.png" for i in range(steps)] + [f"{stem}_strip.png"]
-    planned = {os.path.realpath(output / name) for name in names}
-    for image in inputs:
-        if os.path.realpath(image) in planned:
-            raise UsageError(f"-o {output}: an edit frame would replace the input {image}",
-                             hint="write the frames to another folder")

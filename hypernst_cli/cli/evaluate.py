@@ -58,16 +58,6 @@ def _refuse_image_output(output: Path) -> None:
                     "give -o a folder name, e.g. -o eval_report")
 
 
-def _refuse_input_folder(output: Path, specs: list[str]) -> None:
-    """The report's images (outputs/, contact sheets) must not land among the inputs: the next
-    run over that folder would evaluate them as photos or styles."""
-    out_real = output.resolve()
-    for spec in specs:
-        if Path(spec).is_dir() and Path(spec).resolve() == out_real:
-            raise_usage(f"-o {output} is also an input folder ({spec})",
-                        "write the report to another folder")
-
-
 @app.command()
 def evaluate(
     content: Optional[list[str]] = typer.Option(
@@ -124,7 +114,9 @@ def evaluate(
     analogies.json and analogies_contact.png to -o.
     """
     _refuse_image_output(output)
-    _refuse_input_folder(output, [*(content or []), *(style or []), *(faces or [])])
+    # the report's images must not land among the inputs: the next run would evaluate them
+    opt.check_not_an_input_folder(output, [*(content or []), *(style or []), *(faces or [])],
+                                  what="the report")
     if analogies:
         from hypernst_cli.cli.evaluate_analogies import run_analogy_benchmark
 

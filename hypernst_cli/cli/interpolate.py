@@ -51,11 +51,13 @@ def interpolate(
     if output.suffix:
         raise UsageError(f"-o {output}: interpolate writes several files; give a folder")
     for image in (style, to):  # before the models load
-        if image is not None and not Path(image).is_file():
-            raise UsageError(f"{image}: {'a folder' if Path(image).is_dir() else 'no such file'}",
-                             hint="give a style image file")
+        if image is not None:
+            opt.require_file(image, str(image), hint="give a style image file")
     opt.check_output_folder(output)
-    _check_outputs_are_not_inputs(output, steps, [content, style, *([to] if to else [])])
+    # nor may a frame, or the removal of an earlier run's frames, replace an input
+    walk = {f"frame_{i:03d}.png" for i in range(steps)} | {"contact_sheet.png", "interpolation.gif"}
+    opt.check_frames_spare_inputs(output, walk, [content, style, *([to] if to else [])],
+                                  "the walk's {name}", stale_prefix="frame_")
     if to is not None and to.resolve() == style.resolve():
         STATE.warn(f"--to {to} is STYLE itself: every frame is the same")
     pipe = opt.load_pipeline(weights=weights, config=config, backend=backend, seed=seed,
@@ -90,20 +92,3 @@ def interpolate(
         (output / "interpolation.gif").unlink(missing_ok=True)
     STATE.info(f"wrote {len(frames)} frames to {output}")
 
-
-def _check_outputs_are_not_inputs(output: Path, steps: int, inputs: list[Path]) -> None:
-    """Refuse, before the models load, a walk whose files (or the stale frames it removes) would
-    replace an input: ``interpolate out/frame_001.png STYLE -o out`` overwrote the photo."""
-    import os
-
-    from hypernst_cli.errors import UsageError
-
-    names = {f"frame_{i:03d}.png" for i in range(steps)} | {"contact_sheet.png", "interpolation.gif"}
-    out_real = os.path.realpath(output)
-    for image in inputs:
-        real = os.path.realpath(image)
-        name = os.path.basename(real)
-        stale_frame = name.startswith("frame_") and name.endswith(".png")
-        if os.path.dirname(real) == out_real and (name in names or stale_frame):
-            raise UsageError(f"-o {output}: the walk's {name} would replace the input {image}",
-                             hint="write the frames to another folder")

@@ -178,6 +178,36 @@ def parse_region_spec(spec: str | list[str]) -> dict[str, str]:
     return out
 
 
+def require_file(path: Path, label: str, hint: str) -> None:
+    """A one-line usage error, before any model loads, when ``path`` is a folder or missing
+    (``label`` starts the message: the option or the file as the user gave it)."""
+    from hypernst_cli.errors import UsageError
+
+    if not Path(path).is_file():
+        raise UsageError(f"{label}: {'a folder' if Path(path).is_dir() else 'no such file'}",
+                         hint=hint)
+
+
+def check_frames_spare_inputs(output: Path, names: set[str], inputs: list[Path], what: str,
+                              stale_prefix: str | None = None) -> None:
+    """Refuse, before any frame is rendered, a run whose files ``names`` in ``output`` would
+    replace one of its ``inputs`` (a photo named like a frame, in the output folder); with
+    ``stale_prefix``, also an input there named like a frame an earlier run left
+    (``remove_stale_frames``). ``what``: how the message names the file (``{name}``: its name)."""
+    import os
+
+    from hypernst_cli.errors import UsageError
+
+    out_real = os.path.realpath(output)
+    for image in inputs:
+        real = os.path.realpath(image)
+        name = os.path.basename(real)
+        stale = stale_prefix is not None and name.startswith(stale_prefix) and name.endswith(".png")
+        if os.path.dirname(real) == out_real and (name in names or stale):
+            raise UsageError(f"-o {output}: {what.format(name=name)} would replace the input "
+                             f"{image}", hint="write the frames to another folder")
+
+
 def remove_stale_frames(folder: Path, prefix: str, count: int) -> None:
     """Remove ``PREFIX<number>.png`` frames numbered ``count`` or more from ``folder``: an earlier
     run with more frames left them, and they would pass for this run's (never an input file)."""

@@ -96,9 +96,7 @@ def stylize(
         raise UsageError("no content or no style images found in the given inputs")
     regions = {k: Path(v) for k, v in opt.parse_region_spec(region).items()} if region else {}
     for p in regions.values():
-        if not p.is_file():
-            raise UsageError(f"--region: {p}: {'a folder' if p.is_dir() else 'no such file'}",
-                             hint="give one style image per region")
+        opt.require_file(p, f"--region: {p}", hint="give one style image per region")
     if pairs and len(contents) != len(styles):
         raise UsageError(f"--pairs needs as many contents as styles ({len(contents)} vs {len(styles)})")
     if latent is not None and len(contents) != 1:
@@ -242,9 +240,7 @@ def _read_latent(path: Path, content: Path | None = None) -> Any:
     from hypernst_cli.errors import HypernstError, UsageError
 
     hint = "make one with `hypernst invert PHOTO -o FOLDER`"
-    if not path.is_file():  # it was called "not a safetensors file"
-        raise UsageError(f"--latent {path}: {'a folder' if path.is_dir() else 'no such file'}",
-                         hint=hint)
+    opt.require_file(path, f"--latent {path}", hint=hint)  # it was called "not a safetensors file"
     try:
         tensors, meta = load_tensors(path)
     except HypernstError:  # not safetensors at all (said as a latent's problem, not weights')

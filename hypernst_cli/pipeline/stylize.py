@@ -11,9 +11,9 @@ once (the provider's cache), and the generator runs on batches.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator, Mapping, Sequence
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,6 @@ class HyperNSTPipeline:
         self.palette = float(models.config.palette.amount if palette is None else palette)
         #: the model's palette settings with --palette's amount
         self.palette_settings = dataclasses.replace(models.config.palette, amount=self.palette)
-        self.palette_inks = float(models.config.palette.inks)
         self.device = models.device
         self.resolution = models.config.resolution
         self.precision = precision_from_env(precision)
@@ -371,6 +370,11 @@ class HyperNSTPipeline:
             raise UsageError(f"the latent's features have shape {tuple(features.shape)}, this "
                              f"model needs {generator.feature_shape()}", hint=hint)
         return wplus, features
+
+    @property
+    def palette_inks(self) -> float:
+        """How far the palette pulls to the style's inks (``palette.inks``), x the strength."""
+        return float(self.palette_settings.inks)
 
     # --- style codes ---------------------------------------------------------------------------
 

@@ -59,9 +59,7 @@ def load_torch_pickle(path: str | Path) -> Any:
     import torch
 
     file = Path(path)
-    if not file.is_file():
-        raise InputError(file, "a folder, not a file" if file.is_dir() else "no such file",
-                         hint="give the checkpoint file itself" if file.is_dir() else None)
+    _require_file(file)
     allowed = allowed_globals()
     allowed_names = _allowed_names(allowed)
 
@@ -100,6 +98,13 @@ def load_torch_pickle(path: str | Path) -> Any:
         raise _unreadable(file, f"{type(exc).__name__}: {_short(exc)}") from None
 
 
+def _require_file(file: Path) -> None:
+    """An InputError for a missing file, or a folder given where the checkpoint file belongs."""
+    if not file.is_file():
+        raise InputError(file, "a folder, not a file" if file.is_dir() else "no such file",
+                         hint="give the checkpoint file itself" if file.is_dir() else None)
+
+
 def _unreadable(file: Path, detail: str) -> WeightsIntegrityError:
     """A file torch.load could not read; for one that is no checkpoint at all, say so rather than
     torch's detail (a text file gives "KeyError: 101" or "pop from empty list": opcode noise)."""
@@ -127,9 +132,7 @@ def load_npy(path: str | Path) -> Any:
     import numpy as np
 
     file = Path(path)
-    if not file.is_file():
-        raise InputError(file, "a folder, not a file" if file.is_dir() else "no such file",
-                         hint="give the checkpoint file itself" if file.is_dir() else None)
+    _require_file(file)
     try:
         return np.load(file, allow_pickle=False)
     except ValueError as exc:
