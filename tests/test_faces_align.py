@@ -241,3 +241,29 @@ def test_two_faces_largest_first(photos, processor):
     assert [f.index for f in every] == [0, 1]
     largest = processor.align_largest(image, 64)
     np.testing.assert_allclose(largest.quad, every[0].quad)
+
+
+@pytest.mark.parametrize("tall", [True, False])
+def test_a_face_in_a_long_strip_is_found(processor, tall):
+    """A long scan or panorama: the detector's copy is bounded by area, not by the longest
+    side, so a face that the strip's length would shrink below the detector's reach is found."""
+    from skimage.data import astronaut
+
+    face = astronaut()  # 512 px, the face about 180 px across
+    side = face.shape[0]
+    height, width = (8 * side, side) if tall else (side, 8 * side)
+    strip = np.full((height, width, 3), 200, np.uint8)
+    y, x = (height - side) // 2, (width - side) // 2
+    strip[y:y + side, x:x + side] = face
+    found = processor.detect(strip)
+    assert len(found) == 1
+    left, top, right, bottom = found[0].box
+    assert x <= (left + right) / 2 <= x + side and y <= (top + bottom) / 2 <= y + side
+
+
+def test_detection_copy_is_bounded_by_area():
+    from hypernst_cli.faces.types import detection_scale
+
+    assert detection_scale(300, 200, 640) == 1.0  # never enlarged
+    assert detection_scale(1280, 1280, 640) == pytest.approx(0.5)
+    assert detection_scale(512, 4096, 640) == pytest.approx(640 / np.sqrt(512 * 4096))

@@ -86,9 +86,11 @@ def test_retinaface_detect_uses_the_network_output(monkeypatch):
         return fixed
 
     monkeypatch.setattr(net, "detect_faces", fake)
-    found = faces.detect(np.zeros((1280, 960, 3), np.uint8))
-    assert seen["shape"] == (640, 480, 3)  # detected on a half-size copy ...
+    found = faces.detect(np.zeros((1280, 1280, 3), np.uint8))
+    assert seen["shape"] == (640, 640, 3)  # detected on a half-size copy ...
     np.testing.assert_allclose(found[0].box, (fixed[0, :4] + 0.5) * 2 - 0.5)  # ... mapped back
+    faces.detect(np.zeros((512, 4096, 3), np.uint8))  # a long strip: bounded by area, not length
+    assert seen["shape"] == (226, 1810, 3)
 
 
 def test_facexlib_backend_without_weights_says_how_to_download(monkeypatch, run_cli, tmp_path):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from hypernst_cli.faces.dlib_models import dlib_model_path
-from hypernst_cli.faces.types import DetectedFace
+from hypernst_cli.faces.types import DetectedFace, detection_scale
 
 #: what ``dlib_model`` loads: the HOG detector is built into dlib, the others are model files
 DLIB_MODEL_NAMES = ("hog_detector", "cnn_detector", "landmarks5", "landmarks68", "recognition")
@@ -60,9 +60,10 @@ def _load_dlib_model(name: str) -> Any:
 
 DETECTORS = ("hog", "cnn")
 
-#: Longest side of the copy the detector sees. HOG finds faces from ~80 px (40 px upsampled once).
+#: The copy the detector sees has at most this side squared in pixels (``detection_scale``).
+#: HOG finds faces from ~80 px (40 px upsampled once).
 DETECT_MAX_SIDE = {"hog": 640, "cnn": 512}
-#: Images at most this long (after downscaling) are upsampled once: small photos, 256 px portraits.
+#: Copies of at most this side squared in pixels are upsampled once: small photos, 256 px portraits.
 UPSAMPLE_BELOW = 400
 
 
@@ -101,15 +102,14 @@ class DlibFaces:
     def detect_boxes(self, image: np.ndarray) -> list[tuple[np.ndarray, float]]:
         """Face boxes (left, top, right, bottom) in ``image`` coordinates, with scores."""
         height, width = image.shape[:2]
-        longest = max(height, width)
         max_side = DETECT_MAX_SIDE[self.detector_name]
-        scale = min(1.0, max_side / longest)
+        scale = detection_scale(height, width, max_side)
         small = _resize(image, scale)
-        upsample = 1 if max(small.shape[:2]) <= UPSAMPLE_BELOW else 0
+        upsample = 1 if small.shape[0] * small.shape[1] <= UPSAMPLE_BELOW ** 2 else 0
         found = self._run_detector(small, upsample)
         if not found and upsample == 0:
             # small faces in a large photo: look again at a higher resolution, upsampled
-            scale = min(1.0, 2 * max_side / longest)
+            scale = detection_scale(height, width, 2 * max_side)
             found = self._run_detector(_resize(image, scale), 1)
         # box corners are pixel centres: map them back the same way as any coordinate
         return [((box + 0.5) / scale - 0.5, score) for box, score in found]

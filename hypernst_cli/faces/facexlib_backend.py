@@ -16,7 +16,7 @@ import numpy as np
 
 from hypernst_cli.errors import WeightsIntegrityError, WeightsNotFoundError
 from hypernst_cli.faces.regions import BACKGROUND, FACE, HAIR
-from hypernst_cli.faces.types import DetectedFace
+from hypernst_cli.faces.types import DetectedFace, detection_scale
 
 DETECTION_WEIGHTS = "facexlib-detection-retinaface-resnet50"
 PARSING_WEIGHTS = {"bisenet": "facexlib-parsing-bisenet", "parsenet": "facexlib-parsing-parsenet"}
@@ -177,11 +177,12 @@ class FacexlibFaces:
         return self._parser
 
     def detect(self, image: np.ndarray) -> list[DetectedFace]:
-        """Faces with 5 landmarks, largest first (detection on a copy of at most 640 px)."""
+        """Faces with 5 landmarks, largest first (detection on a copy of at most 640 x 640 px
+        in area)."""
         import torch
 
         h, w = image.shape[:2]
-        scale = min(1.0, DETECT_MAX_SIDE / max(h, w))
+        scale = detection_scale(h, w, DETECT_MAX_SIDE)
         small = image if scale >= 1.0 else cv2.resize(
             image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
         )

@@ -11,6 +11,13 @@ from typing import Any
 import numpy as np
 
 
+def detection_scale(height: int, width: int, side: int) -> float:
+    """The scale of the copy a detector sees: at most ``side`` x ``side`` pixels in area, never
+    enlarged. By area, not by the longest side: a long strip (a 512 x 4096 scan) shrunk to
+    ``side`` along its length leaves its faces too small to find, at no saving over a square."""
+    return min(1.0, side / float(np.sqrt(max(1, height) * max(1, width))))
+
+
 @dataclass
 class DetectedFace:
     """One face found in an image.
