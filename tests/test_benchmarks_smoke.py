@@ -45,7 +45,7 @@ EXAMPLES = REPO / "examples"
 SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 
 #: scripts whose main() runs here (tiny config or model, one repeat)
-RUN_HERE = {"cli_startup", "encoders_forward", "faces_speed", "generator_speed",
+RUN_HERE = {"analogy_oracle", "cli_startup", "encoders_forward", "faces_speed", "generator_speed",
             "inference_precision", "models_forward", "offset_capacity", "palette_ceiling",
             "pipeline_speed", "style_codes", "train_speed"}
 #: scripts whose main() runs with the CLI's subprocess replaced by a parse of its command line
@@ -283,6 +283,12 @@ def test_palette_ceiling_runs(monkeypatch, tiny_model_dir):
     _run("palette_ceiling", monkeypatch, "--weights", tiny_model_dir,
          "--faces", EXAMPLES / "content" / "face-1.png", EXAMPLES / "content" / "face-2.png",
          "--families", "engraving", "--draws", "1", "--limit", "1")
+
+
+def test_analogy_oracle_runs(monkeypatch, tiny_model_dir):
+    _run("analogy_oracle", monkeypatch, "--weights", tiny_model_dir,
+         "--faces", EXAMPLES / "content" / "face-1.png", EXAMPLES / "content" / "face-2.png",
+         "--families", "pastel", "--draws", "1", "--limit", "1")
 
 
 def test_offset_capacity_runs(monkeypatch, tiny_model_dir, bench_data):
