@@ -60,7 +60,7 @@ def main() -> None:
         print(f"{path.name}: {line}")
     rows.append(("worst photo, median total", f"{max(totals):.3f} s"))
     append_results("Faces: detect + align + segment (dlib backend, CPU)", rows,
-                   "Target: <= 1.0 s per 1024 px photo. Detection on a <= 640 px copy, landmarks at "
+                   "Target: <= 1.0 s per 1024 px photo. Detection on a copy of at most 640 x 640 px in area, landmarks at "
                    "full resolution, GrabCut on a 128 px copy of the crop.")
 
 
