@@ -299,13 +299,14 @@ def test_convert_a_folder_says_so(run_cli, tmp_path):
 # --- evaluate -o, convert, download, training data size, directions fit ------------------------
 
 
-def test_evaluate_refuses_an_image_name_as_report_folder(run_cli, tmp_path):
-    """`evaluate -o x.png` made a folder named x.png."""
+@pytest.mark.parametrize("name", ["x.png", "x.tif"])
+def test_evaluate_refuses_an_image_name_as_report_folder(run_cli, tmp_path, name):
+    """`evaluate -o x.png` made a folder named x.png; any suffix the image loader reads counts."""
     r = run_cli("-q", "evaluate", "--content", tmp_path, "--style", tmp_path,
-                "-o", tmp_path / "x.png")
+                "-o", tmp_path / name)
     assert r.exit_code == 2
     assert "evaluate writes a report folder" in one_line_error(r.stderr)
-    assert not (tmp_path / "x.png").exists()
+    assert not (tmp_path / name).exists()
 
 
 def test_convert_says_a_text_file_is_not_a_checkpoint(run_cli, tmp_path):

@@ -47,11 +47,10 @@ def model_labels(specs: list[str]) -> list[str]:
     return labels
 
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
-
-
 def _refuse_image_output(output: Path) -> None:
     """-o names the report folder; an image name there would become a folder called x.png."""
+    from hypernst_cli.io.images import IMAGE_SUFFIXES  # the loader's own list
+
     if output.suffix.lower() in IMAGE_SUFFIXES and not output.is_dir():
         raise_usage(f"-o {output} looks like an image file, but evaluate writes a report folder "
                     "(report.md, pairs.csv, contact sheets)",
