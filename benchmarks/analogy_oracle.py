@@ -30,6 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _analogy_items import add_item_options, load_items  # noqa: E402
 from _results import append_results  # noqa: E402
 
 FIT_STEPS = 300
@@ -46,10 +47,10 @@ def local_features(image, mask):
     x = torch.from_numpy(image).float().permute(2, 0, 1)[None] / 255
     lum = luminance(x)
     feats = [x]
-    for sigma in (1.0, 2.0, 4.0):
-        smooth = gaussian_blur(lum, sigma)
-        feats += [smooth, sobel_magnitude(smooth)]
-    local_mean = gaussian_blur(lum, 2.0)
+    smooth = {sigma: gaussian_blur(lum, sigma) for sigma in (1.0, 2.0, 4.0)}
+    for blurred in smooth.values():
+        feats += [blurred, sobel_magnitude(blurred)]
+    local_mean = smooth[2.0]
     feats += [gaussian_blur(x, 3.0), lum - local_mean,
               (gaussian_blur(lum * lum, 2.0) - local_mean ** 2).clamp(min=0).sqrt()]
     regions = torch.from_numpy(mask.astype("int64"))
@@ -82,28 +83,15 @@ def fit_and_apply(source, source_mask, target, content, content_mask, seed: int 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, nargs="+", required=True,
-                        help="aligned faces (at least 2), e.g. the held-out ones of holdout.txt")
-    parser.add_argument("--weights", default=None, help="a model folder (default: the embedded compact)")
-    parser.add_argument("--families", default="heldout")
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=6)
-    parser.add_argument("--seed", type=int, default=0)
+    add_item_options(parser, families="heldout", limit=6)
     args = parser.parse_args()
 
     import numpy as np
 
-    from hypernst_cli.device import configure_cpu_threads
     from hypernst_cli.eval import analogies as an
     from hypernst_cli.eval.colour import colour_transfer
-    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
 
-    configure_cpu_threads()
-    pipe = HyperNSTPipeline.load(weights=args.weights, config="compact", device="cpu",
-                                 backend="dlib", detail=0.0)
-    faces = an.load_faces(args.faces, pipe.resolution, pipe.faces.parse_image)
-    items = an.plan_items(len(faces), an.resolve_families(args.families.split(",")),
-                          draws=args.draws, seed=args.seed, limit=args.limit)
+    pipe, faces, items = load_items(args)
     model = an.PipelineAnalogyModel(pipe)
     methods = ("model", "colour transfer", "unstyled", "oracle analogy", "estimated analogy")
     rows: dict[str, list[dict[str, float]]] = {}

@@ -26,6 +26,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _analogy_items import add_item_options, load_items  # noqa: E402
 from _results import append_results  # noqa: E402
 
 AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -35,33 +36,20 @@ PULLS = (0.0, 0.25, 0.5, 0.75)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=Path, nargs="+", required=True,
-                        help="aligned faces (at least 2), e.g. the held-out ones of holdout.txt")
-    parser.add_argument("--weights", default=None, help="a model folder (default: the embedded compact)")
-    parser.add_argument("--families", default="heldout,train")
-    parser.add_argument("--draws", type=int, default=8)
-    parser.add_argument("--limit", type=int, default=24)
-    parser.add_argument("--seed", type=int, default=0)
+    add_item_options(parser, families="heldout,train", limit=24)
     args = parser.parse_args()
 
     import numpy as np
 
-    from hypernst_cli.device import configure_cpu_threads
     from hypernst_cli.eval import analogies as an
     from hypernst_cli.eval.colour import colour_transfer
     from hypernst_cli.io.tensors import to_uint8
     from hypernst_cli.pipeline.palette import apply_palettes
-    from hypernst_cli.pipeline.stylize import HyperNSTPipeline
     from hypernst_cli.pipeline.style_codes import blend
 
-    configure_cpu_threads()
-    pipe = HyperNSTPipeline.load(weights=args.weights, config="compact", device="cpu",
-                                 backend="dlib", palette=1.0, detail=0.0)
+    pipe, faces, items = load_items(args, palette=1.0)
     shipped = float(pipe.models.config.palette.amount)
     shipped_pull = float(pipe.models.config.palette.inks)
-    faces = an.load_faces(args.faces, pipe.resolution, pipe.faces.parse_image)
-    items = an.plan_items(len(faces), an.resolve_families(args.families.split(",")),
-                          draws=args.draws, seed=args.seed, limit=args.limit)
     model = an.PipelineAnalogyModel(pipe)
     # per item: L1 at each amount, and the better of the two baselines
     l1 = np.zeros((len(items), len(AMOUNTS)))
